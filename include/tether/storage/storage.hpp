@@ -1,0 +1,113 @@
+#pragma once
+
+#include <tether/clock/clock.hpp>
+#include <tether/core/ids.hpp>
+#include <tether/core/record.hpp>
+#include <tether/core/result.hpp>
+#include <tether/detail/rebind.hpp>
+
+#include <concepts>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tether {
+
+/// @brief The kind tag of storage policies.
+struct storage_tag {};
+
+/// @brief How many records a store holds in each status, and the oldest unsynced change.
+struct status_counts {
+    std::size_t pending = 0;                  ///< records in `pending`
+    std::size_t synced = 0;                   ///< records in `synced`
+    std::size_t pending_deletion = 0;         ///< records in `pending_deletion`
+    std::size_t error = 0;                    ///< records in `error`
+    std::size_t failed = 0;                   ///< records in `failed`
+    std::optional<timestamp> oldest_pending;  ///< least `updated_at` among pending, pending_deletion and error
+
+    friend bool operator==(const status_counts&, const status_counts&) = default;
+};
+
+/// @brief One atomic unit of work on a store (see `record_store::transact`).
+///
+/// Requirements on a type `Tx` for entity `E`:
+/// 1. `tx.get(id)` returns `result<std::optional<record<E>>>`, seeing the
+///    transaction's own writes;
+/// 2. `tx.find_by_server_id(sid)` likewise, by server id;
+/// 3. `tx.put(rec)` inserts or replaces the record with `rec.id`: `result<void>`;
+/// 4. `tx.erase(id)` removes it (absent is not an error): `result<void>`;
+/// 5. `tx.get_meta(key)` / `tx.set_meta(key, value)` read and write the store's
+///    string metadata (cursors), in the same transaction.
+template <class Tx, class E>
+concept storage_transaction = requires(Tx& tx, const local_id& id, const record<E>& r, std::string_view key,
+                                       std::string value) {
+    { tx.get(id) } -> std::same_as<result<std::optional<record<E>>>>;
+    { tx.find_by_server_id(key) } -> std::same_as<result<std::optional<record<E>>>>;
+    { tx.put(r) } -> std::same_as<result<void>>;
+    { tx.erase(id) } -> std::same_as<result<void>>;
+    { tx.get_meta(key) } -> std::same_as<result<std::optional<std::string>>>;
+    { tx.set_meta(key, std::move(value)) } -> std::same_as<result<void>>;
+};
+
+namespace detail {
+/// A callable of the shape `transact` must accept, for the concept check.
+template <class Tx>
+struct transaction_probe {
+    result<void> operator()(Tx&) const;
+};
+}  // namespace detail
+
+/// @brief A store of `record<E>`s: what the engine needs from its storage.
+///
+/// Requirements on a type `S` for entity `E`:
+/// 1. `S::transaction` satisfies `storage_transaction<S::transaction, E>`;
+/// 2. `s.transact(f)` runs `f(tx)` and commits all its writes if `f` returns a
+///    value, none of them if it returns an error (which `transact` returns) or
+///    throws (rethrown after the rollback); transactions are serialised;
+/// 3. `s.get(id)`, `s.find_by_server_id(sid)` read one record;
+///    `s.list()` every record, in `local_id` order;
+/// 4. `s.due(now, limit)` at most `limit` records for which `is_due(r, now)`,
+///    highest `priority` first, then least `updated_at`, then `local_id`;
+/// 5. `s.counts()` the `status_counts`; `s.get_meta(key)` a metadata value;
+/// 6. every member is thread-safe and reports failure as a `result` error
+///    (`errc::storage`), never by throwing.
+///
+/// @code
+/// tether::memory_storage::rebind<Job> store{tether::memory_storage{}};  // what the engine does
+/// auto r = store.transact([&](auto& tx) { return tx.put(rec); });
+/// @endcode
+template <class S, class E>
+concept record_store = storage_transaction<typename S::transaction, E>
+    && requires(S& s, const S& cs, const local_id& id, std::string_view key, timestamp now, std::size_t limit,
+                detail::transaction_probe<typename S::transaction> fn) {
+           { s.transact(fn) } -> std::same_as<result<void>>;
+           { cs.get(id) } -> std::same_as<result<std::optional<record<E>>>>;
+           { cs.find_by_server_id(key) } -> std::same_as<result<std::optional<record<E>>>>;
+           { cs.list() } -> std::same_as<result<std::vector<record<E>>>>;
+           { cs.due(now, limit) } -> std::same_as<result<std::vector<record<E>>>>;
+           { cs.counts() } -> std::same_as<result<status_counts>>;
+           { cs.get_meta(key) } -> std::same_as<result<std::optional<std::string>>>;
+       };
+
+/// @brief The store type a storage policy `P` gives for entity `E`:
+/// `P::rebind<E>` if `P` has it, else `P`.
+template <class P, class E>
+using store_for_t = detail::rebound_t<P, E>;
+
+/// @brief A storage policy for entity `E`.
+///
+/// Requirements on a type `P`:
+/// 1. `P::policy_kind` is `tether::storage_tag`;
+/// 2. `P` is copy constructible; `store_for_t<P, E>` is constructible from a `const P&`;
+/// 3. `store_for_t<P, E>` satisfies `record_store<store_for_t<P, E>, E>`.
+///
+/// A policy that keeps several entity types (one table each) provides
+/// `template <class E> using rebind = ...;`; the engine rebinds it, so the user
+/// never repeats the entity type.
+template <class P, class E>
+concept storage_policy = std::same_as<typename P::policy_kind, storage_tag> && std::copy_constructible<P>
+    && std::constructible_from<store_for_t<P, E>, const P&> && record_store<store_for_t<P, E>, E>;
+
+}  // namespace tether
