@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include <concepts>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -36,6 +38,25 @@ concept nlohmann_convertible = requires(nlohmann::json& j, const nlohmann::json&
     to_json(j, e);
     from_json(cj, out);
 };
+
+/// True if `j` is an integer that `T` can hold exactly (no booleans, no
+/// fractions, no out-of-range values: converting those would be lossy or UB).
+template <class T>
+bool fits_integral(const nlohmann::json& j) {
+    if (j.is_number_unsigned()) {
+        return j.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+    }
+    if (j.is_number_integer()) {
+        const auto v = j.get<std::int64_t>();
+        if constexpr (std::is_signed_v<T>) {
+            return v >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+                   v <= static_cast<std::int64_t>(std::numeric_limits<T>::max());
+        } else {
+            return v >= 0 && static_cast<std::uint64_t>(v) <= static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+        }
+    }
+    return false;
+}
 
 template <class E>
 concept equality_comparable_entity = requires(const E& a, const E& b) {
@@ -116,13 +137,29 @@ struct entity_ops {
                 using nlohmann::from_json;
                 from_json(j, e);
             } else {
+                const char* mistyped = nullptr;
                 boost::hana::for_each(boost::hana::accessors<E>(), [&](auto pair) {
                     const char* name = boost::hana::to<char const*>(boost::hana::first(pair));
                     if (auto it = j.find(name); it != j.end() && !it->is_null()) {
                         auto& field = boost::hana::second(pair)(e);
-                        it->get_to(field);
+                        // nlohmann converts between booleans and numbers silently; a
+                        // payload that mixes them up is malformed, not a value.
+                        using field_t = std::remove_cvref_t<decltype(field)>;
+                        if constexpr (std::is_same_v<field_t, bool>) {
+                            if (!it->is_boolean()) mistyped = name;
+                        } else if constexpr (std::is_integral_v<field_t>) {
+                            if (!detail::fits_integral<field_t>(*it)) mistyped = name;
+                        } else if constexpr (std::is_arithmetic_v<field_t>) {
+                            if (!it->is_number()) mistyped = name;
+                        }
+                        if (!mistyped) it->get_to(field);
                     }
                 });
+                if (mistyped) {
+                    return unexpected{make_error(errc::protocol, std::string{"entity JSON does not fit "} +
+                                                                     std::string{collection_or_type()} + ": member '" +
+                                                                     mistyped + "' has the wrong type")};
+                }
             }
             return e;
         } catch (const nlohmann::json::exception& ex) {
