@@ -1,0 +1,132 @@
+#pragma once
+
+#include <tether/clock/clock.hpp>
+#include <tether/core/error.hpp>
+#include <tether/core/ids.hpp>
+#include <tether/core/result.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tether {
+
+/// @brief The kind tag of transport policies.
+struct transport_tag {};
+
+/// @brief What a push operation asks of the server.
+enum class op_kind : std::uint8_t {
+    create,  ///< a record the server has not seen: `value` is the whole entity
+    update,  ///< a change to a server record: `value` holds only the changed fields
+    remove,  ///< delete the server record (`value` is null)
+};
+
+/// @brief The canonical name of an op kind (`"create"`, `"update"`, `"remove"`).
+[[nodiscard]] constexpr std::string_view to_string(op_kind k) noexcept {
+    switch (k) {
+        case op_kind::create: return "create";
+        case op_kind::update: return "update";
+        case op_kind::remove: return "remove";
+    }
+    return "unknown";
+}
+
+/// @brief One operation of a push batch.
+///
+/// `id` (the record's `local_id`) is the idempotency key of a create: a server
+/// that already holds a record with that local id for this user and collection
+/// answers `applied` with the record it holds (not the value just sent) instead
+/// of creating a second one; the engine then pushes any local edits as an
+/// update. An `update` or `remove` without a `server_id` (a create whose
+/// response was lost) names the record by `id`; with `base_version == 0` the
+/// server skips the version check, since the client never learnt a version.
+struct push_op {
+    op_kind kind = op_kind::create;          ///< what to do
+    local_id id;                             ///< the record's local id (idempotency key)
+    std::optional<std::string> server_id;    ///< the server's id, once known
+    std::uint64_t base_version = 0;          ///< the server version the change is based on
+    nlohmann::json value;                    ///< whole entity (create), changed fields (update), null (remove)
+};
+
+/// @brief A record as the server holds it.
+struct server_record {
+    std::string server_id;                   ///< the server's id
+    std::optional<local_id> id;              ///< the local id it was created with, if the server knows it
+    std::uint64_t version = 0;               ///< the server's version (increases with every change)
+    nlohmann::json value;                    ///< the entity as JSON
+    std::optional<timestamp> updated_at;     ///< when the server last changed it, if known
+};
+
+/// @brief A server-side deletion, as seen by a pull.
+struct tombstone {
+    std::string server_id;                   ///< the deleted record's server id
+    std::optional<local_id> id;              ///< its local id, if the server knows it
+    std::uint64_t version = 0;               ///< the version at deletion
+};
+
+/// @brief The server's answer to one `push_op`.
+struct push_outcome {
+    /// @brief How the operation ended.
+    enum class kind : std::uint8_t {
+        applied,   ///< done; `record` is the server's copy after it (for a remove: its last state)
+        conflict,  ///< the server is at a newer version; `record` is its current copy
+        rejected,  ///< refused or failed; `failure` says why (retryable or not)
+    };
+    kind outcome = kind::applied;            ///< how it ended
+    server_record record;                    ///< the server's copy (applied, conflict)
+    error failure;                           ///< why (rejected); a conflict may carry `errc::conflict` here too
+};
+
+/// @brief One page of a pull.
+struct pull_page {
+    std::vector<server_record> records;      ///< records created or changed since the cursor
+    std::vector<tombstone> tombstones;       ///< records deleted since the cursor
+    std::string next_cursor;                 ///< where the next page starts
+    bool has_more = false;                   ///< true if another page is ready now
+};
+
+/// @brief How a transport talks to its server, and the server's limits.
+///
+/// Requirements on a type `T`:
+/// 1. `T::policy_kind` is `tether::transport_tag`; `T` is copy constructible;
+/// 2. `t.push(collection, ops)` sends a batch and returns one `push_outcome` per
+///    op, in order; an error result means the batch as a whole failed (offline,
+///    transient, unauthorized, rate_limited, ...), so nothing is known of its ops;
+/// 3. `t.pull(collection, cursor, limit)` returns the page after `cursor` (the
+///    empty cursor starts at the beginning);
+/// 4. `t.fetch(collection, server_id)` returns one record (`errc::not_found` if absent);
+/// 5. `t.max_batch()` is the largest batch `push` accepts (>= 1); a larger one
+///    fails as a whole with `errc::invalid_argument` (HTTP 413);
+/// 6. `t.has_change_feed()` is false for a server that only lists everything:
+///    then `pull` with the empty cursor returns the full list, with no
+///    tombstones, and the engine detects server-side deletions itself.
+/// No member throws; all may be called from any thread.
+///
+/// @code
+/// struct offline_transport {
+///     using policy_kind = tether::transport_tag;
+///     tether::result<std::vector<tether::push_outcome>> push(std::string_view, std::span<const tether::push_op>) {
+///         return tether::unexpected{tether::make_error(tether::errc::offline)};
+///     }
+///     // ... pull, fetch, max_batch, has_change_feed likewise
+/// };
+/// @endcode
+template <class T>
+concept transport_policy = std::same_as<typename T::policy_kind, transport_tag> && std::copy_constructible<T>
+    && requires(T& t, const T& ct, std::string_view collection, std::span<const push_op> ops,
+                std::string_view cursor, std::string_view server_id, std::size_t limit) {
+           { t.push(collection, ops) } -> std::same_as<result<std::vector<push_outcome>>>;
+           { t.pull(collection, cursor, limit) } -> std::same_as<result<pull_page>>;
+           { t.fetch(collection, server_id) } -> std::same_as<result<server_record>>;
+           { ct.max_batch() } -> std::convertible_to<std::size_t>;
+           { ct.has_change_feed() } -> std::convertible_to<bool>;
+       };
+
+}  // namespace tether
