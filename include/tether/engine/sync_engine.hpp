@@ -1,0 +1,528 @@
+#pragma once
+
+#include <tether/backoff/backoff.hpp>
+#include <tether/backoff/exponential.hpp>
+#include <tether/clock/clock.hpp>
+#include <tether/clock/system.hpp>
+#include <tether/conflict/conflict.hpp>
+#include <tether/conflict/server_wins.hpp>
+#include <tether/core/entity.hpp>
+#include <tether/core/error.hpp>
+#include <tether/core/ids.hpp>
+#include <tether/core/record.hpp>
+#include <tether/core/result.hpp>
+#include <tether/core/status.hpp>
+#include <tether/engine/detail/effects.hpp>
+#include <tether/engine/events.hpp>
+#include <tether/engine/options.hpp>
+#include <tether/engine/select.hpp>
+#include <tether/storage/memory.hpp>
+#include <tether/storage/storage.hpp>
+#include <tether/transport/loopback.hpp>
+#include <tether/transport/transport.hpp>
+
+#include <atomic>
+#include <concepts>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace tether {
+
+/// @brief Keeps `record<Entity>`s in a local store and syncs them with a server.
+///
+/// Composed from policies passed in any order; a missing kind takes its default:
+/// | kind      | concept            | default              |
+/// |-----------|--------------------|----------------------|
+/// | storage   | `storage_policy`   | `memory_storage`     |
+/// | transport | `transport_policy` | `loopback_transport` |
+/// | backoff   | `backoff_policy`   | `exponential_backoff`|
+/// | conflict  | `conflict_policy`  | `server_wins`        |
+/// | clock     | `clock_policy`     | `system_clock`       |
+/// | options   | `engine_options`   | `engine_options{}`   |
+///
+/// Writes (`create`, `update`, `remove`) are local-first: one storage
+/// transaction, then watchers are told, then the sync-needed hook fires; their
+/// result never depends on the network. All members are thread-safe; watchers
+/// and hooks are called outside the engine's locks.
+///
+/// @code
+/// auto jobs = tether::make_engine<Job>(tether::manual_clock{});
+/// auto job = jobs.create(Job{"memo.m4a", 0}).value();
+/// (void)jobs.update(job.id, [](Job& j) { j.progress = 50; });
+/// auto sub = jobs.watch([](const tether::change<Job>& c) { std::cout << c.cause << '\n'; });
+/// std::cout << jobs.health().value().pending << " pending\n";
+/// @endcode
+template <class Entity, class... Policies>
+class sync_engine {
+    static_assert(entity<Entity>,
+                  "tether::sync_engine<Entity, ...>: Entity must be a copyable, default-constructible Boost.Hana "
+                  "Struct (or have nlohmann to_json/from_json) with a collection name (E::collection or "
+                  "tether::entity_traits<E>)");
+    static_assert((detail::is_known_policy_v<Policies> && ...),
+                  "tether::sync_engine: every policy must declare `using policy_kind = tether::<kind>_tag;` of a "
+                  "known kind (storage_tag, transport_tag, backoff_tag, conflict_tag, clock_tag, options_tag)");
+    static_assert(detail::count_kind_v<storage_tag, Policies...> <= 1,
+                  "tether::sync_engine: more than one storage policy given");
+    static_assert(detail::count_kind_v<transport_tag, Policies...> <= 1,
+                  "tether::sync_engine: more than one transport policy given");
+    static_assert(detail::count_kind_v<backoff_tag, Policies...> <= 1,
+                  "tether::sync_engine: more than one backoff policy given");
+    static_assert(detail::count_kind_v<conflict_tag, Policies...> <= 1,
+                  "tether::sync_engine: more than one conflict policy given");
+    static_assert(detail::count_kind_v<clock_tag, Policies...> <= 1,
+                  "tether::sync_engine: more than one clock policy given");
+    static_assert(detail::count_kind_v<options_tag, Policies...> <= 1,
+                  "tether::sync_engine: more than one engine_options given");
+
+public:
+    using entity_type = Entity;                                                        ///< the synced type
+    using record_type = record<Entity>;                                                ///< a stored record
+    using storage_policy_type = detail::select_t<storage_tag, memory_storage, Policies...>;     ///< chosen storage
+    using transport_type = detail::select_t<transport_tag, loopback_transport, Policies...>;  ///< chosen transport
+    using backoff_type = detail::select_t<backoff_tag, exponential_backoff, Policies...>;     ///< chosen backoff
+    using conflict_type = detail::select_t<conflict_tag, server_wins, Policies...>;           ///< chosen conflict policy
+    using clock_type = detail::select_t<clock_tag, system_clock, Policies...>;                ///< chosen clock
+    using options_type = detail::select_t<options_tag, engine_options, Policies...>;          ///< engine options
+    using store_type = store_for_t<storage_policy_type, Entity>;                              ///< the bound store
+
+    static_assert(storage_policy<storage_policy_type, Entity>,
+                  "tether::sync_engine: the storage policy must satisfy tether::storage_policy (a store with "
+                  "transact, get, find_by_server_id, list, due, counts and get_meta; see storage/storage.hpp)");
+    static_assert(transport_policy<transport_type>,
+                  "tether::sync_engine: the transport policy must satisfy tether::transport_policy (push, pull, "
+                  "fetch, max_batch, has_change_feed; see transport/transport.hpp)");
+    static_assert(backoff_policy<backoff_type>,
+                  "tether::sync_engine: the backoff policy must satisfy tether::backoff_policy (next_delay(attempts, "
+                  "error) -> std::optional<std::chrono::milliseconds>)");
+    static_assert(conflict_policy<conflict_type, Entity>,
+                  "tether::sync_engine: the conflict policy must satisfy tether::conflict_policy (resolve(const "
+                  "tether::conflict<E>&) -> tether::resolution<E>)");
+    static_assert(clock_policy<clock_type>,
+                  "tether::sync_engine: the clock policy must satisfy tether::clock_policy (now() -> "
+                  "tether::timestamp)");
+
+    /// @brief A watcher of record changes.
+    using watch_fn = std::function<void(const change<Entity>&)>;
+    /// @brief The transition hook (audit log, metrics).
+    using transition_fn = std::function<void(const transition&)>;
+    /// @brief The cleanup hook: runs when a record is deleted for good (e.g. to
+    /// delete its attached file). An error result or an exception is logged and
+    /// never blocks the deletion.
+    using cleanup_fn = std::function<result<void>(const record<Entity>&)>;
+    /// @brief The log hook (default: warnings and errors to `std::clog`).
+    using log_fn = std::function<void(log_level, std::string_view)>;
+    /// @brief Called after every successful local write and whenever sync
+    /// should run again (connectivity or login restored, a rerun requested).
+    using sync_needed_fn = std::function<void()>;
+
+    /// @brief An engine over the given policies (any order; missing kinds take defaults).
+    explicit sync_engine(Policies... policies)
+        : storage_(detail::pick<storage_tag, memory_storage>(policies...)),
+          store_(storage_),
+          transport_(detail::pick<transport_tag, loopback_transport>(policies...)),
+          backoff_(detail::pick<backoff_tag, exponential_backoff>(policies...)),
+          conflict_(detail::pick<conflict_tag, server_wins>(policies...)),
+          clock_(detail::pick<clock_tag, system_clock>(policies...)),
+          options_(detail::pick<options_tag, engine_options>(policies...)),
+          ids_(options_.id_seed ? local_id_generator{*options_.id_seed} : local_id_generator{}) {}
+
+    sync_engine(const sync_engine&) = delete;
+    sync_engine& operator=(const sync_engine&) = delete;
+
+    // ---- local half: writes -------------------------------------------------
+
+    /// @brief Creates a record (`pending`, no server id) and returns it.
+    result<record_type> create(Entity value, tether::priority prio = tether::priority::medium) {
+        const auto now = clock_.now();
+        record_type r;
+        {
+            std::lock_guard lock{ids_mutex_};
+            r.id = ids_(now);
+        }
+        r.value = std::move(value);
+        r.status = sync_status::pending;
+        r.local_rev = 1;
+        r.priority = prio;
+        r.created_at = now;
+        r.updated_at = now;
+        detail::effects<Entity> fx;
+        auto done = store_.transact([&](auto& tx) { return detail::write_record(tx, fx, std::optional<record_type>{}, r, now, "create"); });
+        deliver(fx);
+        if (!done) return unexpected{std::move(done).error()};
+        request_sync();
+        return r;
+    }
+
+    /// @brief Replaces the record's value. With no change it is a no-op (the
+    /// record is returned as it is and stays in its status).
+    result<record_type> update(const local_id& id, Entity value) {
+        return update(id, [&](Entity& e) { e = std::move(value); });
+    }
+
+    /// @brief Changes the record's value in place: `fn(Entity&)` edits a copy,
+    /// which is then stored as by `update(id, value)`.
+    template <class F>
+        requires std::invocable<F&, Entity&>
+    result<record_type> update(const local_id& id, F&& fn) {
+        const auto now = clock_.now();
+        detail::effects<Entity> fx;
+        std::optional<record_type> out;
+        auto done = store_.transact([&](auto& tx) -> result<void> {
+            auto found = tx.get(id);
+            if (!found) return unexpected{std::move(found).error()};
+            if (!*found) return unexpected{not_found(id)};
+            const record_type& before = **found;
+            if (before.deleted) {
+                return unexpected{make_error(errc::invalid_state, "record " + id.to_string() + " is deleted")};
+            }
+            Entity next = before.value;
+            std::invoke(fn, next);
+            auto changed = entity_ops<Entity>::diff(before.value, next);
+            if (changed.empty()) {
+                out = before;  // no change: no write, no status change, no sync
+                return {};
+            }
+            record_type after = before;
+            after.value = std::move(next);
+            after.dirty.merge(changed);
+            after.local_rev += 1;
+            after.updated_at = now;
+            if (after.status == sync_status::synced || after.status == sync_status::error) {
+                after.status = sync_status::pending;
+                after.attempts = 0;
+                after.next_attempt_at.reset();
+            }
+            out = after;
+            return detail::write_record(tx, fx, *found, std::move(after), now, "update");
+        });
+        deliver(fx);
+        if (!done) return unexpected{std::move(done).error()};
+        if (!fx.changes.empty()) request_sync();
+        return std::move(*out);
+    }
+
+    /// @brief Deletes the record. One the server never saw is removed at once
+    /// (cleanup hook runs); otherwise it becomes `pending_deletion` until the
+    /// server confirms. Removing a record already pending deletion is a no-op.
+    result<void> remove(const local_id& id) {
+        const auto now = clock_.now();
+        detail::effects<Entity> fx;
+        auto done = store_.transact([&](auto& tx) -> result<void> {
+            auto found = tx.get(id);
+            if (!found) return unexpected{std::move(found).error()};
+            if (!*found) return unexpected{not_found(id)};
+            const record_type& before = **found;
+            if (before.deleted) return {};
+            if (!may_exist_on_server(before)) return detail::erase_record(tx, fx, before, now, "remove");
+            record_type after = before;
+            after.deleted = true;
+            after.status = sync_status::pending_deletion;
+            after.local_rev += 1;
+            after.attempts = 0;
+            after.next_attempt_at.reset();
+            after.last_error.reset();
+            after.updated_at = now;
+            return detail::write_record(tx, fx, *found, std::move(after), now, "remove");
+        });
+        deliver(fx);
+        if (!done) return done;
+        if (!fx.changes.empty()) request_sync();
+        return {};
+    }
+
+    /// @brief Puts a `failed` record back in line: `pending` (or
+    /// `pending_deletion` for a failed delete) with no attempts counted.
+    /// On a record that is not `failed` it is an `invalid_state` error.
+    result<record_type> reset_failed(const local_id& id) {
+        const auto now = clock_.now();
+        detail::effects<Entity> fx;
+        std::optional<record_type> out;
+        auto done = store_.transact([&](auto& tx) -> result<void> {
+            auto found = tx.get(id);
+            if (!found) return unexpected{std::move(found).error()};
+            if (!*found) return unexpected{not_found(id)};
+            if ((*found)->status != sync_status::failed) {
+                return unexpected{make_error(errc::invalid_state, "record " + id.to_string() + " is " +
+                                                                      std::string{to_string((*found)->status)} +
+                                                                      ", not failed")};
+            }
+            record_type after = **found;
+            after.status = after.deleted ? sync_status::pending_deletion : sync_status::pending;
+            after.attempts = 0;
+            after.next_attempt_at.reset();
+            after.last_error.reset();
+            after.local_rev += 1;
+            after.updated_at = now;
+            out = after;
+            return detail::write_record(tx, fx, *found, std::move(after), now, "reset_failed");
+        });
+        deliver(fx);
+        if (!done) return unexpected{std::move(done).error()};
+        request_sync();
+        return std::move(*out);
+    }
+
+    // ---- local half: reads --------------------------------------------------
+
+    /// @brief The record with `id` (`errc::not_found` if there is none).
+    [[nodiscard]] result<record_type> get(const local_id& id) const {
+        auto found = store_.get(id);
+        if (!found) return unexpected{std::move(found).error()};
+        if (!*found) return unexpected{not_found(id)};
+        return std::move(**found);
+    }
+
+    /// @brief Every record (including those pending deletion), in `local_id` order.
+    [[nodiscard]] result<std::vector<record_type>> list() const { return store_.list(); }
+
+    /// @brief Counts by status, the oldest unsynced change's age, and the state.
+    [[nodiscard]] result<health_report> health() const {
+        auto counts = store_.counts();
+        if (!counts) return unexpected{std::move(counts).error()};
+        health_report h;
+        h.pending = counts->pending;
+        h.synced = counts->synced;
+        h.pending_deletion = counts->pending_deletion;
+        h.error = counts->error;
+        h.failed = counts->failed;
+        if (counts->oldest_pending) {
+            const auto age = clock_.now() - *counts->oldest_pending;
+            h.oldest_pending_age = age < std::chrono::milliseconds{0} ? std::chrono::milliseconds{0} : age;
+        }
+        h.state = state();
+        h.cleanup_failures = cleanup_failures_.load(std::memory_order_relaxed);
+        return h;
+    }
+
+    // ---- observation ------------------------------------------------------------
+
+    /// @brief Calls `fn` after every committed change to any record.
+    [[nodiscard]] subscription watch(watch_fn fn) { return watchers_->add(std::move(fn)); }
+
+    /// @brief Calls `fn` after every committed change to the record `id`.
+    [[nodiscard]] subscription watch(const local_id& id, watch_fn fn) {
+        return watchers_->add([id, fn = std::move(fn)](const change<Entity>& c) {
+            if (c.id == id) fn(c);
+        });
+    }
+
+    /// @brief Calls `fn` with every new engine state (for a status indicator).
+    [[nodiscard]] subscription watch_state(std::function<void(engine_state)> fn) {
+        return state_watchers_->add(std::move(fn));
+    }
+
+    /// @brief Sets the transition hook (every status change, with time and cause).
+    void on_transition(transition_fn fn) { set_hook(transition_hook_, std::move(fn)); }
+    /// @brief Sets the cleanup hook (a record deleted for good).
+    void on_cleanup(cleanup_fn fn) { set_hook(cleanup_hook_, std::move(fn)); }
+    /// @brief Sets the log hook (replaces the default, which writes warnings to `std::clog`).
+    void on_log(log_fn fn) { set_hook(log_hook_, std::move(fn)); }
+    /// @brief Sets the sync-needed hook (fire-and-forget: schedule a `sync()` from it).
+    void on_sync_needed(sync_needed_fn fn) { set_hook(sync_needed_hook_, std::move(fn)); }
+
+    // ---- gates ----------------------------------------------------------------
+
+    /// @brief Tells the engine whether the network is reachable; coming back
+    /// online fires the sync-needed hook.
+    void set_online(bool online) {
+        const bool was = online_.exchange(online);
+        publish_state();
+        if (online && !was) request_sync();
+    }
+
+    /// @brief Tells the engine whether the user is logged in; logging in again
+    /// (also after a 401 paused sync) fires the sync-needed hook.
+    void set_authenticated(bool authenticated) {
+        const bool was = authenticated_.exchange(authenticated);
+        publish_state();
+        if (authenticated && !was) request_sync();
+    }
+
+    /// @brief True unless `set_online(false)` is in force.
+    [[nodiscard]] bool online() const noexcept { return online_.load(); }
+    /// @brief True unless logged out or paused by a 401.
+    [[nodiscard]] bool authenticated() const noexcept { return authenticated_.load(); }
+
+    /// @brief The engine's current state.
+    [[nodiscard]] engine_state state() const noexcept {
+        if (!online_.load()) return engine_state::offline;
+        if (!authenticated_.load()) return engine_state::unauthorized;
+        if (running_.load()) return engine_state::syncing;
+        return last_run_failed_.load() ? engine_state::error : engine_state::idle;
+    }
+
+    // ---- access to the policies -------------------------------------------------
+
+    /// @brief The engine's clock.
+    [[nodiscard]] const clock_type& clock() const noexcept { return clock_; }
+    /// @brief The engine's store (for inspection; write through the engine).
+    [[nodiscard]] const store_type& store() const noexcept { return store_; }
+    /// @brief The engine's transport.
+    [[nodiscard]] transport_type& transport() noexcept { return transport_; }
+    /// @brief The engine's backoff policy.
+    [[nodiscard]] const backoff_type& backoff() const noexcept { return backoff_; }
+
+    // ---- sync half (engine/detail/push.hpp, pull.hpp) ---------------------------
+
+    /// @brief Push local changes, then pull remote ones. Single-flight: while a
+    /// sync runs, another call returns at once (`skip_reason::already_running`)
+    /// and makes the running one go round once more before it ends.
+    result<sync_report> sync();
+    /// @brief Only the push half of `sync()` (same gating and single flight).
+    result<sync_report> push();
+    /// @brief Only the pull half of `sync()` (same gating and single flight).
+    result<sync_report> pull();
+
+private:
+    // Sync half, defined in engine/detail/sync.hpp.
+    template <class Body>
+    result<sync_report> single_flight(Body body);
+    result<void> run_push(sync_report& rep);
+    result<void> run_pull(sync_report& rep);
+    result<void> fail_batch(const std::vector<record_type>& batch, const error& e, sync_report& rep);
+    [[nodiscard]] push_op make_op(const record_type& r) const;
+    void count_failure(record_type& r, const error& e, timestamp now, sync_report& rep);
+    std::string settle_conflict(record_type& after, const server_record& s, Entity server_value, sync_report& rep);
+    template <class Tx>
+    result<void> apply_outcome(Tx& tx, detail::effects<Entity>& fx, const push_op& op, std::uint64_t rev,
+                               const push_outcome& out, timestamp now, sync_report& rep);
+    template <class Tx>
+    result<void> apply_server_record(Tx& tx, detail::effects<Entity>& fx, const server_record& s, timestamp now,
+                                     sync_report& rep);
+    template <class Tx>
+    result<void> apply_tombstone(Tx& tx, detail::effects<Entity>& fx, const tombstone& t, timestamp now,
+                                 sync_report& rep);
+    void pause_unauthorized(const error& e, sync_report& rep);
+    [[nodiscard]] bool in_flight(const local_id& id) const;
+
+    static error not_found(const local_id& id) {
+        return make_error(errc::not_found, "no record " + id.to_string());
+    }
+
+    /// True if a push of the record may have reached the server: it has a
+    /// server id, a push of it is in flight, or an attempt failed in a way that
+    /// may have applied (a lost response looks like a transient failure).
+    bool may_exist_on_server(const record_type& r) const {
+        if (r.server_id || r.last_attempt_at) return true;
+        std::lock_guard lock{state_mutex_};
+        return in_flight_.contains(r.id);
+    }
+
+    template <class Fn>
+    void set_hook(std::shared_ptr<const Fn>& slot, Fn fn) {
+        auto p = fn ? std::make_shared<const Fn>(std::move(fn)) : nullptr;
+        std::lock_guard lock{hooks_mutex_};
+        slot = std::move(p);
+    }
+
+    template <class Fn>
+    std::shared_ptr<const Fn> hook(const std::shared_ptr<const Fn>& slot) const {
+        std::lock_guard lock{hooks_mutex_};
+        return slot;
+    }
+
+    void log(log_level level, std::string_view message) const {
+        if (auto h = hook(log_hook_)) {
+            (*h)(level, message);
+        } else if (level >= log_level::warning) {
+            std::clog << "tether[" << collection_of<Entity>() << "]: " << message << '\n';
+        }
+    }
+
+    /// Delivers a transaction's effects: transition hook, cleanup hook, watchers.
+    void deliver(detail::effects<Entity>& fx) {
+        if (auto h = hook(transition_hook_)) {
+            for (const auto& t : fx.refused) (*h)(t);
+            for (const auto& t : fx.transitions) (*h)(t);
+        }
+        for (const auto& t : fx.refused) {
+            log(log_level::error, "refused illegal transition " + std::string{to_string(*t.from)} + " -> " +
+                                      std::string{to_string(*t.to)} + " of " + t.id.to_string() + " (" + t.cause + ")");
+        }
+        if (!fx.erased.empty()) {
+            auto h = hook(cleanup_hook_);
+            for (const auto& r : fx.erased) {
+                if (!h) break;
+                std::optional<error> failure;
+                try {
+                    if (auto res = (*h)(r); !res) failure = res.error();
+                } catch (const std::exception& ex) {
+                    failure = make_error(errc::invalid_state, ex.what());
+                } catch (...) {
+                    failure = make_error(errc::invalid_state, "unknown exception");
+                }
+                if (failure) {
+                    cleanup_failures_.fetch_add(1, std::memory_order_relaxed);
+                    log(log_level::warning, "cleanup of " + r.id.to_string() + " failed: " + failure->message);
+                }
+            }
+        }
+        for (const auto& c : fx.changes) watchers_->notify(c);
+    }
+
+    void request_sync() {
+        rerun_.store(true, std::memory_order_release);
+        if (auto h = hook(sync_needed_hook_)) (*h)();
+    }
+
+    void publish_state() {
+        const auto s = state();
+        if (last_published_.exchange(s) != s) state_watchers_->notify(s);
+    }
+
+    storage_policy_type storage_;
+    store_type store_;
+    transport_type transport_;
+    backoff_type backoff_;
+    [[no_unique_address]] conflict_type conflict_;
+    clock_type clock_;
+    options_type options_;
+
+    std::mutex ids_mutex_;
+    local_id_generator ids_;
+
+    mutable std::mutex state_mutex_;          // guards in_flight_ and backoff_ (its jitter state)
+    std::set<local_id> in_flight_;
+    std::atomic<bool> online_{true};
+    std::atomic<bool> authenticated_{true};
+    std::atomic<bool> running_{false};
+    std::atomic<bool> rerun_{false};
+    std::atomic<bool> last_run_failed_{false};
+    std::atomic<engine_state> last_published_{engine_state::idle};
+    std::atomic<std::uint64_t> cleanup_failures_{0};
+
+    mutable std::mutex hooks_mutex_;
+    std::shared_ptr<const transition_fn> transition_hook_;
+    std::shared_ptr<const cleanup_fn> cleanup_hook_;
+    std::shared_ptr<const log_fn> log_hook_;
+    std::shared_ptr<const sync_needed_fn> sync_needed_hook_;
+
+    std::shared_ptr<detail::registry<change<Entity>>> watchers_ = std::make_shared<detail::registry<change<Entity>>>();
+    std::shared_ptr<detail::registry<engine_state>> state_watchers_ = std::make_shared<detail::registry<engine_state>>();
+};
+
+/// @brief Builds a `sync_engine<Entity, ...>` from policy values, in any order.
+///
+/// @code
+/// auto jobs = tether::make_engine<Job>(tether::memory_storage{}, tether::exponential_backoff{.base = 30s});
+/// @endcode
+template <class Entity, class... Policies>
+[[nodiscard]] sync_engine<Entity, std::remove_cvref_t<Policies>...> make_engine(Policies&&... policies) {
+    return sync_engine<Entity, std::remove_cvref_t<Policies>...>(std::forward<Policies>(policies)...);
+}
+
+/// @brief An engine over memory storage and the loopback transport (for tests and demos).
+template <class Entity>
+using memory_engine = sync_engine<Entity, memory_storage, loopback_transport>;
+
+}  // namespace tether
+
+#include <tether/engine/detail/sync.hpp>
