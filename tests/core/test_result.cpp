@@ -433,3 +433,16 @@ TEST_CASE("result traits", "[result]") {
     STATIC_REQUIRE_FALSE(std::equality_comparable<result<not_comparable>>);
     STATIC_REQUIRE_FALSE(std::equality_comparable_with<result<int>, std::string>);
 }
+
+TEST_CASE("value() and operator* on a temporary return by value, so range-for over them is safe", "[result]") {
+    auto make = [] { return tether::result<std::vector<std::string>>{std::vector<std::string>{"a", "b"}}; };
+    STATIC_REQUIRE(std::is_same_v<decltype(make().value()), std::vector<std::string>>);
+    STATIC_REQUIRE(std::is_same_v<decltype(*make()), std::vector<std::string>>);
+    std::string joined;
+    for (const auto& s : make().value()) joined += s;  // would dangle with a T&& return
+    for (const auto& s : *make()) joined += s;
+    REQUIRE(joined == "abab");
+    auto err = [] { return tether::result<int>{tether::unexpect, tether::make_error(tether::errc::offline, "x")}; };
+    STATIC_REQUIRE(std::is_same_v<decltype(err().error()), tether::error>);
+    REQUIRE(err().error().message == "x");
+}

@@ -458,10 +458,15 @@ public:
     [[nodiscard]] constexpr T& operator*() & noexcept { return *std::get_if<0>(&s_); }
     /// @brief The value, unchecked. Precondition: `has_value()`.
     [[nodiscard]] constexpr const T& operator*() const& noexcept { return *std::get_if<0>(&s_); }
-    /// @brief The value, unchecked, moved out. Precondition: `has_value()`.
-    [[nodiscard]] constexpr T&& operator*() && noexcept { return std::move(*std::get_if<0>(&s_)); }
-    /// @brief The value, unchecked, as a const rvalue. Precondition: `has_value()`.
-    [[nodiscard]] constexpr const T&& operator*() const&& noexcept { return std::move(*std::get_if<0>(&s_)); }
+    /// @brief The value, unchecked, moved out of a temporary. Precondition: `has_value()`.
+    ///
+    /// Returns by value, unlike `std::expected` (which returns `T&&`), so that
+    /// `for (auto& r : *engine.list())` does not dangle.
+    [[nodiscard]] constexpr T operator*() && noexcept(std::is_nothrow_move_constructible_v<T>) {
+        return std::move(*std::get_if<0>(&s_));
+    }
+    /// @brief The value, unchecked, copied out of a const temporary. Precondition: `has_value()`.
+    [[nodiscard]] constexpr T operator*() const&& { return *std::get_if<0>(&s_); }
 
     /// @brief The value; throws `bad_result_access<E>` (holding a copy of the error) if none.
     [[nodiscard]] constexpr T& value() & {
@@ -473,13 +478,15 @@ public:
         if (!has_value()) detail::throw_bad_result_access(error());
         return **this;
     }
-    /// @brief The value, moved out; throws `bad_result_access<E>` (holding the moved error) if none.
-    [[nodiscard]] constexpr T&& value() && {
+    /// @brief The value, moved out of a temporary; throws `bad_result_access<E>`
+    /// (holding the moved error) if none. Returns by value, so that
+    /// `for (auto& r : engine.list().value())` does not dangle.
+    [[nodiscard]] constexpr T value() && {
         if (!has_value()) detail::throw_bad_result_access(std::move(*this).error());
         return std::move(*this).operator*();
     }
-    /// @brief The value as a const rvalue; throws `bad_result_access<E>` if none.
-    [[nodiscard]] constexpr const T&& value() const&& {
+    /// @brief The value, copied out of a const temporary; throws `bad_result_access<E>` if none.
+    [[nodiscard]] constexpr T value() const&& {
         if (!has_value()) detail::throw_bad_result_access(std::move(*this).error());
         return std::move(*this).operator*();
     }
@@ -489,9 +496,11 @@ public:
     /// @brief The error, unchecked. Precondition: `!has_value()`.
     [[nodiscard]] constexpr const E& error() const& noexcept { return *std::get_if<1>(&s_); }
     /// @brief The error, unchecked, moved out. Precondition: `!has_value()`.
-    [[nodiscard]] constexpr E&& error() && noexcept { return std::move(*std::get_if<1>(&s_)); }
+    [[nodiscard]] constexpr E error() && noexcept(std::is_nothrow_move_constructible_v<E>) {
+        return std::move(*std::get_if<1>(&s_));
+    }
     /// @brief The error, unchecked, as a const rvalue. Precondition: `!has_value()`.
-    [[nodiscard]] constexpr const E&& error() const&& noexcept { return std::move(*std::get_if<1>(&s_)); }
+    [[nodiscard]] constexpr E error() const&& { return *std::get_if<1>(&s_); }
 
     /// @brief The value if there is one, else `fallback` converted to `T`.
     template <class U>
@@ -635,9 +644,9 @@ public:
     /// @brief The error, unchecked. Precondition: `!has_value()`.
     [[nodiscard]] constexpr const E& error() const& noexcept { return *err_; }
     /// @brief The error, unchecked, moved out. Precondition: `!has_value()`.
-    [[nodiscard]] constexpr E&& error() && noexcept { return std::move(*err_); }
+    [[nodiscard]] constexpr E error() && noexcept(std::is_nothrow_move_constructible_v<E>) { return std::move(*err_); }
     /// @brief The error, unchecked, as a const rvalue. Precondition: `!has_value()`.
-    [[nodiscard]] constexpr const E&& error() const&& noexcept { return std::move(*err_); }
+    [[nodiscard]] constexpr E error() const&& { return *err_; }
 
     /// @brief The error if there is one, else `fallback` converted to `E`.
     template <class G = E>

@@ -19,7 +19,7 @@ struct engine_options {
 
     /// @brief Seed for `local_id` generation; empty: seeded from `std::random_device`.
     /// A fixed seed with a manual clock makes a whole run reproducible.
-    std::optional<std::uint64_t> id_seed;
+    std::optional<std::uint64_t> id_seed{};
     /// @brief Records asked for per pull page.
     std::size_t pull_limit = 100;
     /// @brief Ops per push batch; 0 means the transport's `max_batch()`.

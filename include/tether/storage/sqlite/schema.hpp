@@ -97,7 +97,10 @@ struct sqlite_table_sql {
         select_by_id = "SELECT " + cols + " FROM " + q + " WHERE local_id = ?1";
         select_by_server_id = "SELECT " + cols + " FROM " + q + " WHERE server_id = ?1";
         select_all = "SELECT " + cols + " FROM " + q + " ORDER BY local_id";
-        select_due = "SELECT " + cols + " FROM " + q + " WHERE " + std::string{sqlite_due_statuses} +
+        // INDEXED BY: without statistics the planner may prefer <t>_status plus a
+        // sort; this pins the sort-free plan (and fails loudly if the index is gone).
+        select_due = "SELECT " + cols + " FROM " + q + " INDEXED BY \"" + t + "_due\" WHERE " +
+                     std::string{sqlite_due_statuses} +
                      " AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)"
                      " ORDER BY priority DESC, updated_at, local_id LIMIT ?2";
         select_counts = "SELECT status, count(*), min(updated_at) FROM " + q + " GROUP BY status";

@@ -75,16 +75,18 @@ public:
     /// Binds a 64-bit integer.
     sqlite_statement& bind(int i, std::int64_t v) { return check_(sqlite3_bind_int64(stmt_, i, v)); }
 
-    /// Binds text (copied by SQLite).
+    /// Binds text (copied by SQLite); an empty view is the empty string, not NULL.
     sqlite_statement& bind(int i, std::string_view v) {
-        return check_(sqlite3_bind_text64(stmt_, i, v.data(), static_cast<sqlite3_uint64>(v.size()),
-                                          SQLITE_TRANSIENT, SQLITE_UTF8));
+        const char* p = v.data() != nullptr ? v.data() : "";
+        return check_(sqlite3_bind_text64(stmt_, i, p, static_cast<sqlite3_uint64>(v.size()), SQLITE_TRANSIENT,
+                                          SQLITE_UTF8));
     }
 
     /// Binds a blob (copied by SQLite).
     sqlite_statement& bind_blob(int i, std::span<const std::uint8_t> v) {
-        return check_(sqlite3_bind_blob64(stmt_, i, v.data(), static_cast<sqlite3_uint64>(v.size()),
-                                          SQLITE_TRANSIENT));
+        static constexpr std::uint8_t none = 0;  // a null pointer would bind NULL
+        const std::uint8_t* p = v.data() != nullptr ? v.data() : &none;
+        return check_(sqlite3_bind_blob64(stmt_, i, p, static_cast<sqlite3_uint64>(v.size()), SQLITE_TRANSIENT));
     }
 
     /// Binds `v` or NULL.

@@ -1,0 +1,361 @@
+#pragma once
+
+/// @file
+/// @brief `tether::sqlite_storage` (the policy) and `tether::sqlite_store<E>` (one table).
+
+#include <tether/clock/clock.hpp>
+#include <tether/core/entity.hpp>
+#include <tether/core/error.hpp>
+#include <tether/core/ids.hpp>
+#include <tether/core/record.hpp>
+#include <tether/core/result.hpp>
+#include <tether/core/status.hpp>
+#include <tether/storage/sqlite/connection.hpp>
+#include <tether/storage/sqlite/database.hpp>
+#include <tether/storage/sqlite/row.hpp>
+#include <tether/storage/sqlite/schema.hpp>
+#include <tether/storage/sqlite/statement.hpp>
+#include <tether/storage/storage.hpp>
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <typeindex>
+#include <utility>
+#include <vector>
+
+namespace tether {
+
+/// @brief The reference persistent storage: every entity type in its own table
+/// of one SQLite database.
+///
+/// A policy value names the database and, optionally, the table (default: the
+/// entity's collection name). The engine rebinds it to `sqlite_store<E>`; any
+/// number of engines may share one `sqlite_database`, and their writes may share
+/// one transaction (`sqlite_database::transact`).
+///
+/// @code
+/// auto db = tether::sqlite_database::open("app.db").value();
+/// auto jobs = tether::make_engine<Job>(tether::sqlite_storage{db});           // table "jobs"
+/// auto drafts = tether::make_engine<Job>(tether::sqlite_storage{db, "drafts"});  // table "drafts"
+/// @endcode
+class sqlite_storage {
+public:
+    using policy_kind = storage_tag;
+
+    /// @brief The store the engine uses for entity `E`.
+    template <class E>
+    using rebind = sqlite_store<E>;
+
+    /// @brief Each entity type in the table named after its collection.
+    explicit sqlite_storage(sqlite_database db) : db_(std::move(db)) {}
+
+    /// @brief The entity in table `table` (`[A-Za-z_][A-Za-z0-9_]*`, at most 64
+    /// characters, not starting with `sqlite_` or `tether_`; case-insensitive).
+    /// An invalid name makes every call of the store fail with `errc::invalid_argument`.
+    sqlite_storage(sqlite_database db, std::string table) : db_(std::move(db)), table_(std::move(table)) {}
+
+    /// @brief The database.
+    [[nodiscard]] const sqlite_database& database() const noexcept { return db_; }
+
+    /// @brief The table name given at construction, if any.
+    [[nodiscard]] const std::optional<std::string>& table() const noexcept { return table_; }
+
+private:
+    sqlite_database db_;
+    std::optional<std::string> table_;
+};
+
+/// @brief One entity type's table in a `sqlite_database` (the engine's view of
+/// a `sqlite_storage`). Satisfies `record_store<sqlite_store<E>, E>`.
+///
+/// Records keep their sync metadata in columns and the entity as JSON in
+/// `value`; metadata (cursors) lives in `tether_meta`. Every member is
+/// thread-safe and reports failure as a `result` error, never by throwing
+/// (except that `transact` rethrows what its callable throws, after the rollback).
+template <class E>
+class sqlite_store {
+    static_assert(entity<E>, "tether::sqlite_store<E>: E must be a tether::entity (see tether/core/entity.hpp)");
+
+public:
+    /// @brief A transaction over the table (see `storage_transaction`); valid only
+    /// inside the `transact` call that made it.
+    class transaction {
+    public:
+        /// @brief The record with `id`, as this transaction sees it.
+        result<std::optional<record<E>>> get(const local_id& id) const { return store_->get_(id); }
+
+        /// @brief The record with server id `sid`, as this transaction sees it.
+        result<std::optional<record<E>>> find_by_server_id(std::string_view sid) const {
+            return store_->find_server_(sid);
+        }
+
+        /// @brief Inserts or replaces the record with `r.id`. A `server_id` held
+        /// by another record is an `errc::storage` error (the column is unique).
+        result<void> put(const record<E>& r) { return store_->put_(r); }
+
+        /// @brief Removes the record with `id` (absent is fine).
+        result<void> erase(const local_id& id) { return store_->erase_(id); }
+
+        /// @brief A metadata value (e.g. the pull cursor).
+        result<std::optional<std::string>> get_meta(std::string_view key) const { return store_->meta_(key); }
+
+        /// @brief Sets a metadata value.
+        result<void> set_meta(std::string_view key, std::string value) {
+            return store_->set_meta_(key, value);
+        }
+
+        /// @brief Appends `t` to the audit log, in this transaction (a no-op
+        /// unless the database was opened with `sqlite_options::audit`).
+        result<void> audit(const transition& t) {
+            if (!store_->conn_->options().audit) return {};
+            return detail::sqlite_insert_audit(*store_->conn_, store_->table_, t);
+        }
+
+    private:
+        friend class sqlite_store;
+        explicit transaction(const sqlite_store* s) noexcept : store_(s) {}
+        const sqlite_store* store_;
+    };
+
+    /// @brief The table for `E` in `storage`'s database, created (with its
+    /// indexes) if missing.
+    explicit sqlite_store(const sqlite_storage& storage)
+        : conn_(storage.database().conn_),
+          table_(storage.table().value_or(std::string{entity_traits<E>::collection})) {
+        if (!detail::sqlite_valid_table_name(table_)) {
+            init_error_ = make_error(errc::invalid_argument,
+                                     "sqlite: invalid table name '" + table_.substr(0, 80) +
+                                         "' (need [A-Za-z_][A-Za-z0-9_]*, at most 64 characters, "
+                                         "not starting with sqlite_ or tether_)");
+            return;
+        }
+        table_ = detail::sqlite_canonical_table_name(table_);
+        sql_ = std::make_shared<const detail::sqlite_table_sql>(table_);
+        std::lock_guard lock{conn_->mutex()};
+        if (!conn_->claim_table(table_, std::type_index{typeid(E)})) {
+            init_error_ = make_error(errc::storage, "sqlite: table '" + table_ +
+                                                        "' is already used by another entity type on this database");
+            return;
+        }
+        (void)ready_();  // a failure here (e.g. the database is locked) is retried by the next call
+    }
+
+    /// @brief Runs `f(tx)` in one transaction: all of its writes or none (on an
+    /// error result, returned, or an exception, rethrown). Inside another
+    /// transaction of the same database (same thread) it is a savepoint.
+    template <class F>
+    result<void> transact(F&& f) {
+        static_assert(std::is_same_v<std::invoke_result_t<F, transaction&>, result<void>>,
+                      "tether::sqlite_store::transact(f) requires f(tx) to return tether::result<void>");
+        std::lock_guard lock{conn_->mutex()};
+        if (auto r = ready_(); !r) return r;
+        transaction tx{this};
+        return detail::sqlite_run_in_scope(*conn_, [&]() -> result<void> { return std::invoke(f, tx); });
+    }
+
+    /// @brief The record with `id`, if any.
+    result<std::optional<record<E>>> get(const local_id& id) const {
+        std::lock_guard lock{conn_->mutex()};
+        if (auto r = ready_(); !r) return unexpected{std::move(r).error()};
+        return get_(id);
+    }
+
+    /// @brief The record with server id `sid`, if any.
+    result<std::optional<record<E>>> find_by_server_id(std::string_view sid) const {
+        std::lock_guard lock{conn_->mutex()};
+        if (auto r = ready_(); !r) return unexpected{std::move(r).error()};
+        return find_server_(sid);
+    }
+
+    /// @brief Every record, in `local_id` order.
+    result<std::vector<record<E>>> list() const {
+        std::lock_guard lock{conn_->mutex()};
+        if (auto r = ready_(); !r) return unexpected{std::move(r).error()};
+        auto st = conn_->prepare(sql_->select_all);
+        if (!st) return unexpected{std::move(st).error()};
+        return collect_(*st, std::numeric_limits<std::size_t>::max(), "list", nullptr);
+    }
+
+    /// @brief Up to `limit` records due at `now` (`is_due`), highest priority
+    /// first, then least `updated_at`, then `local_id`; served by the `<table>_due` index.
+    result<std::vector<record<E>>> due(timestamp now, std::size_t limit) const {
+        std::lock_guard lock{conn_->mutex()};
+        if (auto r = ready_(); !r) return unexpected{std::move(r).error()};
+        if (limit == 0) return std::vector<record<E>>{};
+        auto st = conn_->prepare(sql_->select_due);
+        if (!st) return unexpected{std::move(st).error()};
+        const auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+        st->bind(1, detail::sqlite_time(now)).bind(2, static_cast<std::int64_t>(std::min(limit, max)));
+        return collect_(*st, limit, "due", &now);
+    }
+
+    /// @brief Record counts by status and the oldest unsynced change.
+    result<status_counts> counts() const {
+        std::lock_guard lock{conn_->mutex()};
+        if (auto r = ready_(); !r) return unexpected{std::move(r).error()};
+        auto st = conn_->prepare(sql_->select_counts);
+        if (!st) return unexpected{std::move(st).error()};
+        status_counts c;
+        int rc = SQLITE_ROW;
+        while ((rc = st->step()) == SQLITE_ROW) {
+            const auto status = sync_status_from_string(st->text(0));
+            if (!status) return unexpected{make_error(errc::storage, "sqlite: " + table_ + ": unknown status '" +
+                                                                         std::string{st->text(0)} + "'")};
+            const auto n = static_cast<std::size_t>(st->int64(1));
+            switch (*status) {
+                case sync_status::pending: c.pending = n; break;
+                case sync_status::synced: c.synced = n; break;
+                case sync_status::pending_deletion: c.pending_deletion = n; break;
+                case sync_status::error: c.error = n; break;
+                case sync_status::failed: c.failed = n; break;
+            }
+            if (*status == sync_status::pending || *status == sync_status::pending_deletion ||
+                *status == sync_status::error) {
+                const auto oldest = detail::sqlite_timestamp(st->int64(2));
+                if (!c.oldest_pending || oldest < *c.oldest_pending) c.oldest_pending = oldest;
+            }
+        }
+        if (rc != SQLITE_DONE) return unexpected{fail_(rc, "counts")};
+        return c;
+    }
+
+    /// @brief A metadata value, if set.
+    result<std::optional<std::string>> get_meta(std::string_view key) const {
+        std::lock_guard lock{conn_->mutex()};
+        if (auto r = ready_(); !r) return unexpected{std::move(r).error()};
+        return meta_(key);
+    }
+
+    /// @brief The audit log of this table, oldest first (only record `id`'s
+    /// transitions if given). Empty unless the database was opened with
+    /// `sqlite_options::audit`.
+    result<std::vector<transition>> audit_log(std::optional<local_id> id = std::nullopt) const {
+        if (init_error_) return unexpected{*init_error_};
+        return sqlite_database{conn_}.audit_log(table_, id);
+    }
+
+    /// @brief The table's (canonical, lower-case) name.
+    [[nodiscard]] const std::string& table() const noexcept { return table_; }
+
+private:
+    /// Creates the table on first use (caller holds the lock). Creation inside an
+    /// enclosing transaction is not remembered, since that transaction may roll back.
+    result<void> ready_() const {
+        if (init_error_) return unexpected{*init_error_};
+        if (ready_flag_) return {};
+        const bool top_level = conn_->depth() == 0;
+        auto r = detail::sqlite_run_in_scope(*conn_, [&]() -> result<void> {
+            auto probe = conn_->prepare(
+                "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1),"
+                " (SELECT count(*) FROM tether_tables WHERE name = ?1)");
+            if (!probe) return unexpected{std::move(probe).error()};
+            probe->bind(1, std::string_view{table_});
+            if (const int rc = probe->step(); rc != SQLITE_ROW) return unexpected{fail_(rc, "opening the table")};
+            if (probe->int64(0) != 0 && probe->int64(1) == 0) {
+                return unexpected{make_error(errc::storage, "sqlite: table '" + table_ +
+                                                                "' exists but was not created by tether")};
+            }
+            *probe = detail::sqlite_statement{};
+            return detail::sqlite_create_record_table(*conn_, table_);
+        });
+        if (!r) return r;
+        if (top_level) ready_flag_ = true;
+        return {};
+    }
+
+    error fail_(int rc, std::string_view what) const {
+        return detail::sqlite_error(conn_->handle(), rc, table_ + ": " + std::string{what});
+    }
+
+    result<std::optional<record<E>>> one_(detail::sqlite_statement& st, std::string_view what,
+                                          const local_id* id = nullptr) const {
+        const int rc = st.step();
+        if (rc == SQLITE_DONE) return std::optional<record<E>>{};
+        if (rc != SQLITE_ROW) {
+            return unexpected{fail_(rc, id != nullptr ? std::string{what} + " " + id->to_string() : std::string{what})};
+        }
+        auto r = detail::sqlite_read_record<E>(st, table_);
+        if (!r) return unexpected{std::move(r).error()};
+        return std::optional<record<E>>{std::move(*r)};
+    }
+
+    result<std::vector<record<E>>> collect_(detail::sqlite_statement& st, std::size_t limit, std::string_view what,
+                                            const timestamp* due_at) const {
+        std::vector<record<E>> out;
+        int rc = SQLITE_ROW;
+        while (out.size() < limit && (rc = st.step()) == SQLITE_ROW) {
+            auto r = detail::sqlite_read_record<E>(st, table_);
+            if (!r) return unexpected{std::move(r).error()};
+            // The SQL filter mirrors is_due(); the check keeps the two from drifting apart.
+            if (due_at != nullptr && !is_due(*r, *due_at)) continue;
+            out.push_back(std::move(*r));
+        }
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return unexpected{fail_(rc, what)};
+        return out;
+    }
+
+    result<std::optional<record<E>>> get_(const local_id& id) const {
+        auto st = conn_->prepare(sql_->select_by_id);
+        if (!st) return unexpected{std::move(st).error()};
+        st->bind_blob(1, id.bytes());
+        return one_(*st, "get", &id);
+    }
+
+    result<std::optional<record<E>>> find_server_(std::string_view sid) const {
+        auto st = conn_->prepare(sql_->select_by_server_id);
+        if (!st) return unexpected{std::move(st).error()};
+        st->bind(1, sid);
+        return one_(*st, "find_by_server_id");
+    }
+
+    result<void> put_(const record<E>& r) const {
+        if (r.id.is_nil()) return unexpected{make_error(errc::invalid_argument, "record without an id")};
+        auto st = conn_->prepare(sql_->upsert);
+        if (!st) return unexpected{std::move(st).error()};
+        if (auto b = detail::sqlite_bind_record(*st, r); !b) return b;
+        if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "put " + r.id.to_string())};
+        return {};
+    }
+
+    result<void> erase_(const local_id& id) const {
+        auto st = conn_->prepare(sql_->erase);
+        if (!st) return unexpected{std::move(st).error()};
+        st->bind_blob(1, id.bytes());
+        if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "erase " + id.to_string())};
+        return {};
+    }
+
+    result<std::optional<std::string>> meta_(std::string_view key) const {
+        auto st = conn_->prepare(detail::sqlite_select_meta);
+        if (!st) return unexpected{std::move(st).error()};
+        st->bind(1, std::string_view{table_}).bind(2, key);
+        return detail::sqlite_query_text(*conn_, *st);
+    }
+
+    result<void> set_meta_(std::string_view key, std::string_view value) const {
+        auto st = conn_->prepare(detail::sqlite_upsert_meta);
+        if (!st) return unexpected{std::move(st).error()};
+        st->bind(1, std::string_view{table_}).bind(2, key).bind(3, value);
+        if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "set_meta")};
+        return {};
+    }
+
+    std::shared_ptr<detail::sqlite_connection> conn_;
+    std::string table_;
+    std::shared_ptr<const detail::sqlite_table_sql> sql_;
+    std::optional<error> init_error_;
+    mutable bool ready_flag_ = false;  // guarded by conn_->mutex()
+};
+
+}  // namespace tether
