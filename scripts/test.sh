@@ -12,6 +12,7 @@ jobs=$(nproc)
 echo "== ci: -Wall -Wextra -Wpedantic -Werror, all tests"
 cmake --preset ci
 cmake --build --preset ci -j "$jobs"
+cmake --build --preset ci -j "$jobs" --target all_verify_interface_header_sets  # every header compiles alone
 ctest --preset ci -j "$jobs"
 
 if [ "${TETHER_SANITIZERS:-1}" != 0 ]; then
