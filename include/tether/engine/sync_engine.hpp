@@ -447,6 +447,7 @@ private:
             log(log_level::error, "refused illegal transition " + std::string{to_string(*t.from)} + " -> " +
                                       std::string{to_string(*t.to)} + " of " + t.id.to_string() + " (" + t.cause + ")");
         }
+        for (const auto& w : fx.warnings) log(log_level::warning, w);
         if (!fx.erased.empty()) {
             auto h = hook(cleanup_hook_);
             for (const auto& r : fx.erased) {

@@ -21,6 +21,7 @@ struct effects {
     std::vector<change<E>> changes;
     std::vector<record<E>> erased;
     std::vector<transition> refused;
+    std::vector<std::string> warnings;  // logged after commit, so a log hook may call the engine
 };
 
 /// Writes `after` (replacing `before`, if any) inside transaction `tx`, checking

@@ -358,7 +358,7 @@ result<void> sync_engine<Entity, Policies...>::apply_outcome(Tx& tx, detail::eff
                 if (v) {
                     after.value = std::move(*v);
                 } else {
-                    log(log_level::warning, "server value of " + op.id.to_string() + " does not fit: " +
+                    fx.warnings.push_back("server value of " + op.id.to_string() + " does not fit: " +
                                                 v.error().message + "; keeping the local value");
                 }
                 after.status = sync_status::synced;
@@ -479,7 +479,7 @@ result<void> sync_engine<Entity, Policies...>::apply_server_record(Tx& tx, detai
     if (*cur && in_flight((*cur)->id)) return {};  // the push outcome will settle it
     auto value = entity_ops<Entity>::from_json(s.value);
     if (!value) {
-        log(log_level::warning, "pulled record " + s.server_id + " does not fit: " + value.error().message);
+        fx.warnings.push_back("pulled record " + s.server_id + " does not fit: " + value.error().message);
         return {};
     }
     if (!*cur) {
