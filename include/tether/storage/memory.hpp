@@ -88,6 +88,13 @@ public:
         result<void> put(record<E> r) {
             if (r.id.is_nil()) return unexpected{make_error(errc::invalid_argument, "record without an id")};
             auto& t = *store_->table_;
+            if (r.server_id) {
+                // Server ids are unique, as a UNIQUE column would make them.
+                if (auto owner = t.by_server_id.find(*r.server_id); owner != t.by_server_id.end() && owner->second != r.id) {
+                    return unexpected{make_error(errc::storage, "server id '" + *r.server_id + "' already belongs to " +
+                                                                    owner->second.to_string())};
+                }
+            }
             auto it = t.records.find(r.id);
             if (it == t.records.end()) {
                 undo_.push_back({r.id, std::nullopt});

@@ -37,6 +37,7 @@ struct status_counts {
 ///    transaction's own writes;
 /// 2. `tx.find_by_server_id(sid)` likewise, by server id;
 /// 3. `tx.put(rec)` inserts or replaces the record with `rec.id`: `result<void>`;
+///    a server id already held by another record is an `errc::storage` error;
 /// 4. `tx.erase(id)` removes it (absent is not an error): `result<void>`;
 /// 5. `tx.get_meta(key)` / `tx.set_meta(key, value)` read and write the store's
 ///    string metadata (cursors), in the same transaction.
@@ -68,11 +69,15 @@ struct transaction_probe {
 ///    throws (rethrown after the rollback); transactions are serialised;
 /// 3. `s.get(id)`, `s.find_by_server_id(sid)` read one record;
 ///    `s.list()` every record, in `local_id` order;
-/// 4. `s.due(now, limit)` at most `limit` records for which `is_due(r, now)`,
+/// 4. `s.due(now, limit)` at most `limit` records for which `is_due(r, now)`
+///    (`pending`/`pending_deletion`/`error`, with no `next_attempt_at` in the future),
 ///    highest `priority` first, then least `updated_at`, then `local_id`;
 /// 5. `s.counts()` the `status_counts`; `s.get_meta(key)` a metadata value;
 /// 6. every member is thread-safe and reports failure as a `result` error
-///    (`errc::storage`), never by throwing.
+///    (`errc::storage`, or `errc::busy` for a lock held elsewhere), never by throwing;
+/// 7. optionally, the transaction has `result<void> audit(const transition&)`:
+///    the engine then records every status transition in the same transaction.
+/// Nesting `transact` inside `transact` on the same store is not required to work.
 ///
 /// @code
 /// tether::memory_storage::rebind<Job> store{tether::memory_storage{}};  // what the engine does

@@ -109,6 +109,7 @@ public:
             if (!sqlite_is_busy(rc) || now >= deadline) {
                 error e = sqlite_error(db_, rc, sql);
                 if (sqlite_is_busy(rc)) {
+                    e.code = errc::busy;  // another connection holds the lock: worth retrying later
                     const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - start);
                     e.message += " (gave up after " + std::to_string(waited.count()) + " ms)";
                 }

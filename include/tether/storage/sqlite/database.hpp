@@ -144,7 +144,9 @@ public:
         // Checks first: nothing below writes until the file has been accepted.
         if (existing && opts.check_integrity) {
             auto check = conn->prepare("PRAGMA quick_check");
-            if (!check) return refuse_(path, "is not a usable SQLite database: " + check.error().message);
+            if (!check) {
+                return refuse_(path, "is not a usable SQLite database (" + std::string{sqlite3_errmsg(raw)} + ")");
+            }
             const int qc = check->step();
             if (qc != SQLITE_ROW) {
                 return refuse_(path, "is not a usable SQLite database (" + std::string{sqlite3_errmsg(raw)} + ")");

@@ -35,7 +35,8 @@ struct sqlite_options {
     sync_mode synchronous = sync_mode::full;
 
     /// @brief The longest a write waits for another connection's write lock
-    /// (`SQLITE_BUSY`) before failing with `errc::storage` "database is locked".
+    /// (`SQLITE_BUSY`) before failing with `errc::busy` "database is locked"
+    /// (retryable: nothing was applied).
     std::chrono::milliseconds busy_timeout{5000};
 
     /// @brief Record every status transition the engine reports in the audit

@@ -51,6 +51,7 @@ namespace tether {
 /// @endcode
 class sqlite_storage {
 public:
+    /// @brief Marks the type as a storage policy.
     using policy_kind = storage_tag;
 
     /// @brief The store the engine uses for entity `E`.
@@ -128,8 +129,9 @@ public:
         const sqlite_store* store_;
     };
 
-    /// @brief The table for `E` in `storage`'s database, created (with its
-    /// indexes) if missing.
+    /// @brief The table for `E` in `storage`'s database. Does not touch the
+    /// file: the first call checks the table and creates it (with its indexes)
+    /// if missing.
     explicit sqlite_store(const sqlite_storage& storage)
         : conn_(storage.database().conn_),
           table_(storage.table().value_or(std::string{entity_traits<E>::collection})) {
@@ -148,7 +150,7 @@ public:
                                                         "' is already used by another entity type on this database");
             return;
         }
-        (void)ready_();  // a failure here (e.g. the database is locked) is retried by the next call
+        // The table itself is checked (and created if missing) by the first call.
     }
 
     /// @brief Runs `f(tx)` in one transaction: all of its writes or none (on an
@@ -249,29 +251,48 @@ public:
     [[nodiscard]] const std::string& table() const noexcept { return table_; }
 
 private:
-    /// Creates the table on first use (caller holds the lock). Creation inside an
-    /// enclosing transaction is not remembered, since that transaction may roll back.
+    /// Checks the table on first use and creates it if missing (caller holds the
+    /// lock). A registered table needs no write, so reads never wait for the write
+    /// lock. Creation inside an enclosing transaction is not remembered, since that
+    /// transaction may roll back.
     result<void> ready_() const {
         if (init_error_) return unexpected{*init_error_};
         if (ready_flag_) return {};
         const bool top_level = conn_->depth() == 0;
-        auto r = detail::sqlite_run_in_scope(*conn_, [&]() -> result<void> {
-            auto probe = conn_->prepare(
-                "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1),"
-                " (SELECT count(*) FROM tether_tables WHERE name = ?1)");
-            if (!probe) return unexpected{std::move(probe).error()};
-            probe->bind(1, std::string_view{table_});
-            if (const int rc = probe->step(); rc != SQLITE_ROW) return unexpected{fail_(rc, "opening the table")};
-            if (probe->int64(0) != 0 && probe->int64(1) == 0) {
-                return unexpected{make_error(errc::storage, "sqlite: table '" + table_ +
-                                                                "' exists but was not created by tether")};
-            }
-            *probe = detail::sqlite_statement{};
-            return detail::sqlite_create_record_table(*conn_, table_);
-        });
-        if (!r) return r;
+        auto state = table_state_();
+        if (!state) return unexpected{std::move(state).error()};
+        if (*state == table_state::absent) {
+            auto r = detail::sqlite_run_in_scope(*conn_, [&]() -> result<void> {
+                auto again = table_state_();  // under the write lock: another connection may have been first
+                if (!again) return unexpected{std::move(again).error()};
+                if (*again == table_state::foreign) return foreign_table_();
+                return detail::sqlite_create_record_table(*conn_, table_);
+            });
+            if (!r) return r;
+        } else if (*state == table_state::foreign) {
+            return foreign_table_();
+        }
         if (top_level) ready_flag_ = true;
         return {};
+    }
+
+    enum class table_state { absent, registered, foreign };
+
+    result<table_state> table_state_() const {
+        auto probe = conn_->prepare(
+            "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1),"
+            " (SELECT count(*) FROM tether_tables WHERE name = ?1)");
+        if (!probe) return unexpected{std::move(probe).error()};
+        probe->bind(1, std::string_view{table_});
+        if (const int rc = probe->step(); rc != SQLITE_ROW) return unexpected{fail_(rc, "opening the table")};
+        const bool exists = probe->int64(0) != 0;
+        const bool registered = probe->int64(1) != 0;
+        if (!exists) return table_state::absent;
+        return registered ? table_state::registered : table_state::foreign;
+    }
+
+    unexpected<error> foreign_table_() const {
+        return unexpected{make_error(errc::storage, "sqlite: table '" + table_ + "' exists but was not created by tether")};
     }
 
     error fail_(int rc, std::string_view what) const {

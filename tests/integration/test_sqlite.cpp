@@ -1,0 +1,647 @@
+// Integration tests of the SQLite storage on real files in a temporary directory.
+
+#include "storage/conformance.hpp"
+
+#include <tether/core/error.hpp>
+#include <tether/core/record.hpp>
+#include <tether/core/status.hpp>
+#include <tether/storage/memory.hpp>
+#include <tether/storage/sqlite.hpp>
+#include <tether/storage/storage.hpp>
+
+#include <boost/hana/define_struct.hpp>
+#include <catch2/catch.hpp>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using tether_test::at_ms;
+using tether_test::conformance_item;
+using tether_test::conformance_note;
+using tether_test::id_n;
+using tether_test::make_record;
+using tether_test::put_all;
+using item_store = tether::sqlite_store<conformance_item>;
+using note_store = tether::sqlite_store<conformance_note>;
+
+/// A fresh directory, removed with everything in it at the end of the test.
+struct temp_dir {
+    fs::path path;
+    temp_dir() {
+        std::string tmpl = (fs::temp_directory_path() / "tether-sqlite-XXXXXX").string();
+        if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error{"mkdtemp failed"};
+        path = tmpl;
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    [[nodiscard]] std::string file(std::string_view name) const { return (path / name).string(); }
+};
+
+std::string read_bytes(const std::string& path) {
+    std::ifstream in{path, std::ios::binary};
+    return {std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+    std::ofstream out{path, std::ios::binary | std::ios::trunc};
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// A second, raw connection to a database file (what another process would hold).
+class raw_db {
+public:
+    explicit raw_db(const std::string& path) {
+        if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) throw std::runtime_error{"sqlite3_open failed"};
+    }
+    raw_db(const raw_db&) = delete;
+    raw_db& operator=(const raw_db&) = delete;
+    ~raw_db() { sqlite3_close(db_); }
+
+    /// Runs `sql` (several statements allowed); SQLITE_OK or the error code.
+    int exec(const std::string& sql) { return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr); }
+
+    /// The first column of every row of `sql`, as text.
+    std::vector<std::string> column(const std::string& sql) {
+        std::vector<std::string> out;
+        sqlite3_stmt* st = nullptr;
+        if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+            throw std::runtime_error{sqlite3_errmsg(db_)};
+        }
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const auto* t = sqlite3_column_text(st, 0);
+            out.emplace_back(t == nullptr ? "" : reinterpret_cast<const char*>(t));
+        }
+        sqlite3_finalize(st);
+        return out;
+    }
+
+    /// The last column of every row of `sql` joined by newlines (for EXPLAIN QUERY PLAN).
+    std::string last_columns(const std::string& sql) {
+        std::string out;
+        sqlite3_stmt* st = nullptr;
+        if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+            throw std::runtime_error{sqlite3_errmsg(db_)};
+        }
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const auto* t = sqlite3_column_text(st, sqlite3_column_count(st) - 1);
+            out += t == nullptr ? "" : reinterpret_cast<const char*>(t);
+            out += '\n';
+        }
+        sqlite3_finalize(st);
+        return out;
+    }
+
+private:
+    sqlite3* db_ = nullptr;
+};
+
+tether::sqlite_database open_ok(const std::string& path, tether::sqlite_options opts = {}) {
+    auto db = tether::sqlite_database::open(path, opts);
+    if (!db) FAIL("open failed: " << db.error());
+    return *db;
+}
+
+bool contains(std::string_view haystack, std::string_view needle) {
+    return haystack.find(needle) != std::string_view::npos;
+}
+
+/// What the engine checks before it writes the audit log.
+template <class Tx>
+concept has_audit = requires(Tx& tx, const tether::transition& t) {
+    { tx.audit(t) } -> std::same_as<tether::result<void>>;
+};
+
+/// An entity whose collection name is not a valid table name.
+struct dashed {
+    BOOST_HANA_DEFINE_STRUCT(dashed, (int, x));
+    static constexpr std::string_view collection = "my-items";
+};
+
+}  // namespace
+
+TEST_CASE("sqlite_storage passes the storage conformance suite (file)", "[sqlite][storage]") {
+    temp_dir dir;
+    int n = 0;
+    tether_test::storage_conformance([&] {
+        return tether::sqlite_storage{open_ok(dir.file("conformance" + std::to_string(n++) + ".db"))};
+    });
+}
+
+TEST_CASE("sqlite_storage passes the storage conformance suite (:memory:, NORMAL, audit)", "[sqlite][storage]") {
+    tether_test::storage_conformance([] {
+        return tether::sqlite_storage{open_ok(":memory:", {.synchronous = tether::sqlite_options::sync_mode::normal,
+                                                           .audit = true})};
+    });
+}
+
+TEST_CASE("sqlite: the audit capability is detectable by the engine", "[sqlite][audit]") {
+    STATIC_REQUIRE(has_audit<item_store::transaction>);
+    STATIC_REQUIRE_FALSE(has_audit<tether::memory_store<conformance_item>::transaction>);
+}
+
+TEST_CASE("sqlite: close and reopen keeps every record, status and cursor", "[sqlite][restart]") {
+    temp_dir dir;
+    const auto path = dir.file("app.db");
+    std::vector<tether::record<conformance_item>> recs;
+    recs.push_back(tether_test::full_record(1));
+    for (std::uint64_t i = 0; i < tether::sync_status_count; ++i) {
+        recs.push_back(make_record(10 + i, static_cast<tether::sync_status>(i), 100 + static_cast<std::int64_t>(i)));
+    }
+    recs[2].server_id = "srv-11";
+    auto note = make_record<conformance_note>(1);
+    note.value.text = "keep me";
+    tether::status_counts counts_before;
+    std::vector<tether::record<conformance_item>> due_before;
+    {
+        auto db = open_ok(path);
+        item_store items{tether::sqlite_storage{db}};
+        note_store notes{tether::sqlite_storage{db}};
+        REQUIRE(put_all(items, recs));
+        REQUIRE(put_all(notes, std::vector{note}));
+        REQUIRE(items.transact([](auto& tx) { return tx.set_meta("cursor", "page-17"); }));
+        counts_before = items.counts().value();
+        due_before = items.due(at_ms(1'800'000'000'000), 100).value();
+    }  // every handle gone: the connection is closed
+
+    raw_db raw{path};
+    CHECK(raw.column("PRAGMA journal_mode") == std::vector<std::string>{"wal"});
+
+    auto db = open_ok(path);
+    item_store items{tether::sqlite_storage{db}};
+    note_store notes{tether::sqlite_storage{db}};
+    auto sorted = recs;
+    std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    auto l = items.list();
+    REQUIRE(l);
+    CHECK((*l == sorted));
+    CHECK((items.counts().value() == counts_before));
+    CHECK((items.due(at_ms(1'800'000'000'000), 100).value() == due_before));
+    CHECK(items.get_meta("cursor").value() == std::optional<std::string>{"page-17"});
+    CHECK(items.find_by_server_id("srv-11").value().value().id == recs[2].id);
+    CHECK((notes.get(note.id).value().value() == note));
+    CHECK(db.schema_version().value() == tether::sqlite_database::current_schema_version);
+}
+
+TEST_CASE("sqlite: a version 1 database is migrated on open", "[sqlite][migration]") {
+    temp_dir dir;
+    const auto path = dir.file("v1.db");
+    const auto id = id_n(5);
+    std::string hex;
+    for (auto b : id.bytes()) {
+        static constexpr char digits[] = "0123456789ABCDEF";
+        hex += digits[b >> 4];
+        hex += digits[b & 0xF];
+    }
+    {
+        raw_db raw{path};  // schema version 1, written by hand
+        REQUIRE(raw.exec(
+                    "CREATE TABLE tether_meta (scope TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+                    " PRIMARY KEY (scope, key)) WITHOUT ROWID;"
+                    "CREATE TABLE tether_tables (name TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;"
+                    "INSERT INTO tether_meta VALUES ('', 'schema_version', '1');"
+                    "INSERT INTO tether_meta VALUES ('conformance_items', 'cursor', 'v1-cursor');"
+                    "INSERT INTO tether_tables VALUES ('conformance_items');"
+                    "CREATE TABLE \"conformance_items\" (local_id BLOB PRIMARY KEY NOT NULL, server_id TEXT UNIQUE,"
+                    " status TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 0,"
+                    " local_rev INTEGER NOT NULL DEFAULT 0, dirty TEXT NOT NULL DEFAULT '[]',"
+                    " attempts INTEGER NOT NULL DEFAULT 0, last_attempt_at INTEGER, next_attempt_at INTEGER,"
+                    " priority INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+                    " last_error_code TEXT, last_error TEXT, last_error_http_status INTEGER,"
+                    " last_error_retry_after_ms INTEGER, value TEXT NOT NULL);"
+                    "INSERT INTO conformance_items (local_id, server_id, status, version, local_rev, dirty,"
+                    " attempts, priority, created_at, updated_at, value) VALUES (X'" +
+                    hex +
+                    "', 'srv-5', 'pending', 3, 4, '[\"title\"]', 1, 2, 100, 200,"
+                    " '{\"title\":\"old\",\"count\":7,\"tags\":[\"x\"]}');") == SQLITE_OK);
+    }
+
+    auto db = open_ok(path, {.audit = true});
+    CHECK(db.schema_version().value() == 2);
+    item_store items{tether::sqlite_storage{db}};
+    auto got = items.get(id);
+    REQUIRE(got);
+    REQUIRE(got->has_value());
+    const auto& r = **got;
+    CHECK(r.server_id == std::optional<std::string>{"srv-5"});
+    CHECK(r.status == tether::sync_status::pending);
+    CHECK_FALSE(r.deleted);  // the new column's default
+    CHECK(r.version == 3);
+    CHECK(r.local_rev == 4);
+    CHECK(r.dirty == tether::field_set{"title"});
+    CHECK(r.priority == tether::priority::high);
+    CHECK((r.value == conformance_item{"old", 7, {"x"}}));
+    CHECK(items.get_meta("cursor").value() == std::optional<std::string>{"v1-cursor"});
+
+    // The new column and the audit log work.
+    auto changed = r;
+    changed.deleted = true;
+    changed.status = tether::sync_status::pending_deletion;
+    REQUIRE(items.transact([&](auto& tx) -> tether::result<void> {
+        if (auto x = tx.put(changed); !x) return x;
+        return tx.audit({id, tether::sync_status::pending, tether::sync_status::pending_deletion, at_ms(300), "remove"});
+    }));
+    CHECK(items.get(id).value().value().deleted);
+    CHECK(items.audit_log().value().size() == 1);
+
+    raw_db raw{path};
+    CHECK(raw.column("SELECT value FROM tether_meta WHERE scope = '' AND key = 'schema_version'") ==
+          std::vector<std::string>{"2"});
+    CHECK(raw.column("SELECT name FROM pragma_table_info('conformance_items') WHERE name = 'deleted'").size() == 1);
+    CHECK(raw.column("SELECT name FROM sqlite_master WHERE name = 'conformance_items_due'").size() == 1);
+}
+
+TEST_CASE("sqlite: a failing migration changes nothing", "[sqlite][migration]") {
+    temp_dir dir;
+    const auto path = dir.file("v1-bad.db");
+    {
+        raw_db raw{path};
+        REQUIRE(raw.exec("CREATE TABLE tether_meta (scope TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+                         " PRIMARY KEY (scope, key)) WITHOUT ROWID;"
+                         "CREATE TABLE tether_tables (name TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;"
+                         "INSERT INTO tether_meta VALUES ('', 'schema_version', '1');"
+                         "INSERT INTO tether_tables VALUES ('zzz; DROP TABLE tether_meta');") == SQLITE_OK);
+    }
+    auto db = tether::sqlite_database::open(path);
+    REQUIRE_FALSE(db);
+    CHECK(db.error().code == tether::errc::storage);
+    CHECK(contains(db.error().message, "migrating"));
+    raw_db raw{path};
+    CHECK(raw.column("SELECT value FROM tether_meta WHERE key = 'schema_version'") == std::vector<std::string>{"1"});
+    CHECK(raw.column("SELECT name FROM sqlite_master WHERE name = 'tether_audit'").empty());
+}
+
+TEST_CASE("sqlite: a newer schema is refused and the file left as it was", "[sqlite][migration]") {
+    temp_dir dir;
+    const auto path = dir.file("newer.db");
+    {
+        auto db = open_ok(path);
+        item_store items{tether::sqlite_storage{db}};
+        REQUIRE(put_all(items, std::vector{make_record(1)}));
+    }
+    {
+        raw_db raw{path};
+        REQUIRE(raw.exec("UPDATE tether_meta SET value = '3' WHERE scope = '' AND key = 'schema_version'") ==
+                SQLITE_OK);
+    }
+    const auto before = read_bytes(path);
+    REQUIRE_FALSE(before.empty());
+    auto db = tether::sqlite_database::open(path);
+    REQUIRE_FALSE(db);
+    CHECK(db.error().code == tether::errc::storage);
+    CHECK(contains(db.error().message, "schema version 3"));
+    CHECK(contains(db.error().message, "newer"));
+    CHECK(read_bytes(path) == before);
+}
+
+TEST_CASE("sqlite: a file that is not a SQLite database is refused and left untouched", "[sqlite][refuse]") {
+    temp_dir dir;
+    const auto path = dir.file("garbage.db");
+    std::mt19937 rng{42};
+    std::string garbage(8192, '\0');
+    for (auto& c : garbage) c = static_cast<char>(rng());
+
+    SECTION("random bytes") {
+        write_bytes(path, garbage);
+        auto db = tether::sqlite_database::open(path);
+        REQUIRE_FALSE(db);
+        CHECK(db.error().code == tether::errc::storage);
+        CHECK(contains(db.error().message, "not a SQLite database"));
+        CHECK(read_bytes(path) == garbage);
+    }
+    SECTION("a SQLite header followed by garbage") {
+        const std::string header{"SQLite format 3\0", 16};
+        const auto bytes = header + garbage;
+        write_bytes(path, bytes);
+        auto db = tether::sqlite_database::open(path);
+        REQUIRE_FALSE(db);
+        CHECK(db.error().code == tether::errc::storage);
+        CHECK(contains(db.error().message, "refusing to open"));
+        CHECK(read_bytes(path) == bytes);
+        CHECK_FALSE(fs::exists(path + "-wal"));
+    }
+    SECTION("a database whose pages are damaged") {
+        {
+            auto db = open_ok(path);
+            item_store items{tether::sqlite_storage{db}};
+            std::vector<tether::record<conformance_item>> recs;
+            for (std::uint64_t i = 0; i < 200; ++i) recs.push_back(make_record(i + 1));
+            REQUIRE(put_all(items, recs));
+        }
+        auto bytes = read_bytes(path);
+        REQUIRE(bytes.size() > 4 * 4096);
+        for (std::size_t page = 4096; page + 8 <= bytes.size(); page += 4096) {
+            for (std::size_t i = 0; i < 8; ++i) bytes[page + i] = '\x55';  // every b-tree page header but page 1's
+        }
+        write_bytes(path, bytes);
+        auto db = tether::sqlite_database::open(path);
+        REQUIRE_FALSE(db);
+        CHECK(db.error().code == tether::errc::storage);
+        CHECK(read_bytes(path) == bytes);
+    }
+    SECTION("a directory") {
+        auto db = tether::sqlite_database::open(dir.path.string());
+        REQUIRE_FALSE(db);
+        CHECK(db.error().code == tether::errc::storage);
+    }
+    SECTION("an empty file is a new database") {
+        write_bytes(path, "");
+        auto db = tether::sqlite_database::open(path);
+        REQUIRE(db);
+        CHECK(db->schema_version().value() == tether::sqlite_database::current_schema_version);
+    }
+}
+
+TEST_CASE("sqlite: a write waits for another connection's lock, then fails cleanly within the bound",
+          "[sqlite][busy]") {
+    using namespace std::chrono_literals;
+    temp_dir dir;
+    const auto path = dir.file("busy.db");
+    const auto bound = 300ms;
+    auto db = open_ok(path, {.busy_timeout = bound});
+    item_store items{tether::sqlite_storage{db}};
+    REQUIRE(items.list());  // first use: creates the table
+    const auto r = make_record(1);
+
+    raw_db other{path};
+    REQUIRE(other.exec("BEGIN IMMEDIATE") == SQLITE_OK);
+
+    const auto start = std::chrono::steady_clock::now();
+    auto res = put_all(items, std::vector{r});
+    const auto waited = std::chrono::steady_clock::now() - start;
+    REQUIRE_FALSE(res);
+    CHECK(res.error().code == tether::errc::busy);
+    CHECK(tether::is_retryable(res.error()));
+    CHECK(contains(res.error().message, "database is locked"));
+    CHECK(waited >= bound - 50ms);  // it did wait (SQLite's busy handler sleeps in steps)
+    CHECK(waited < bound + 10s);    // and gave up: bounded
+    auto shared = db.transact([&] { return put_all(items, std::vector{make_record(2)}); });
+    REQUIRE_FALSE(shared);
+    CHECK(shared.error().code == tether::errc::busy);
+
+    // Readers are not blocked by a writer in WAL mode, nor is opening the
+    // database and a store on an existing table.
+    auto g = items.get(r.id);
+    REQUIRE(g);
+    CHECK_FALSE(g->has_value());
+    const auto before_reader = std::chrono::steady_clock::now();
+    {
+        auto reader_db = open_ok(path, {.busy_timeout = 10s});
+        item_store reader{tether::sqlite_storage{reader_db}};
+        auto l = reader.list();
+        REQUIRE(l);
+        CHECK(l->empty());
+    }
+    CHECK(std::chrono::steady_clock::now() - before_reader < 5s);  // did not wait for the 10 s bound
+
+    REQUIRE(other.exec("COMMIT") == SQLITE_OK);
+    REQUIRE(put_all(items, std::vector{r}));
+    CHECK(items.get(r.id).value().has_value());
+
+    // A second connection sees the commit.
+    auto db2 = open_ok(path);
+    item_store items2{tether::sqlite_storage{db2}};
+    CHECK((items2.get(r.id).value().value() == r));
+}
+
+TEST_CASE("sqlite: the audit log records transitions in the writing transaction and purge drops old ones",
+          "[sqlite][audit]") {
+    using namespace std::chrono_literals;
+    using st = tether::sync_status;
+    temp_dir dir;
+    const auto day = std::int64_t{24 * 3600 * 1000};
+    const std::int64_t t0 = 1'700'000'000'000;
+    auto db = open_ok(dir.file("audit.db"), {.audit = true});
+    item_store items{tether::sqlite_storage{db}};
+    const auto a = make_record(1);
+    const auto b = make_record(2);
+
+    REQUIRE(items.transact([&](auto& tx) -> tether::result<void> {
+        if (auto x = tx.put(a); !x) return x;
+        return tx.audit({a.id, std::nullopt, st::pending, at_ms(t0), "create"});
+    }));
+    REQUIRE(items.transact([&](auto& tx) -> tether::result<void> {
+        if (auto x = tx.audit({a.id, st::pending, st::synced, at_ms(t0 + 20 * day), "push applied"}); !x) return x;
+        return tx.audit({b.id, std::nullopt, st::synced, at_ms(t0 + 35 * day), "pull", true});
+    }));
+    auto rolled_back = items.transact([&](auto& tx) -> tether::result<void> {
+        if (auto x = tx.audit({a.id, st::synced, std::nullopt, at_ms(t0 + 36 * day), "server delete"}); !x) return x;
+        return tether::unexpected{tether::make_error(tether::errc::conflict, "no")};
+    });
+    REQUIRE_FALSE(rolled_back);
+    REQUIRE(items.transact([&](auto& tx) {
+        return tx.audit({b.id, st::synced, st::error, at_ms(t0 + 36 * day), "illegal", false});
+    }));
+
+    auto log = items.audit_log();
+    REQUIRE(log);
+    REQUIRE(log->size() == 4);
+    CHECK(log->at(0).id == a.id);
+    CHECK(log->at(0).from == std::nullopt);
+    CHECK(log->at(0).to == std::optional{st::pending});
+    CHECK(log->at(0).at == at_ms(t0));
+    CHECK(log->at(0).cause == "create");
+    CHECK(log->at(0).legal);
+    CHECK(log->at(1).cause == "push applied");
+    CHECK(log->at(1).from == std::optional{st::pending});
+    CHECK(log->at(2).id == b.id);
+    CHECK_FALSE(log->at(3).legal);
+    auto only_a = items.audit_log(a.id);
+    REQUIRE(only_a);
+    CHECK(only_a->size() == 2);
+    CHECK(db.audit_log("CONFORMANCE_ITEMS").value().size() == 4);
+    CHECK(db.audit_log("bad name").error().code == tether::errc::invalid_argument);
+
+    // Default retention (30 days) at t0 + 40 days: the entry of day 0 goes.
+    auto purged = db.purge_audit(at_ms(t0 + 40 * day));
+    REQUIRE(purged);
+    CHECK(*purged == 1);
+    CHECK(items.audit_log().value().size() == 3);
+    purged = db.purge_audit(at_ms(t0 + 40 * day), 24h * 3);  // cutoff: day 37
+    REQUIRE(purged);
+    CHECK(*purged == 3);
+    CHECK(items.audit_log().value().empty());
+
+    // Without the option, audit() is a no-op.
+    auto quiet = open_ok(dir.file("quiet.db"));
+    item_store q{tether::sqlite_storage{quiet}};
+    REQUIRE(q.transact([&](auto& tx) { return tx.audit({a.id, std::nullopt, st::pending, at_ms(t0), "create"}); }));
+    CHECK(q.audit_log().value().empty());
+}
+
+TEST_CASE("sqlite: table names are validated, never interpolated unchecked", "[sqlite][tables]") {
+    temp_dir dir;
+    auto db = open_ok(dir.file("names.db"));
+    for (const std::string& bad : std::vector<std::string>{"bad name", "x\"; DROP TABLE tether_meta; --", "1abc", "", "a-b", "sqlite_master",
+                            "tether_meta", "TETHER_x", "\xC3\xA9t\xC3\xA9", std::string(65, 'a')}) {
+        CAPTURE(bad);
+        item_store s{tether::sqlite_storage{db, bad}};
+        auto code = [](const auto& r) { return r ? std::optional<tether::errc>{} : std::optional{r.error().code}; };
+        const auto invalid = std::optional{tether::errc::invalid_argument};
+        CHECK(code(s.get(id_n(1))) == invalid);
+        CHECK(code(s.find_by_server_id("x")) == invalid);
+        CHECK(code(s.list()) == invalid);
+        CHECK(code(s.due(at_ms(0), 10)) == invalid);
+        CHECK(code(s.counts()) == invalid);
+        CHECK(code(s.get_meta("k")) == invalid);
+        CHECK(code(s.audit_log()) == invalid);
+        CHECK(code(s.transact([](auto&) { return tether::result<void>{}; })) == invalid);
+    }
+    CHECK(db.schema_version().value() == tether::sqlite_database::current_schema_version);
+
+    // An entity whose collection is not a valid name works under a valid override.
+    tether::sqlite_store<dashed> bad_default{tether::sqlite_storage{db}};
+    CHECK(bad_default.list().error().code == tether::errc::invalid_argument);
+    tether::sqlite_store<dashed> renamed{tether::sqlite_storage{db, "my_items"}};
+    CHECK(renamed.list());
+
+    // Names are case-insensitive, as in SQLite.
+    item_store upper{tether::sqlite_storage{db, "Items_2"}};
+    item_store lower{tether::sqlite_storage{db, "items_2"}};
+    REQUIRE(put_all(upper, std::vector{make_record(1)}));
+    CHECK(lower.list().value().size() == 1);
+    CHECK(lower.table() == "items_2");
+
+    // A table is not shared between entity types, nor taken over from the app.
+    note_store clash{tether::sqlite_storage{db, "items_2"}};
+    CHECK(clash.list().error().code == tether::errc::storage);
+    raw_db raw{dir.file("names.db")};
+    REQUIRE(raw.exec("CREATE TABLE app_table (x INTEGER)") == SQLITE_OK);
+    item_store foreign{tether::sqlite_storage{db, "app_table"}};
+    auto f = foreign.list();
+    REQUIRE_FALSE(f);
+    CHECK(f.error().code == tether::errc::storage);
+    CHECK(contains(f.error().message, "not created by tether"));
+}
+
+TEST_CASE("sqlite: several entity types share one transaction scope", "[sqlite][transact]") {
+    temp_dir dir;
+    auto db = open_ok(dir.file("shared.db"));
+    item_store items{tether::sqlite_storage{db}};
+    note_store notes{tether::sqlite_storage{db}};
+    const auto i1 = make_record(1);
+    const auto n1 = make_record<conformance_note>(2);
+    auto both = [&]() -> tether::result<void> {
+        if (auto r = put_all(items, std::vector{i1}); !r) return r;
+        return put_all(notes, std::vector{n1});
+    };
+    auto nothing_written = [&] {
+        CHECK(items.list().value().empty());
+        CHECK(notes.list().value().empty());
+    };
+
+    SECTION("an error result undoes the writes of both") {
+        auto r = db.transact([&]() -> tether::result<void> {
+            if (auto x = both(); !x) return x;
+            return tether::unexpected{tether::make_error(tether::errc::conflict, "undo")};
+        });
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message == "undo");
+        nothing_written();
+    }
+    SECTION("an exception undoes the writes of both and is rethrown") {
+        REQUIRE_THROWS_AS(db.transact([&]() -> tether::result<void> {
+            if (auto x = both(); !x) return x;
+            throw std::runtime_error{"boom"};
+        }),
+                          std::runtime_error);
+        nothing_written();
+    }
+    SECTION("success commits both") {
+        REQUIRE(db.transact(both));
+        CHECK(items.list().value().size() == 1);
+        CHECK(notes.list().value().size() == 1);
+    }
+    SECTION("a failing nested store transaction undoes only its own writes") {
+        REQUIRE(db.transact([&]() -> tether::result<void> {
+            if (auto x = put_all(items, std::vector{i1}); !x) return x;
+            auto inner = notes.transact([&](auto& tx) -> tether::result<void> {
+                if (auto x = tx.put(n1); !x) return x;
+                return tether::unexpected{tether::make_error(tether::errc::rejected, "inner")};
+            });
+            return inner ? tether::unexpected{tether::make_error(tether::errc::storage, "inner should fail")}
+                         : tether::result<void>{};
+        }));
+        CHECK(items.list().value().size() == 1);
+        CHECK(notes.list().value().empty());
+    }
+}
+
+TEST_CASE("sqlite: queries are served by indexes", "[sqlite][index]") {
+    temp_dir dir;
+    const auto path = dir.file("plan.db");
+    {
+        auto db = open_ok(path);
+        item_store items{tether::sqlite_storage{db}};
+        REQUIRE(items.list());
+    }
+    raw_db raw{path};
+    const tether::detail::sqlite_table_sql sql{"conformance_items"};
+    const auto due = raw.last_columns("EXPLAIN QUERY PLAN " + sql.select_due);
+    CAPTURE(due);
+    CHECK(contains(due, "conformance_items_due"));
+    CHECK_FALSE(contains(due, "TEMP B-TREE"));
+    const auto by_sid = raw.last_columns("EXPLAIN QUERY PLAN " + sql.select_by_server_id);
+    CAPTURE(by_sid);
+    CHECK(contains(by_sid, "USING INDEX"));
+    const auto counts = raw.last_columns("EXPLAIN QUERY PLAN " + sql.select_counts);
+    CAPTURE(counts);
+    CHECK(contains(counts, "COVERING INDEX conformance_items_status"));
+    const auto all = raw.last_columns("EXPLAIN QUERY PLAN " + sql.select_all);
+    CAPTURE(all);
+    CHECK_FALSE(contains(all, "TEMP B-TREE"));
+}
+
+TEST_CASE("sqlite: an undecodable row is a storage error, not a crash", "[sqlite][corrupt]") {
+    temp_dir dir;
+    const auto path = dir.file("rows.db");
+    auto db = open_ok(path);
+    item_store items{tether::sqlite_storage{db}};
+    REQUIRE(put_all(items, std::vector{make_record(1), make_record(2)}));
+    raw_db raw{path};
+
+    SECTION("bad JSON") {
+        REQUIRE(raw.exec("UPDATE conformance_items SET value = '{not json'") == SQLITE_OK);
+        CHECK(items.get(id_n(1)).error().code == tether::errc::storage);
+        CHECK(items.list().error().code == tether::errc::storage);
+    }
+    SECTION("JSON that does not fit the entity") {
+        REQUIRE(raw.exec("UPDATE conformance_items SET value = '{\"count\":\"seven\"}'") == SQLITE_OK);
+        auto g = items.get(id_n(1));
+        REQUIRE_FALSE(g);
+        CHECK(g.error().code == tether::errc::storage);
+        CHECK(contains(g.error().message, id_n(1).to_string()));
+    }
+    SECTION("an unknown status") {
+        REQUIRE(raw.exec("UPDATE conformance_items SET status = 'bogus'") == SQLITE_OK);
+        CHECK(items.counts().error().code == tether::errc::storage);
+        CHECK(items.get(id_n(2)).error().code == tether::errc::storage);
+    }
+    SECTION("a duplicate server id") {
+        auto a = make_record(1);
+        auto b = make_record(2);
+        a.server_id = b.server_id = "same";
+        auto r = put_all(items, std::vector{a, b});
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == tether::errc::storage);
+        CHECK(contains(r.error().message, "UNIQUE"));
+        CHECK_FALSE(items.get(id_n(1)).value().value().server_id.has_value());  // rolled back
+    }
+}

@@ -1,0 +1,61 @@
+#include "storage/conformance.hpp"
+
+#include <tether/core/error.hpp>
+#include <tether/core/record.hpp>
+#include <tether/storage/memory.hpp>
+#include <tether/storage/storage.hpp>
+
+#include <boost/hana/define_struct.hpp>
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+/// Claims the collection of `conformance_item` with a different type.
+struct impostor {
+    BOOST_HANA_DEFINE_STRUCT(impostor, (int, x));
+    static constexpr std::string_view collection = "conformance_items";
+};
+
+}  // namespace
+
+TEST_CASE("memory_storage passes the storage conformance suite", "[storage][memory]") {
+    tether_test::storage_conformance([] { return tether::memory_storage{}; });
+}
+
+TEST_CASE("memory_storage: copies share one store", "[storage][memory]") {
+    using tether_test::conformance_item;
+    tether::memory_storage storage;
+    tether::memory_storage copy = storage;  // NOLINT(performance-unnecessary-copy-initialization)
+    tether::memory_store<conformance_item> a{storage};
+    tether::memory_store<conformance_item> b{copy};
+    const auto r = tether_test::make_record(1);
+    REQUIRE(tether_test::put_all(a, std::vector{r}));
+    auto g = b.get(r.id);
+    REQUIRE(g);
+    REQUIRE(g->has_value());
+    CHECK((**g == r));
+
+    // A storage built separately is a different store.
+    tether::memory_store<conformance_item> c{tether::memory_storage{}};
+    CHECK(c.list().value().empty());
+}
+
+TEST_CASE("memory_storage: two entity types with one collection name is a storage error", "[storage][memory]") {
+    tether::memory_storage storage;
+    tether::memory_store<tether_test::conformance_item> items{storage};
+    tether::memory_store<impostor> clash{storage};
+    REQUIRE(tether_test::put_all(items, std::vector{tether_test::make_record(1)}));
+
+    auto l = clash.list();
+    REQUIRE_FALSE(l);
+    CHECK(l.error().code == tether::errc::storage);
+    auto t = clash.transact([](auto&) { return tether::result<void>{}; });
+    REQUIRE_FALSE(t);
+    CHECK(t.error().code == tether::errc::storage);
+    // The first owner is unaffected.
+    CHECK(items.list().value().size() == 1);
+}
