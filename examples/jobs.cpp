@@ -39,7 +39,9 @@ void say(const std::string& text) { std::cout << "\n" << clock_text() << "  " <<
 
 template <class Engine>
 void attach_log(Engine& engine, const std::string& device) {
-    engine.on_transition([device](const tether::transition& t) {
+    engine.on_transition([device, &engine](const tether::transition& t) {
+        // Hooks run outside the engine's locks, so reading the record here is fine.
+        if (!names.contains(t.id)) names[t.id] = engine.get(t.id).value().value.title;
         std::cout << "        [" << device << "] " << std::left << std::setw(14) << names[t.id] << " "
                   << (t.from ? std::string{tether::to_string(*t.from)} : std::string{"(new)"}) << " -> "
                   << (t.to ? std::string{tether::to_string(*t.to)} : std::string{"(gone)"}) << "  (" << t.cause
@@ -91,9 +93,7 @@ int main() {
     say("The phone is offline. Recording still works: every write is local first.");
     phone.set_online(false);
     auto memo = phone.create(Job{"Standup memo", 0, "/audio/standup.m4a"}).value();
-    names[memo.id] = "Standup memo";
     auto letter = phone.create(Job{"Letter", 0, "/audio/letter.m4a"}).value();
-    names[letter.id] = "Letter";
     (void)phone.update(memo.id, [](Job& j) { j.progress = 20; });
     sync(phone, "phone");
     show(phone, "phone");
@@ -107,7 +107,6 @@ int main() {
     demo_clock.advance(1min);
     say("A new job's create reaches the server, but the response is lost on the way back.");
     auto interview = phone.create(Job{"Interview", 0, "/audio/interview.m4a"}).value();
-    names[interview.id] = "Interview";
     server.drop_next_responses(1);
     sync(phone, "phone");
     demo_clock.advance(1min);
@@ -133,9 +132,7 @@ int main() {
     demo_clock.advance(1min);
     say("The server refuses one job for good (a poison record); the others still go up.");
     auto broken = phone.create(Job{"Corrupt audio", 0, "/audio/corrupt.m4a"}).value();
-    names[broken.id] = "Corrupt audio";
     auto notes = phone.create(Job{"Notes", 0, "/audio/notes.m4a"}).value();
-    names[notes.id] = "Notes";
     server.poison(broken.id);
     sync(phone, "phone");
     show(phone, "phone");

@@ -556,3 +556,63 @@ TEST_CASE("the engine state goes syncing and back, and to error after a failed r
     REQUIRE(h.error == 1);
     REQUIRE(h.synced == 1);
 }
+
+TEST_CASE("a failed record that keeps its local change in a conflict keeps its error too", "[sync][conflict]") {
+    world w;
+    auto dev = w.device(std::string{"alice"}, tether::client_wins{});
+    auto r = dev.create(Job{"memo", 0, ""}).value();
+    REQUIRE(dev.sync());
+    w.server.poison(r.id);
+    (void)dev.update(r.id, [](Job& j) { j.progress = 3; });
+    REQUIRE(dev.push()->failed == 1);
+    REQUIRE(w.server.put("alice", "jobs", *reload(dev, r.id).server_id,
+                         {{"title", "server"}, {"progress", 0}, {"audio_path", ""}}));
+    REQUIRE(dev.pull()->conflicts == 1);
+    auto cur = reload(dev, r.id);
+    REQUIRE(cur.status == sync_status::failed);
+    REQUIRE(cur.last_error);
+    REQUIRE(cur.last_error->code == tether::errc::rejected);
+    REQUIRE(cur.attempts == 1);
+    REQUIRE(cur.version == w.on_server()[0].version);
+}
+
+TEST_CASE("field_merge never resurrects a delete whose push failed", "[sync][conflict]") {
+    world w;
+    auto dev = w.device(std::string{"alice"}, tether::field_merge{});
+    auto r = dev.create(Job{"memo", 0, ""}).value();
+    REQUIRE(dev.sync());
+    (void)dev.update(r.id, [](Job& j) { j.progress = 3; });
+    REQUIRE(dev.remove(r.id));
+    w.server.fail_next(1, tether::loopback_server::transient_error());
+    REQUIRE(dev.push()->retrying == 1);  // the delete is now in `error`
+    REQUIRE(reload(dev, r.id).deleted);
+    REQUIRE(w.server.put("alice", "jobs", *reload(dev, r.id).server_id,
+                         {{"title", "server"}, {"progress", 0}, {"audio_path", ""}}));
+    REQUIRE(dev.pull()->conflicts == 1);
+    auto cur = reload(dev, r.id);
+    REQUIRE(cur.status == sync_status::synced);  // the server's edit restores it, as documented
+    REQUIRE_FALSE(cur.deleted);
+    REQUIRE(cur.value.title == "server");
+    REQUIRE(cur.value.progress == 0);  // no local field merged into a deleted record
+}
+
+TEST_CASE("a server without a change feed that pages its list is refused, deleting nothing", "[sync]") {
+    struct paging_full_list : tether::loopback_transport {
+        using tether::loopback_transport::loopback_transport;
+        tether::result<tether::pull_page> pull(std::string_view c, std::string_view cur, std::size_t limit) {
+            auto page = tether::loopback_transport::pull(c, cur, limit);
+            if (page) page->has_more = true;
+            return page;
+        }
+    };
+    world w;
+    w.server.set_change_feed(false);
+    auto dev = tether::make_engine<Job>(paging_full_list{w.server, "alice"}, w.clock);
+    auto r = dev.create(Job{"memo", 0, ""}).value();
+    REQUIRE(dev.push()->pushed == 1);
+    REQUIRE(w.server.erase("alice", "jobs", *reload(dev, r.id).server_id));
+    auto rep = dev.pull();
+    REQUIRE(rep->failure);
+    REQUIRE(rep->failure->code == tether::errc::protocol);
+    REQUIRE(reload(dev, r.id).status == sync_status::synced);
+}

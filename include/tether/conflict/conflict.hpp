@@ -17,10 +17,10 @@ struct conflict_tag {};
 ///
 /// A conflict arises when a push finds the server at a newer version than the
 /// one the local change was based on, or a pull brings a server change for a
-/// record that also has local changes. `local.status` tells whether the local
-/// change is an edit (`pending`, `error`, `failed`) or a delete
-/// (`pending_deletion`). A deletion on the server is final and never reaches a
-/// conflict policy.
+/// record that also has local changes. `local.deleted` tells whether the local
+/// change is a delete (its status is `pending_deletion`, or `error`/`failed`
+/// after a failed attempt) or an edit. A deletion on the server is final and
+/// never reaches a conflict policy.
 template <class E>
 struct conflict {
     const record<E>& local;                      ///< the local record, changes included
@@ -39,8 +39,9 @@ enum class resolution_kind : std::uint8_t {
 /// @brief A conflict policy's decision.
 ///
 /// For `merged`, `value` holds the merged entity and `dirty` the fields in which
-/// it differs from the server's copy (what the next push sends). If a merge
-/// equals the server's value, return `take_server` instead.
+/// it differs from the server's copy. The engine recomputes that set from the
+/// two values before the next push (so a wrong `dirty` cannot lose a field);
+/// a merge equal to the server's value is applied as `take_server`.
 template <class E>
 struct resolution {
     resolution_kind kind = resolution_kind::take_server;  ///< the decision

@@ -22,7 +22,7 @@ namespace tether {
 ///    `resolution<E>::merged(merged, changed)`, and the next push sends only
 ///    `changed`.
 ///
-/// For a local delete (`pending_deletion`) there are no fields to merge:
+/// For a local delete (`c.local.deleted`, whatever its status) there are no fields to merge:
 /// the result is `take_server`, i.e. the server's edit restores the deleted record.
 ///
 /// Fields come from `entity_ops<E>` (Hana struct members, or the top-level keys
@@ -46,7 +46,7 @@ struct field_merge {
     /// `take_server` when that adds nothing or the local change is a delete.
     template <class E>
     [[nodiscard]] resolution<E> resolve(const conflict<E>& c) const {
-        if (c.local.status == sync_status::pending_deletion) {
+        if (c.local.deleted || c.local.status == sync_status::pending_deletion) {
             return resolution<E>::take_server();
         }
         E merged = entity_ops<E>::merge(c.server_value, c.local.value, c.local.dirty);

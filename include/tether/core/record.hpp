@@ -60,8 +60,9 @@ struct record {
     friend bool operator==(const record&, const record&) = default;
 };
 
-/// @brief True if a push may pick the record up at `now`: `pending` and
-/// `pending_deletion` always, `error` once `next_attempt_at <= now`.
+/// @brief True if a push may pick the record up at `now`: a `pending`,
+/// `pending_deletion` or `error` record whose `next_attempt_at` is unset or has
+/// come (only `error` records normally carry one).
 template <class Entity>
 [[nodiscard]] constexpr bool is_due(const record<Entity>& r, timestamp now) noexcept {
     switch (r.status) {

@@ -76,7 +76,8 @@ struct health_report {
 enum class skip_reason : std::uint8_t {
     offline,          ///< `set_online(false)` was called
     unauthorized,     ///< not authenticated (or paused by a 401)
-    already_running,  ///< another sync was running; it will run once more when it ends
+    already_running,  ///< another sync was running; it goes round once more unless it failed or hit
+                      ///< its round limit, in which case the sync-needed hook fires
 };
 
 /// @brief The canonical name of a skip reason.

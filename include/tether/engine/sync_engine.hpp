@@ -155,7 +155,7 @@ public:
         r.updated_at = now;
         detail::effects<Entity> fx;
         auto done = store_.transact([&](auto& tx) { return detail::write_record(tx, fx, std::optional<record_type>{}, r, now, "create"); });
-        deliver(fx);
+        deliver(fx, done.has_value());
         if (!done) return unexpected{std::move(done).error()};
         request_sync();
         return r;
@@ -203,7 +203,7 @@ public:
             out = after;
             return detail::write_record(tx, fx, *found, std::move(after), now, "update");
         });
-        deliver(fx);
+        deliver(fx, done.has_value());
         if (!done) return unexpected{std::move(done).error()};
         if (!fx.changes.empty()) request_sync();
         return std::move(*out);
@@ -232,7 +232,7 @@ public:
             after.updated_at = now;
             return detail::write_record(tx, fx, *found, std::move(after), now, "remove");
         });
-        deliver(fx);
+        deliver(fx, done.has_value());
         if (!done) return done;
         if (!fx.changes.empty()) request_sync();
         return {};
@@ -264,7 +264,7 @@ public:
             out = after;
             return detail::write_record(tx, fx, *found, std::move(after), now, "reset_failed");
         });
-        deliver(fx);
+        deliver(fx, done.has_value());
         if (!done) return unexpected{std::move(done).error()};
         request_sync();
         return std::move(*out);
@@ -370,7 +370,7 @@ public:
     /// @brief The engine's backoff policy.
     [[nodiscard]] const backoff_type& backoff() const noexcept { return backoff_; }
 
-    // ---- sync half (engine/detail/push.hpp, pull.hpp) ---------------------------
+    // ---- sync half (defined in engine/detail/sync.hpp) ---------------------------
 
     /// @brief Push local changes, then pull remote ones. Single-flight: while a
     /// sync runs, another call returns at once (`skip_reason::already_running`)
@@ -438,7 +438,14 @@ private:
     }
 
     /// Delivers a transaction's effects: transition hook, cleanup hook, watchers.
-    void deliver(detail::effects<Entity>& fx) {
+    /// A transaction that rolled back changed nothing: only refused transitions
+    /// and warnings are reported.
+    void deliver(detail::effects<Entity>& fx, bool committed) {
+        if (!committed) {
+            fx.transitions.clear();
+            fx.changes.clear();
+            fx.erased.clear();
+        }
         if (auto h = hook(transition_hook_)) {
             for (const auto& t : fx.refused) (*h)(t);
             for (const auto& t : fx.transitions) (*h)(t);

@@ -105,8 +105,9 @@ struct pull_page {
 /// 5. `t.max_batch()` is the largest batch `push` accepts (>= 1); a larger one
 ///    fails as a whole with `errc::invalid_argument` (HTTP 413);
 /// 6. `t.has_change_feed()` is false for a server that only lists everything:
-///    then `pull` with the empty cursor returns the full list, with no
-///    tombstones, and the engine detects server-side deletions itself.
+///    then `pull` with the empty cursor returns the full list in one page
+///    (`has_more` false; `limit` may be ignored), with no tombstones, and the
+///    engine detects server-side deletions itself.
 /// No member throws; all may be called from any thread.
 ///
 /// @code

@@ -162,9 +162,17 @@ std::string sync_engine<Entity, Policies...>::settle_conflict(record_type& after
     const auto decision = conflict_.resolve(conflict<Entity>{before, server_value, s.version, s.updated_at});
     if (!s.server_id.empty()) after.server_id = s.server_id;
     after.version = std::max(after.version, s.version);
-    after.attempts = 0;
-    after.next_attempt_at.reset();
-    after.last_error.reset();
+    // A record that leaves `failed` (or `error`) starts its attempts afresh; one
+    // that stays `failed` keeps its count and error, so the user still sees why.
+    struct fresh_attempts_unless_failed {
+        record_type& r;
+        ~fresh_attempts_unless_failed() {
+            if (r.status == sync_status::failed) return;
+            r.attempts = 0;
+            r.next_attempt_at.reset();
+            r.last_error.reset();
+        }
+    } attempts_guard{after};
     auto take_server = [&] {
         after.value = std::move(server_value);
         after.status = sync_status::synced;
@@ -284,7 +292,7 @@ result<void> sync_engine<Entity, Policies...>::run_push(sync_report& rep) {
             }
             return {};
         });
-        deliver(fx);
+        deliver(fx, done.has_value());
         if (!done) return done;
         if (unauthorized) {
             pause_unauthorized(*unauthorized, rep);
@@ -317,7 +325,7 @@ result<void> sync_engine<Entity, Policies...>::fail_batch(const std::vector<reco
         }
         return {};
     });
-    deliver(fx);
+    deliver(fx, done.has_value());
     return done;
 }
 
@@ -418,6 +426,12 @@ result<void> sync_engine<Entity, Policies...>::run_pull(sync_report& rep) {
             }
             return {};
         }
+        if (!feed && page->has_more) {
+            // Deletion detection needs the whole list: a partial one would delete
+            // every synced record past its end.
+            rep.failure = make_error(errc::protocol, "a server without a change feed must return its full list in one page");
+            return {};
+        }
         std::vector<record_type> missing;  // full-list mode: synced records the server no longer lists
         if (!feed) {
             auto all = store_.list();
@@ -452,7 +466,7 @@ result<void> sync_engine<Entity, Policies...>::run_pull(sync_report& rep) {
             if (feed) return tx.set_meta(detail::pull_cursor_key, page->next_cursor);
             return {};
         });
-        deliver(fx);
+        deliver(fx, done.has_value());
         if (!done) return done;
         if (!feed || !page->has_more) return {};
         if (page->next_cursor == cursor) {
