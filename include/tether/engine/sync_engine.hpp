@@ -153,8 +153,9 @@ public:
         r.priority = prio;
         r.created_at = now;
         r.updated_at = now;
-        detail::effects<Entity> fx;
-        auto done = store_.transact([&](auto& tx) { return detail::write_record(tx, fx, std::optional<record_type>{}, r, now, "create"); });
+        auto fx = make_effects();
+        auto done = store_.transact(
+            [&](auto& tx) { return detail::write_record(tx, fx, std::optional<sync_status>{}, r, now, "create"); });
         deliver(fx, done.has_value());
         if (!done) return unexpected{std::move(done).error()};
         request_sync();
@@ -173,25 +174,22 @@ public:
         requires std::invocable<F&, Entity&>
     result<record_type> update(const local_id& id, F&& fn) {
         const auto now = clock_.now();
-        detail::effects<Entity> fx;
+        auto fx = make_effects();
         std::optional<record_type> out;
         auto done = store_.transact([&](auto& tx) -> result<void> {
-            auto found = tx.get(id);
-            if (!found) return unexpected{std::move(found).error()};
-            if (!*found) return unexpected{not_found(id)};
-            const record_type& before = **found;
+            return detail::with_record<Entity>(tx, id, [&](const record_type* found) -> result<void> {
+            if (!found) return unexpected{not_found(id)};
+            const record_type& before = *found;
             if (before.deleted) {
                 return unexpected{make_error(errc::invalid_state, "record " + id.to_string() + " is deleted")};
             }
-            Entity next = before.value;
-            std::invoke(fn, next);
-            auto changed = entity_ops<Entity>::diff(before.value, next);
+            record_type after = before;
+            std::invoke(fn, after.value);
+            auto changed = entity_ops<Entity>::diff(before.value, after.value);
             if (changed.empty()) {
-                out = before;  // no change: no write, no status change, no sync
+                out = std::move(after);  // no change: no write, no status change, no sync
                 return {};
             }
-            record_type after = before;
-            after.value = std::move(next);
             after.dirty.merge(changed);
             after.local_rev += 1;
             after.updated_at = now;
@@ -201,11 +199,13 @@ public:
                 after.next_attempt_at.reset();
             }
             out = after;
-            return detail::write_record(tx, fx, *found, std::move(after), now, "update");
+            return detail::write_record(tx, fx, std::optional<sync_status>{before.status}, std::move(after), now,
+                                        "update");
+            });
         });
         deliver(fx, done.has_value());
         if (!done) return unexpected{std::move(done).error()};
-        if (!fx.changes.empty()) request_sync();
+        if (fx.writes) request_sync();
         return std::move(*out);
     }
 
@@ -214,12 +214,11 @@ public:
     /// server confirms. Removing a record already pending deletion is a no-op.
     result<void> remove(const local_id& id) {
         const auto now = clock_.now();
-        detail::effects<Entity> fx;
+        auto fx = make_effects();
         auto done = store_.transact([&](auto& tx) -> result<void> {
-            auto found = tx.get(id);
-            if (!found) return unexpected{std::move(found).error()};
-            if (!*found) return unexpected{not_found(id)};
-            const record_type& before = **found;
+            return detail::with_record<Entity>(tx, id, [&](const record_type* found) -> result<void> {
+            if (!found) return unexpected{not_found(id)};
+            const record_type& before = *found;
             if (before.deleted) return {};
             if (!may_exist_on_server(before)) return detail::erase_record(tx, fx, before, now, "remove");
             record_type after = before;
@@ -230,11 +229,13 @@ public:
             after.next_attempt_at.reset();
             after.last_error.reset();
             after.updated_at = now;
-            return detail::write_record(tx, fx, *found, std::move(after), now, "remove");
+            return detail::write_record(tx, fx, std::optional<sync_status>{before.status}, std::move(after), now,
+                                        "remove");
+            });
         });
         deliver(fx, done.has_value());
         if (!done) return done;
-        if (!fx.changes.empty()) request_sync();
+        if (fx.writes) request_sync();
         return {};
     }
 
@@ -243,7 +244,7 @@ public:
     /// On a record that is not `failed` it is an `invalid_state` error.
     result<record_type> reset_failed(const local_id& id) {
         const auto now = clock_.now();
-        detail::effects<Entity> fx;
+        auto fx = make_effects();
         std::optional<record_type> out;
         auto done = store_.transact([&](auto& tx) -> result<void> {
             auto found = tx.get(id);
@@ -320,9 +321,15 @@ public:
     }
 
     /// @brief Sets the transition hook (every status change, with time and cause).
-    void on_transition(transition_fn fn) { set_hook(transition_hook_, std::move(fn)); }
+    void on_transition(transition_fn fn) {
+        has_transition_hook_.store(static_cast<bool>(fn));
+        set_hook(transition_hook_, std::move(fn));
+    }
     /// @brief Sets the cleanup hook (a record deleted for good).
-    void on_cleanup(cleanup_fn fn) { set_hook(cleanup_hook_, std::move(fn)); }
+    void on_cleanup(cleanup_fn fn) {
+        has_cleanup_hook_.store(static_cast<bool>(fn));
+        set_hook(cleanup_hook_, std::move(fn));
+    }
     /// @brief Sets the log hook (replaces the default, which writes warnings to `std::clog`).
     void on_log(log_fn fn) { set_hook(log_hook_, std::move(fn)); }
     /// @brief Sets the sync-needed hook (fire-and-forget: schedule a `sync()` from it).
@@ -476,6 +483,15 @@ private:
         for (const auto& c : fx.changes) watchers_->notify(c);
     }
 
+    /// Effects for one transaction, building only what someone listens to.
+    [[nodiscard]] detail::effects<Entity> make_effects() const {
+        detail::effects<Entity> fx;
+        fx.want_changes = !watchers_->empty();
+        fx.want_erased = has_cleanup_hook_.load(std::memory_order_acquire);
+        fx.want_transitions = has_transition_hook_.load(std::memory_order_acquire);
+        return fx;
+    }
+
     void request_sync() {
         rerun_.store(true, std::memory_order_release);
         if (auto h = hook(sync_needed_hook_)) (*h)();
@@ -497,6 +513,7 @@ private:
     std::mutex ids_mutex_;
     local_id_generator ids_;
 
+    std::size_t handled_still_due_ = 0;       // push bookkeeping; only the running sync touches it
     mutable std::mutex state_mutex_;          // guards in_flight_ and backoff_ (its jitter state)
     std::set<local_id> in_flight_;
     std::atomic<bool> online_{true};
@@ -506,6 +523,8 @@ private:
     std::atomic<bool> last_run_failed_{false};
     std::atomic<engine_state> last_published_{engine_state::idle};
     std::atomic<std::uint64_t> cleanup_failures_{0};
+    std::atomic<bool> has_transition_hook_{false};
+    std::atomic<bool> has_cleanup_hook_{false};
 
     mutable std::mutex hooks_mutex_;
     std::shared_ptr<const transition_fn> transition_hook_;

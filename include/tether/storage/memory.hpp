@@ -79,6 +79,13 @@ public:
         /// @brief The record with `id`, as this transaction sees it.
         result<std::optional<record<E>>> get(const local_id& id) const { return store_->find_(id); }
 
+        /// @brief The stored record with `id`, or null: no copy (valid until the
+        /// transaction's next write). The engine uses it when a store offers it.
+        [[nodiscard]] const record<E>* peek(const local_id& id) const {
+            auto it = store_->table_->records.find(id);
+            return it == store_->table_->records.end() ? nullptr : &it->second;
+        }
+
         /// @brief The record with server id `sid`, as this transaction sees it.
         result<std::optional<record<E>>> find_by_server_id(std::string_view sid) const {
             return store_->find_server_(sid);
@@ -101,11 +108,11 @@ public:
                 if (r.server_id) t.by_server_id[*r.server_id] = r.id;
                 t.records.emplace(r.id, std::move(r));
             } else {
-                undo_.push_back({r.id, it->second});
                 if (it->second.server_id != r.server_id) {
                     if (it->second.server_id) t.by_server_id.erase(*it->second.server_id);
                     if (r.server_id) t.by_server_id[*r.server_id] = r.id;
                 }
+                undo_.push_back({r.id, std::move(it->second)});
                 it->second = std::move(r);
             }
             return {};

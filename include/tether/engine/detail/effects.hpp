@@ -1,10 +1,13 @@
 #pragma once
 
+#include <tether/core/ids.hpp>
 #include <tether/core/record.hpp>
 #include <tether/core/result.hpp>
 #include <tether/core/status.hpp>
 #include <tether/engine/events.hpp>
 
+#include <concepts>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <utility>
@@ -22,23 +25,56 @@ struct effects {
     std::vector<record<E>> erased;
     std::vector<transition> refused;
     std::vector<std::string> warnings;  // logged after commit, so a log hook may call the engine
+    // What anyone listens to: unwanted effects are not built (the write path's
+    // cost is dominated by record copies). Set by the engine per transaction.
+    bool want_changes = true;
+    bool want_erased = true;
+    bool want_transitions = true;
+    std::size_t writes = 0;  // records written or erased
 };
+
+/// Calls `f(const record<E>*)` with the record `id` as `tx` sees it (null when
+/// absent), without copying it when the transaction offers `peek(id)`.
+template <class E, class Tx, class F>
+result<void> with_record(Tx& tx, const local_id& id, F&& f) {
+    if constexpr (requires { { tx.peek(id) } -> std::convertible_to<const record<E>*>; }) {
+        return std::forward<F>(f)(static_cast<const record<E>*>(tx.peek(id)));
+    } else {
+        auto found = tx.get(id);
+        if (!found) return unexpected{std::move(found).error()};
+        return std::forward<F>(f)(found->has_value() ? &**found : static_cast<const record<E>*>(nullptr));
+    }
+}
 
 /// Writes `after` (replacing `before`, if any) inside transaction `tx`, checking
 /// the status transition against the state machine and recording what happened.
 template <class Tx, class E>
+result<void> write_record(Tx& tx, effects<E>& fx, std::optional<sync_status> before, record<E> after,
+                          timestamp now, std::string_view cause);
+
+/// As above, from the record being replaced (or none).
+template <class Tx, class E>
 result<void> write_record(Tx& tx, effects<E>& fx, const std::optional<record<E>>& before, record<E> after,
+                          timestamp now, std::string_view cause) {
+    return write_record(tx, fx, before ? std::optional<sync_status>{before->status} : std::nullopt, std::move(after),
+                        now, cause);
+}
+
+/// Writes `after` inside transaction `tx`; `before` is the status of the record
+/// it replaces (empty for a new record).
+template <class Tx, class E>
+result<void> write_record(Tx& tx, effects<E>& fx, std::optional<sync_status> before, record<E> after,
                           timestamp now, std::string_view cause) {
     std::optional<transition> t;
     if (!before) {
         t = transition{after.id, std::nullopt, after.status, now, std::string{cause}, true};
-    } else if (before->status != after.status) {
-        t = transition{after.id, before->status, after.status, now, std::string{cause}, true};
-        if (!is_legal_transition(before->status, after.status)) {
+    } else if (*before != after.status) {
+        t = transition{after.id, *before, after.status, now, std::string{cause}, true};
+        if (!is_legal_transition(*before, after.status)) {
             t->legal = false;
             fx.refused.push_back(*t);
             return unexpected{make_error(errc::invalid_state,
-                                         std::string{"illegal status transition "} + std::string{to_string(before->status)} +
+                                         std::string{"illegal status transition "} + std::string{to_string(*before)} +
                                              " -> " + std::string{to_string(after.status)} + " (" + std::string{cause} + ")")};
         }
     }
@@ -49,9 +85,14 @@ result<void> write_record(Tx& tx, effects<E>& fx, const std::optional<record<E>>
     }
     const auto id = after.id;
     const auto kind = before ? change_kind::updated : change_kind::created;
-    if (auto r = tx.put(after); !r) return r;
-    if (t) fx.transitions.push_back(std::move(*t));
-    fx.changes.push_back(change<E>{kind, id, std::move(after), std::string{cause}});
+    if (fx.want_changes) {
+        if (auto r = tx.put(after); !r) return r;
+        fx.changes.push_back(change<E>{kind, id, std::move(after), std::string{cause}});
+    } else {
+        if (auto r = tx.put(std::move(after)); !r) return r;
+    }
+    ++fx.writes;
+    if (t && fx.want_transitions) fx.transitions.push_back(std::move(*t));
     return {};
 }
 
@@ -62,10 +103,12 @@ result<void> erase_record(Tx& tx, effects<E>& fx, const record<E>& before, times
     if constexpr (requires { tx.audit(t); }) {
         if (auto a = tx.audit(t); !a) return a;
     }
-    if (auto r = tx.erase(before.id); !r) return r;
-    fx.transitions.push_back(std::move(t));
-    fx.changes.push_back(change<E>{change_kind::removed, before.id, std::nullopt, std::string{cause}});
-    fx.erased.push_back(before);
+    const auto id = before.id;
+    if (fx.want_erased) fx.erased.push_back(before);  // `before` may point into the store: copy first
+    if (auto r = tx.erase(id); !r) return r;
+    ++fx.writes;
+    if (fx.want_transitions) fx.transitions.push_back(std::move(t));
+    if (fx.want_changes) fx.changes.push_back(change<E>{change_kind::removed, id, std::nullopt, std::string{cause}});
     return {};
 }
 

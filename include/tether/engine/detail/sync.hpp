@@ -230,9 +230,12 @@ result<void> sync_engine<Entity, Policies...>::run_push(sync_report& rep) {
     const std::size_t max_batch = std::max<std::size_t>(1, transport_.max_batch());
     const std::size_t batch = options_.push_batch ? std::min(options_.push_batch, max_batch) : max_batch;
     const auto collection = std::string_view{collection_of<Entity>()};
+    // Each record goes up at most once per run; those still due after their
+    // outcome (edited during the push) are skipped, so ask for that many more.
     std::unordered_set<local_id> handled;
+    handled_still_due_ = 0;
     while (online_.load() && authenticated_.load()) {
-        auto due = store_.due(clock_.now(), batch + handled.size());
+        auto due = store_.due(clock_.now(), batch + handled_still_due_);
         if (!due) return unexpected{std::move(due).error()};
         std::vector<record_type> picked;
         for (auto& r : *due) {
@@ -279,13 +282,14 @@ result<void> sync_engine<Entity, Policies...>::run_push(sync_report& rep) {
             return {};
         }
         const auto now = clock_.now();
-        detail::effects<Entity> fx;
+        auto fx = make_effects();
         std::optional<error> unauthorized;
         auto done = store_.transact([&](auto& tx) -> result<void> {
             for (std::size_t i = 0; i < ops.size(); ++i) {
                 const auto& out = (*outcomes)[i];
                 if (out.outcome == push_outcome::kind::rejected && out.failure.code == errc::unauthorized) {
                     unauthorized = out.failure;  // not the record's fault: no attempt is counted
+                    ++handled_still_due_;
                     continue;
                 }
                 if (auto a = apply_outcome(tx, fx, ops[i], batch_records[i].local_rev, out, now, rep); !a) return a;
@@ -312,7 +316,7 @@ result<void> sync_engine<Entity, Policies...>::fail_batch(const std::vector<reco
     rep.failure = e;
     if (e.code == errc::offline) return {};  // the request never left: not an attempt
     const auto now = clock_.now();
-    detail::effects<Entity> fx;
+    auto fx = make_effects();
     auto done = store_.transact([&](auto& tx) -> result<void> {
         for (const auto& picked : batch) {
             auto cur = tx.get(picked.id);
@@ -320,6 +324,7 @@ result<void> sync_engine<Entity, Policies...>::fail_batch(const std::vector<reco
             if (!*cur) continue;
             record_type after = **cur;
             count_failure(after, e, now, rep);
+            if (is_due(after, now)) ++handled_still_due_;
             const std::string cause = std::string{"push failed: "} + std::string{to_string(e.code)};
             if (auto w = detail::write_record(tx, fx, *cur, std::move(after), now, cause); !w) return w;
         }
@@ -404,6 +409,7 @@ result<void> sync_engine<Entity, Policies...>::apply_outcome(Tx& tx, detail::eff
             break;
         }
     }
+    if (is_due(after, now)) ++handled_still_due_;
     return detail::write_record(tx, fx, *cur, std::move(after), now, cause);
 }
 
@@ -445,7 +451,7 @@ result<void> sync_engine<Entity, Policies...>::run_pull(sync_report& rep) {
             }
         }
         const auto now = clock_.now();
-        detail::effects<Entity> fx;
+        auto fx = make_effects();
         auto done = store_.transact([&](auto& tx) -> result<void> {
             for (const auto& s : page->records) {
                 if (auto a = apply_server_record(tx, fx, s, now, rep); !a) return a;
