@@ -70,6 +70,7 @@ class memory_store {
         std::unordered_map<local_id, record<E>> records;
         std::unordered_map<std::string, local_id> by_server_id;
         std::map<std::string, std::string, std::less<>> meta;
+        std::vector<std::pair<local_id, std::optional<record<E>>>> undo;  // the running transaction's
     };
 
 public:
@@ -172,7 +173,8 @@ public:
         }
 
         memory_store* store_;
-        std::vector<std::pair<local_id, std::optional<record<E>>>> undo_;
+        // The table's undo log, reused by every transaction (they are serialised).
+        std::vector<std::pair<local_id, std::optional<record<E>>>>& undo_ = store_->table_->undo;
         std::vector<std::pair<std::string, std::optional<std::string>>> meta_undo_;
     };
 
@@ -204,6 +206,10 @@ public:
         if (collision_) return collision_error_();
         std::lock_guard lock{table_->mutex};
         transaction tx{this};
+        struct clear_undo {
+            std::vector<std::pair<local_id, std::optional<record<E>>>>& log;
+            ~clear_undo() { log.clear(); }  // keeps the capacity for the next transaction
+        } clear{table_->undo};
         try {
             result<void> r = std::forward<F>(f)(tx);
             if (!r) tx.rollback();
