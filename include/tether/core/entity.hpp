@@ -186,10 +186,22 @@ struct entity_ops {
     /// @brief The names of the fields whose values differ between `a` and `b`.
     static field_set diff(const E& a, const E& b) {
         field_set out;
+        diff_into(a, b, out);
+        return out;
+    }
+
+    /// @brief Adds to `out` the names of the fields that differ between `a` and
+    /// `b` (a name already in `out` costs no allocation); true if any differ.
+    static bool diff_into(const E& a, const E& b, field_set& out) {
+        bool any = false;
+        auto add = [&](std::string_view name) {
+            any = true;
+            if (!out.contains(name)) out.emplace(name);
+        };
         if constexpr (detail::hana_struct<E> && !detail::nlohmann_convertible<E>) {
             boost::hana::for_each(boost::hana::accessors<E>(), [&](auto pair) {
                 if (!(boost::hana::second(pair)(a) == boost::hana::second(pair)(b))) {
-                    out.emplace(boost::hana::to<char const*>(boost::hana::first(pair)));
+                    add(boost::hana::to<char const*>(boost::hana::first(pair)));
                 }
             });
         } else {
@@ -197,13 +209,13 @@ struct entity_ops {
             const auto jb = to_json(b);
             for (auto it = ja.begin(); it != ja.end(); ++it) {
                 auto other = jb.find(it.key());
-                if (other == jb.end() || *other != it.value()) out.emplace(it.key());
+                if (other == jb.end() || *other != it.value()) add(it.key());
             }
             for (auto it = jb.begin(); it != jb.end(); ++it) {
-                if (!ja.contains(it.key())) out.emplace(it.key());
+                if (!ja.contains(it.key())) add(it.key());
             }
         }
-        return out;
+        return any;
     }
 
     /// @brief `base` with the fields named in `fields` taken from `from`.

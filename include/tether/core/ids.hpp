@@ -160,8 +160,15 @@ private:
 template <>
 struct std::hash<tether::local_id> {
     std::size_t operator()(const tether::local_id& id) const noexcept {
-        std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over the 16 bytes
-        for (auto b : id.bytes()) h = (h ^ b) * 0x100000001b3ull;
-        return static_cast<std::size_t>(h);
+        // Both 64-bit halves, mixed (the low half of a v7 id is random; the high
+        // half is time and counter): two multiplies instead of a byte loop.
+        std::uint64_t hi = 0;
+        std::uint64_t lo = 0;
+        for (std::size_t i = 0; i < 8; ++i) {
+            hi = (hi << 8) | id.bytes()[i];
+            lo = (lo << 8) | id.bytes()[i + 8];
+        }
+        std::uint64_t h = (hi ^ (lo * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
+        return static_cast<std::size_t>(h ^ (h >> 31));
     }
 };

@@ -185,12 +185,10 @@ public:
             }
             record_type after = before;
             std::invoke(fn, after.value);
-            auto changed = entity_ops<Entity>::diff(before.value, after.value);
-            if (changed.empty()) {
+            if (!entity_ops<Entity>::diff_into(before.value, after.value, after.dirty)) {
                 out = std::move(after);  // no change: no write, no status change, no sync
                 return {};
             }
-            after.dirty.merge(changed);
             after.local_rev += 1;
             after.updated_at = now;
             if (after.status == sync_status::synced || after.status == sync_status::error) {
@@ -333,7 +331,10 @@ public:
     /// @brief Sets the log hook (replaces the default, which writes warnings to `std::clog`).
     void on_log(log_fn fn) { set_hook(log_hook_, std::move(fn)); }
     /// @brief Sets the sync-needed hook (fire-and-forget: schedule a `sync()` from it).
-    void on_sync_needed(sync_needed_fn fn) { set_hook(sync_needed_hook_, std::move(fn)); }
+    void on_sync_needed(sync_needed_fn fn) {
+        has_sync_needed_hook_.store(static_cast<bool>(fn));
+        set_hook(sync_needed_hook_, std::move(fn));
+    }
 
     // ---- gates ----------------------------------------------------------------
 
@@ -453,6 +454,10 @@ private:
             fx.changes.clear();
             fx.erased.clear();
         }
+        if (fx.transitions.empty() && fx.refused.empty() && fx.warnings.empty() && fx.erased.empty() &&
+            fx.changes.empty()) {
+            return;  // the common write with nobody listening: no lock taken
+        }
         if (auto h = hook(transition_hook_)) {
             for (const auto& t : fx.refused) (*h)(t);
             for (const auto& t : fx.transitions) (*h)(t);
@@ -494,6 +499,7 @@ private:
 
     void request_sync() {
         rerun_.store(true, std::memory_order_release);
+        if (!has_sync_needed_hook_.load(std::memory_order_acquire)) return;
         if (auto h = hook(sync_needed_hook_)) (*h)();
     }
 
@@ -525,6 +531,7 @@ private:
     std::atomic<std::uint64_t> cleanup_failures_{0};
     std::atomic<bool> has_transition_hook_{false};
     std::atomic<bool> has_cleanup_hook_{false};
+    std::atomic<bool> has_sync_needed_hook_{false};
 
     mutable std::mutex hooks_mutex_;
     std::shared_ptr<const transition_fn> transition_hook_;

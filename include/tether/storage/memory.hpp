@@ -92,8 +92,11 @@ public:
             return store_->find_server_(sid);
         }
 
-        /// @brief Inserts or replaces the record with `r.id`.
-        result<void> put(record<E> r) {
+        /// @brief Inserts or replaces the record with `r.id` (copied).
+        result<void> put(const record<E>& r) { return put(record<E>{r}); }
+
+        /// @brief Inserts or replaces the record with `r.id` (moved in).
+        result<void> put(record<E>&& r) {
             if (r.id.is_nil()) return unexpected{make_error(errc::invalid_argument, "record without an id")};
             auto& t = *store_->table_;
             if (r.server_id) {
@@ -105,7 +108,7 @@ public:
             }
             auto it = t.records.find(r.id);
             if (it == t.records.end()) {
-                undo_.push_back({r.id, std::nullopt});
+                undo_.emplace_back(r.id, std::nullopt);
                 if (r.server_id) t.by_server_id[*r.server_id] = r.id;
                 t.records.emplace(r.id, std::move(r));
             } else {
@@ -113,7 +116,7 @@ public:
                     if (it->second.server_id) t.by_server_id.erase(*it->second.server_id);
                     if (r.server_id) t.by_server_id[*r.server_id] = r.id;
                 }
-                undo_.push_back({r.id, std::move(it->second)});
+                undo_.emplace_back(r.id, std::move(it->second));
                 it->second = std::move(r);
             }
             return {};
@@ -125,7 +128,7 @@ public:
             auto it = t.records.find(id);
             if (it == t.records.end()) return {};
             if (it->second.server_id) t.by_server_id.erase(*it->second.server_id);
-            undo_.push_back({id, std::move(it->second)});
+            undo_.emplace_back(id, std::move(it->second));
             t.records.erase(it);
             return {};
         }
