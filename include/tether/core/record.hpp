@@ -50,7 +50,7 @@ struct record {
     std::uint64_t local_rev = 0;                ///< bumped by every local write
     field_set dirty;                            ///< fields changed locally since the last sync
     std::uint32_t attempts = 0;                 ///< failed push attempts since the last success
-    std::optional<timestamp> last_attempt_at;   ///< when the last failed attempt was made
+    std::optional<timestamp> last_attempt_at;   ///< when a push of it was last attempted (set before a first create goes out)
     std::optional<timestamp> next_attempt_at;   ///< not pushed again before this time
     std::optional<error> last_error;            ///< why the last attempt failed
     tether::priority priority = tether::priority::medium;  ///< push order: higher first
@@ -62,13 +62,17 @@ struct record {
 
 /// @brief True if a push may pick the record up at `now`: a `pending`,
 /// `pending_deletion` or `error` record whose `next_attempt_at` is unset or has
-/// come (only `error` records normally carry one).
+/// come (only `error` records normally carry one). An `error` record whose last
+/// attempt lies in the future (the clock was set back) is due at once, so a
+/// backward clock jump never stretches a wait beyond the backoff.
 template <class Entity>
 [[nodiscard]] constexpr bool is_due(const record<Entity>& r, timestamp now) noexcept {
     switch (r.status) {
         case sync_status::pending:
         case sync_status::pending_deletion: return !r.next_attempt_at || *r.next_attempt_at <= now;
-        case sync_status::error: return !r.next_attempt_at || *r.next_attempt_at <= now;
+        case sync_status::error:
+            // A clock that went back past the last attempt would stretch the wait beyond the backoff.
+            return !r.next_attempt_at || *r.next_attempt_at <= now || (r.last_attempt_at && now < *r.last_attempt_at);
         default: return false;
     }
 }

@@ -381,6 +381,7 @@ private:
     struct stored_record {
         server_record rec;
         bool deleted = false;
+        std::uint64_t created_version = 0;  // the version its create gave it (0: not created by a push)
     };
 
     struct collection_data {
@@ -572,6 +573,8 @@ private:
         if (auto idx = data.by_local_id.find(op.id); idx != data.by_local_id.end()) {
             const auto it = data.records.find(idx->second);
             if (it == data.records.end() || it->second.deleted) return op_not_found_(op);
+            // Changed since its create (another device): the sender's edits would overwrite that change.
+            if (it->second.rec.version != it->second.created_version) return conflict_(op, it->second.rec);
             return applied_(it->second.rec);  // idempotent: the first create's record
         }
         std::string sid = new_server_id_(s, data);
@@ -579,6 +582,7 @@ private:
                       .first->second;
         data.by_local_id.emplace(op.id, std::move(sid));
         bump_(data, r, now);
+        r.created_version = r.rec.version;
         return applied_(r.rec);
     }
 

@@ -43,8 +43,10 @@ enum class op_kind : std::uint8_t {
 /// `id` (the record's `local_id`) is the idempotency key of a create: a server
 /// that already holds a record with that local id for this user and collection
 /// answers `applied` with the record it holds (not the value just sent) instead
-/// of creating a second one; the engine then pushes any local edits as an
-/// update. An `update` or `remove` without a `server_id` (a create whose
+/// of creating a second one, and the engine pushes any local edits as an update;
+/// if that record has changed since its create (another device edited it), the
+/// answer is `conflict` with the current record, so the conflict policy decides
+/// and stale fields never overwrite the newer change. An `update` or `remove` without a `server_id` (a create whose
 /// response was lost) names the record by `id`; with `base_version == 0` the
 /// server skips the version check, since the client never learnt a version.
 struct push_op {

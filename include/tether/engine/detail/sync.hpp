@@ -272,6 +272,26 @@ result<void> sync_engine<Entity, Policies...>::run_push(sync_report& rep) {
             batch_records.push_back(std::move(**fresh));
         }
         if (ops.empty()) continue;
+        // A create may reach the server even if the app dies before its outcome is stored:
+        // mark it attempted first, so that a remove() after a restart goes to the server.
+        if (std::any_of(batch_records.begin(), batch_records.end(),
+                        [](const record_type& r) { return !r.server_id && !r.last_attempt_at; })) {
+            const auto sent_at = clock_.now();
+            auto marked = store_.transact([&](auto& tx) -> result<void> {
+                for (auto& r : batch_records) {
+                    if (r.server_id || r.last_attempt_at) continue;
+                    auto cur = tx.get(r.id);
+                    if (!cur) return unexpected{std::move(cur).error()};
+                    if (!*cur) continue;
+                    record_type m = **cur;
+                    m.last_attempt_at = sent_at;
+                    r.last_attempt_at = sent_at;
+                    if (auto p = tx.put(std::move(m)); !p) return p;
+                }
+                return {};
+            });
+            if (!marked) return marked;
+        }
         auto outcomes = transport_.push(collection, std::span<const push_op>{ops});  // no lock held
         if (outcomes && outcomes->size() != ops.size()) {
             outcomes = unexpected{make_error(errc::transient, "server answered " + std::to_string(outcomes->size()) +
@@ -521,24 +541,26 @@ result<void> sync_engine<Entity, Policies...>::apply_server_record(Tx& tx, detai
     }
     const record_type& before = **cur;
     if (s.version <= before.version) return {};  // already seen (duplicate or stale)
+    if (!before.server_id && (before.deleted || !entity_ops<Entity>::equal(before.value, *value))) {
+        // Our own create, whose response was lost, differs from the server's copy: by local
+        // edits or by another device's, a pull cannot tell. Adopting the server's version
+        // would push stale fields over a newer change unchecked; leave it to the replayed
+        // create, which the server answers `conflict` if the record changed since its create.
+        return {};
+    }
     record_type after = before;
     std::string cause = "pull";
     ++rep.pulled;
     if (!before.server_id) {
-        // Our own create, whose response was lost or is still to come: adopt the server's id.
+        // Our own create, whose response was lost or is still to come: confirmed as sent.
         after.server_id = s.server_id;
         after.version = s.version;
-        if (!after.deleted && entity_ops<Entity>::equal(after.value, *value)) {
-            after.status = sync_status::synced;
-            after.dirty.clear();
-            after.attempts = 0;
-            after.next_attempt_at.reset();
-            after.last_error.reset();
-            cause = "pull: create confirmed";
-        } else {
-            after.dirty = after.deleted ? field_set{} : entity_ops<Entity>::diff(*value, after.value);
-            cause = "pull: create confirmed, local changes kept";
-        }
+        after.status = sync_status::synced;
+        after.dirty.clear();
+        after.attempts = 0;
+        after.next_attempt_at.reset();
+        after.last_error.reset();
+        cause = "pull: create confirmed";
     } else if (before.status == sync_status::synced) {
         after.value = std::move(*value);
         after.version = s.version;

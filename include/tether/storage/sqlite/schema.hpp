@@ -101,7 +101,9 @@ struct sqlite_table_sql {
         // sort; this pins the sort-free plan (and fails loudly if the index is gone).
         select_due = "SELECT " + cols + " FROM " + q + " INDEXED BY \"" + t + "_due\" WHERE " +
                      std::string{sqlite_due_statuses} +
-                     " AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)"
+                     " AND (next_attempt_at IS NULL OR next_attempt_at <= ?1"
+                     // a clock set back past the last attempt: due now (as tether::is_due)
+                     " OR (status = 'error' AND last_attempt_at > ?1))"
                      " ORDER BY priority DESC, updated_at, local_id LIMIT ?2";
         select_counts = "SELECT status, count(*), min(updated_at) FROM " + q + " GROUP BY status";
         upsert = "INSERT INTO " + q + " (" + cols +

@@ -1,0 +1,303 @@
+#pragma once
+
+// The simulator's invariants (numbered as in the sync issue):
+//  1. no acknowledged local write is lost (checked after quiescence, see check_final);
+//  2. at most one server record per local_id (every 16 steps and at the end);
+//  3. convergence after quiescence (check_final);
+//  4. only legal status transitions (transition hook, every event);
+//  5. a record's version never decreases (watch, every event);
+//  6. backoff delays stay within [0, cap], and at least a 429's Retry-After
+//     (clamped to cap) (watch, every event);
+//  7. the records with unsynced changes are records the device itself wrote,
+//     so they never outnumber the distinct records written (watch, every event;
+//     store counts every step).
+// 0 is the engine's contract in general (a local write that failed, a watch
+// stream that disagrees with the store, a sync call that was not single-flight).
+#include "sim.hpp"
+
+#include <algorithm>
+#include <string>
+
+namespace tether_sim {
+
+inline bool unsynced(tether::sync_status s) { return s != tether::sync_status::synced; }
+
+/// True for the causes that legitimately override local writes: a conflict
+/// settled by the policy, or a deletion on the server.
+inline bool is_override(std::string_view cause) {
+    return cause.starts_with("conflict:") || cause.starts_with("deleted on server");
+}
+
+/// Invariant 4, from the transition hook.
+inline void check_transition(world& w, int c, const tether::transition& t) {
+    if (!t.legal) {
+        w.fail(4, "c" + std::to_string(c) + " " + w.name(t.id) + ": engine refused illegal transition " +
+                      std::string{tether::to_string(*t.from)} + " -> " + std::string{tether::to_string(*t.to)} + " (" +
+                      t.cause + ")");
+    } else if (t.from && t.to && !tether::is_legal_transition(*t.from, *t.to)) {
+        w.fail(4, "c" + std::to_string(c) + " " + w.name(t.id) + ": illegal transition reported as legal " +
+                      std::string{tether::to_string(*t.from)} + " -> " + std::string{tether::to_string(*t.to)} + " (" +
+                      t.cause + ")");
+    }
+}
+
+/// Invariants 5, 6, 7 and the override bookkeeping of invariant 1, from watch().
+inline void check_change(world& w, int c, const tether::change<Job>& ch) {
+    client& cl = w.clients[static_cast<std::size_t>(c)];
+    ++w.change_events;
+    if (cl.written_pending) cl.written.insert(ch.id);  // the sim's own local write, whose id a create only now knows
+    w.trace.add(static_cast<std::uint64_t>(c));
+    w.trace.add(ch.id);
+    w.trace.add(ch.cause);
+    w.trace.add(static_cast<std::uint64_t>(ch.kind));
+    const std::string who = "c" + std::to_string(c) + " " + w.name(ch.id);
+
+    if (ch.cause.starts_with("push applied: create replayed") || ch.cause == "conflict: local kept" ||
+        ch.cause == "conflict: merged") {
+        ++w.rerun_causes;  // the engine asks itself for one more round
+    }
+    if (is_override(ch.cause)) {
+        cl.overridden[ch.id] = ++w.seq;
+        ++w.st.conflicts;
+        w.history[ch.id].push_back("seq " + std::to_string(w.seq) + ": c" + std::to_string(c) + " reported '" +
+                                   ch.cause + "'" +
+                                   (ch.current ? " value " + describe(ch.current->value) : std::string{" (removed)"}));
+    }
+    if (!ch.current) {
+        if (w.cfg.verbose) w.step_log += "    event " + who + " removed: " + ch.cause + "\n";
+        if (cl.mirror.erase(ch.id) == 0) w.fail(0, who + ": removal of a record the watch stream never showed");
+        return;
+    }
+    const auto& r = *ch.current;
+    w.trace.add(static_cast<std::uint64_t>(r.status));
+    w.trace.add(r.version);
+    w.trace.add(r.local_rev);
+    if (w.cfg.verbose) {
+        w.step_log += "    event " + who + " " + ch.cause + " -> " + std::string{tether::to_string(r.status)} +
+                      (r.deleted ? " deleted" : "") + " v" + std::to_string(r.version) + " rev" +
+                      std::to_string(r.local_rev) + " " + describe(r.value) +
+                      (r.server_id ? " sid=" + *r.server_id : std::string{" no-sid"}) +
+                      (r.last_error ? " err=" + describe(*r.last_error) : std::string{}) + "\n";
+    }
+
+    // 5: version never decreases.
+    if (auto it = cl.mirror.find(ch.id); it != cl.mirror.end() && r.version < it->second.version) {
+        w.fail(5, who + ": version went " + std::to_string(it->second.version) + " -> " + std::to_string(r.version) +
+                      " (" + ch.cause + ")");
+    }
+
+    // 6: backoff delay within [0, cap], and a Retry-After (clamped to cap) is a lower bound.
+    if (r.status == tether::sync_status::error) {
+        if (!r.next_attempt_at || !r.last_attempt_at) {
+            w.fail(6, who + ": error without last/next attempt times (" + ch.cause + ")");
+        } else {
+            const auto d = std::chrono::duration_cast<ms>(*r.next_attempt_at - *r.last_attempt_at);
+            if (d < ms{0} || d > w.cap) {
+                w.fail(6, who + ": backoff delay " + std::to_string(d.count()) + " ms outside [0, " +
+                              std::to_string(w.cap.count()) + "] (" + ch.cause + ")");
+            }
+            if (r.last_error && r.last_error->retry_after && *r.last_error->retry_after >= ms{0} &&
+                d < std::min(*r.last_error->retry_after, w.cap)) {
+                w.fail(6, who + ": backoff delay " + std::to_string(d.count()) + " ms below Retry-After " +
+                              std::to_string(r.last_error->retry_after->count()) + " ms");
+            }
+        }
+    } else if (r.status == tether::sync_status::failed && r.next_attempt_at) {
+        w.fail(6, who + ": failed record still has a next attempt time (" + ch.cause + ")");
+    }
+
+    // 7: a record with unsynced changes is one this device wrote.
+    if (unsynced(r.status) && !cl.written.contains(ch.id)) {
+        w.fail(7, who + ": " + std::string{tether::to_string(r.status)} + " but this device never wrote it (" +
+                      ch.cause + ")");
+    }
+    cl.mirror[ch.id] = mirror_entry{r.status, r.deleted, r.version};
+}
+
+/// Cheap checks after every step: 7 against the store's own counts.
+inline void check_step(world& w) {
+    for (auto& cl : w.clients) {
+        auto counts = cl.engine->store().counts();
+        if (!counts) {
+            w.fail(0, "c" + std::to_string(cl.index) + ": counts() failed: " + describe(counts.error()));
+            continue;
+        }
+        const auto pending = counts->pending + counts->pending_deletion + counts->error + counts->failed;
+        if (pending > cl.written.size()) {
+            w.fail(7, "c" + std::to_string(cl.index) + ": " + std::to_string(pending) + " unsynced records but only " +
+                          std::to_string(cl.written.size()) + " distinct records written");
+        }
+    }
+}
+
+/// Costlier checks (every few steps and at the end): the watch stream agrees
+/// with the store; 2 on the server's live records.
+inline void check_deep(world& w) {
+    for (auto& cl : w.clients) {
+        const std::string who = "c" + std::to_string(cl.index);
+        auto all = cl.engine->list();
+        if (!all) {
+            w.fail(0, who + ": list() failed: " + describe(all.error()));
+            continue;
+        }
+        std::set<std::string> sids;
+        std::size_t matched = 0;
+        for (const auto& r : *all) {
+            auto it = cl.mirror.find(r.id);
+            if (it == cl.mirror.end()) {
+                w.fail(0, who + " " + w.name(r.id) + ": in the store but never shown by watch()");
+                continue;
+            }
+            ++matched;
+            if (it->second.status != r.status || it->second.version != r.version || it->second.deleted != r.deleted) {
+                w.fail(0, who + " " + w.name(r.id) + ": watch() last showed " +
+                              std::string{tether::to_string(it->second.status)} + " v" +
+                              std::to_string(it->second.version) + ", store has " +
+                              std::string{tether::to_string(r.status)} + " v" + std::to_string(r.version));
+            }
+            if (r.server_id && !sids.insert(*r.server_id).second) {
+                w.fail(2, who + ": two local records share server id " + *r.server_id);
+            }
+        }
+        if (matched != cl.mirror.size()) {
+            w.fail(0, who + ": watch() shows " + std::to_string(cl.mirror.size()) + " records, store has " +
+                          std::to_string(matched));
+        }
+    }
+    std::set<local_id> ids;
+    for (const auto& s : w.server.records("alice", "jobs")) {
+        if (!s.id) {
+            w.fail(2, "server record " + s.server_id + " has no local id");
+        } else if (!ids.insert(*s.id).second) {
+            w.fail(2, "two live server records for " + w.name(*s.id));
+        }
+    }
+}
+
+/// True when no client has records waiting to go up (pending, pending_deletion, error).
+inline bool nothing_pending(world& w) {
+    for (auto& cl : w.clients) {
+        auto counts = cl.engine->store().counts();
+        if (!counts || counts->pending + counts->pending_deletion + counts->error > 0) return false;
+    }
+    return true;
+}
+
+inline std::string history_of(world& w, const local_id& id) {
+    std::string out;
+    if (auto it = w.history.find(id); it != w.history.end()) {
+        for (const auto& h : it->second) out += "\n      " + h;
+    }
+    return out;
+}
+
+/// After quiescence: 2 (every local id ever created), 3 and 1.
+///
+/// Invariant 1, exactly: for each record, only the latest acknowledged write W
+/// (by global order, any client) must survive, since every earlier write is
+/// superseded by W (a later write, or a later delete, by any device). W, made
+/// on client c, is accounted for if
+///   (a) c reported a conflict resolution or a server-side deletion of the
+///       record ("conflict: ..." / "deleted on server..." in its watch stream)
+///       after W: the conflict policy (server wins) or another device's delete
+///       legitimately overrode it; or
+///   (b) c still holds the record as `failed`, with its error and W's value
+///       (for a delete: marked deleted); or
+///   (c) W is on the server: for a create/update, the server's live record
+///       equals c's whole local value after W, field by field; for a delete,
+///       the server has no live record with that local id.
+/// Anything else is a lost write.
+inline void check_final(world& w) {
+    for (const auto& id : w.created) {
+        if (auto n = w.server.count_with_local_id("alice", "jobs", id); n > 1) {
+            w.fail(2, std::to_string(n) + " server records carry local id of " + w.name(id));
+        }
+    }
+
+    std::map<local_id, tether::server_record> on_server;
+    for (auto& s : w.server.records("alice", "jobs")) {
+        if (s.id) on_server.emplace(*s.id, std::move(s));
+    }
+
+    // 3: every client's non-failed records equal the server's (failed ones and
+    // their server counterparts excluded).
+    for (auto& cl : w.clients) {
+        const std::string who = "c" + std::to_string(cl.index);
+        auto all = cl.engine->list();
+        if (!all) {
+            w.fail(0, who + ": list() failed");
+            continue;
+        }
+        std::map<local_id, const tether::record<Job>*> local;
+        for (const auto& r : *all) local.emplace(r.id, &r);
+        for (const auto& [id, s] : on_server) {
+            auto it = local.find(id);
+            if (it != local.end() && it->second->status == tether::sync_status::failed) continue;
+            if (it == local.end()) {
+                w.fail(3, who + " lacks " + w.name(id) + " (server " + s.server_id + " v" +
+                              std::to_string(s.version) + ")");
+                continue;
+            }
+            const auto& r = *it->second;
+            auto v = tether::entity_ops<Job>::from_json(s.value);
+            if (!v || !(*v == r.value) || r.server_id != s.server_id || r.version != s.version ||
+                r.status != tether::sync_status::synced) {
+                w.fail(3, who + " " + w.name(id) + " is " + std::string{tether::to_string(r.status)} + " " +
+                              describe(r.value) + " v" + std::to_string(r.version) + " sid=" +
+                              r.server_id.value_or("-") + ", server has " +
+                              (v ? describe(*v) : std::string{"<unreadable>"}) + " v" + std::to_string(s.version) +
+                              " sid=" + s.server_id);
+            }
+        }
+        for (const auto& r : *all) {
+            if (r.status == tether::sync_status::failed) {
+                ++w.st.failed_left;
+                continue;
+            }
+            if (!on_server.contains(r.id)) {
+                w.fail(3, who + " holds " + w.name(r.id) + " (" + std::string{tether::to_string(r.status)} + " " +
+                              describe(r.value) + ") which the server does not have");
+            }
+        }
+    }
+
+    // 1: the latest acknowledged write of every record is accounted for.
+    for (const auto& [id, wr] : w.latest) {
+        client& cl = w.clients[static_cast<std::size_t>(wr.client)];
+        if (auto ov = cl.overridden.find(id); ov != cl.overridden.end() && ov->second > wr.seq) continue;
+        auto local = cl.engine->get(id);
+        if (local && local->status == tether::sync_status::failed) {
+            const bool kept = wr.what == ack_write::kind::remove ? local->deleted
+                                                                : (!local->deleted && local->value == wr.value);
+            if (!local->last_error || !kept) {
+                w.fail(1, w.name(id) + " is failed on c" + std::to_string(wr.client) +
+                              " but does not keep its latest write " +
+                              (wr.what == ack_write::kind::remove ? std::string{"(a delete)"} : describe(wr.value)) +
+                              " with its error: holds " + describe(local->value) + (local->deleted ? " deleted" : "") +
+                              history_of(w, id));
+            }
+            continue;
+        }
+        auto srv = on_server.find(id);
+        const std::string what = w.name(id) + ": latest write (seq " + std::to_string(wr.seq) + ", c" +
+                                 std::to_string(wr.client) + ") ";
+        if (wr.what == ack_write::kind::remove) {
+            if (srv != on_server.end()) {
+                w.fail(1, what + "was a delete, but the server still has it: " + srv->second.value.dump() +
+                              history_of(w, id));
+            }
+            continue;
+        }
+        if (srv == on_server.end()) {
+            w.fail(1, what + describe(wr.value) + " lost: the server has no such record" + history_of(w, id));
+            continue;
+        }
+        auto v = tether::entity_ops<Job>::from_json(srv->second.value);
+        if (!v || !(*v == wr.value)) {
+            w.fail(1, what + describe(wr.value) + " lost: the server has " + srv->second.value.dump() + " v" +
+                          std::to_string(srv->second.version) + history_of(w, id));
+        }
+    }
+}
+
+}  // namespace tether_sim

@@ -1,0 +1,227 @@
+#pragma once
+
+// The deterministic simulator's world: three devices of one user (each an
+// engine over its own memory_storage) against one loopback server, one manual
+// clock, one seeded random stream, and the model the invariants are checked
+// against. Single-threaded: every run of a seed is the same run.
+#include "support/entities.hpp"
+
+#include <tether/tether.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tether_sim {
+
+using tether_test::Job;
+using tether::local_id;
+using engine_t = tether::sync_engine<Job, tether::memory_storage, tether::loopback_transport, tether::manual_clock,
+                                     tether::exponential_backoff, tether::engine_options>;
+using ms = std::chrono::milliseconds;
+
+inline constexpr int client_count = 3;
+
+/// splitmix64's finaliser: a well-mixed function of `x` (seeds of sub-streams).
+constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/// The simulator's random stream (splitmix64: the same on every platform,
+/// unlike the <random> distributions).
+class rng {
+public:
+    explicit rng(std::uint64_t seed) : state_(seed) {}
+    std::uint64_t next() noexcept {
+        std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+    /// Uniform in [0, n) (n > 0); the modulo bias is irrelevant at these sizes.
+    std::uint64_t below(std::uint64_t n) noexcept { return n == 0 ? 0 : next() % n; }
+    /// Uniform in [lo, hi].
+    std::int64_t range(std::int64_t lo, std::int64_t hi) noexcept {
+        return lo + static_cast<std::int64_t>(below(static_cast<std::uint64_t>(hi - lo) + 1));
+    }
+    bool chance(double p) noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53 < p; }
+
+private:
+    std::uint64_t state_;
+};
+
+/// FNV-1a 64 over everything a run does: the trace hash.
+struct fnv1a {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    void byte(unsigned char b) noexcept { h = (h ^ b) * 0x100000001b3ull; }
+    void add(std::string_view s) noexcept {
+        for (char ch : s) byte(static_cast<unsigned char>(ch));
+        byte(0xff);  // separator: "ab","c" differs from "a","bc"
+    }
+    void add(std::uint64_t v) noexcept {
+        for (int i = 0; i < 8; ++i) byte(static_cast<unsigned char>(v >> (8 * i)));
+    }
+    void add(const local_id& id) noexcept {
+        for (auto b : id.bytes()) byte(static_cast<unsigned char>(b));
+    }
+};
+
+/// The faults (and fault-like events) the run must exercise, each at least the
+/// toothless threshold across the run.
+enum class fault : std::uint8_t {
+    drop_request,    ///< server: request lost before it applied
+    drop_response,   ///< server: applied, response lost
+    transient,       ///< server: 503
+    rate_limited,    ///< server: 429 with Retry-After
+    unauthorized,    ///< server: 401 (the sim re-authenticates later)
+    reject_op,       ///< server: op rejected for good (random or poisoned record)
+    restart,         ///< a new engine over the same storage (some crash mid-push)
+    clock_jump,      ///< the manual clock jumps (forward; backward with --clock-back)
+    edit_in_flight,  ///< a local write between a push's transport call and its outcome
+};
+inline constexpr std::size_t fault_kinds = 9;
+inline constexpr std::array<std::string_view, fault_kinds> fault_names{
+    "drop_request", "drop_response", "transient", "rate_limited", "unauthorized",
+    "reject_op",    "restart",       "clock_jump", "edit_in_flight"};
+
+/// The invariants (0: engine contract, e.g. a local write that failed).
+inline constexpr std::array<std::string_view, 8> invariant_names{
+    "contract",          "no lost write",    "no duplicate create", "convergence",
+    "legal transitions", "version monotonic", "backoff bounds",     "pending coalesce"};
+
+/// Run settings, from the command line.
+struct config {
+    int ops = 300;            ///< operations per client
+    bool verbose = false;     ///< print every step and event
+    bool clock_back = false;  ///< also jump the clock backwards
+    std::ostream* out = nullptr;
+};
+
+/// What one seed did (summed over the run).
+struct stats {
+    std::array<std::uint64_t, fault_kinds> faults{};
+    std::uint64_t operations = 0;
+    std::uint64_t syncs = 0;
+    std::uint64_t conflicts = 0;  ///< "conflict: ..." and "deleted on server" events
+    std::uint64_t crashes = 0;    ///< restarts by a crash in the middle of a push
+    std::uint64_t pushed = 0;
+    std::uint64_t quiet_rounds = 0;     ///< rounds the quiet phase took (max over seeds when summed)
+    std::int64_t quiet_time_ms = 0;     ///< simulated time the quiet phase took (max over seeds)
+    std::uint64_t failed_left = 0;      ///< failed records left at the end (seeds that keep them)
+};
+
+struct violation {
+    int invariant = 0;
+    std::string what;
+};
+
+/// A local write the engine acknowledged (its call returned success).
+struct ack_write {
+    enum class kind : std::uint8_t { create, update, remove };
+    std::uint64_t seq = 0;  ///< global order of writes and reported overrides
+    int client = 0;
+    kind what = kind::create;
+    Job value;              ///< the client's whole local value after the write (create, update)
+};
+
+/// What a client's watch stream says about one of its records.
+struct mirror_entry {
+    tether::sync_status status = tether::sync_status::pending;
+    bool deleted = false;
+    std::uint64_t version = 0;
+};
+
+/// One device: a storage that outlives its engines (restarts), and what the
+/// sim knows of it.
+struct client {
+    int index = 0;
+    tether::memory_storage storage;
+    std::unique_ptr<engine_t> engine;
+    tether::subscription sub;
+    int restarts = 0;
+    bool crash_armed = false;                          ///< the next push hook "kills the app"
+    bool written_pending = false;                      ///< inside a local write call of the sim
+    std::map<local_id, mirror_entry> mirror;           ///< from watch(): every record's status/version
+    std::set<local_id> written;                        ///< records this device wrote (any engine)
+    std::map<local_id, std::uint64_t> overridden;      ///< last seq of a reported conflict/server deletion
+};
+
+/// Everything one seed's run holds. Not movable: hooks capture its address.
+struct world {
+    world(std::uint64_t s, const config& c) : seed(s), cfg(c), random(mix64(s ^ 0x5EEDull)) {}
+    world(const world&) = delete;
+    world& operator=(const world&) = delete;
+
+    std::uint64_t seed;
+    config cfg;
+    rng random;
+    tether::manual_clock clock;
+    tether::loopback_server server{[c = clock] { return c.now(); }};
+    std::array<client, client_count> clients;
+    tether::timestamp start = clock.now();
+
+    // Per-seed parameters (drawn in setup()).
+    ms base{1000};
+    ms cap{30000};
+    tether::jitter jitter = tether::jitter::none;
+    std::size_t max_batch = 100;
+    std::size_t pull_limit = 100;
+    std::size_t push_batch = 0;
+    tether::fault_rates rates;
+    bool reset_failed_at_end = true;
+    bool change_feed = true;  ///< false: the server lists everything (server-side deletion detection)
+
+    // The model.
+    std::uint64_t seq = 0;                  ///< global order of acknowledged writes and overrides
+    std::uint64_t next_value = 0;           ///< makes every written field value unique
+    std::map<local_id, ack_write> latest;   ///< per record: the latest acknowledged write
+    std::set<local_id> created;             ///< every record any client created
+    std::set<local_id> poisoned;
+    std::map<local_id, std::vector<std::string>> history;  ///< writes and overrides, for reports
+    std::map<local_id, int> names;          ///< short names r1, r2, ... in order of first sight
+
+    // The run.
+    int pushing = -1;       ///< the client whose sync is running (for the push hook)
+    int rerun_causes = 0;   ///< requests for one more sync round during the running sync
+    bool chaos = true;      ///< false in the quiet phase: the hook does nothing
+    std::size_t step = 0;
+    std::uint64_t change_events = 0;
+    fnv1a trace;
+    std::string step_log;   ///< what happened inside the step (hook actions, events; verbose)
+    std::vector<violation> violations;
+    stats st;
+
+    std::string name(const local_id& id) {
+        auto [it, fresh] = names.emplace(id, static_cast<int>(names.size()) + 1);
+        (void)fresh;
+        return "r" + std::to_string(it->second);
+    }
+
+    void fail(int invariant, std::string what) {
+        if (cfg.verbose && cfg.out) *cfg.out << "  VIOLATION [" << invariant << "] " << what << '\n';
+        violations.push_back({invariant, std::move(what)});
+    }
+
+    std::int64_t elapsed_ms() const { return (clock.now() - start).count(); }
+};
+
+inline std::string describe(const Job& j) {
+    return "{" + j.title + "," + std::to_string(j.progress) + "," + j.audio_path + "}";
+}
+
+inline std::string describe(const tether::error& e) {
+    return std::string{tether::to_string(e.code)} + "(" + e.message + ")";
+}
+
+}  // namespace tether_sim
