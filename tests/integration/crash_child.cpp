@@ -1,6 +1,6 @@
 // The client process of the SQLite crash test (tests/integration/test_sqlite_crash.cpp).
 //
-//   tether_crash_child <client.db> <server.db> <seed> <start-ms> [<fault-rate>]
+//   tether_crash_child <client.db> <server.db> <seed> <start-ms> [<fault-rate> [<stall-after-push>]]
 //
 // Opens <client.db> with sqlite_storage (synchronous = FULL) and an engine that
 // syncs with the durable server in <server.db>, then runs a seeded loop of
@@ -14,9 +14,12 @@
 //
 // An "ack" is written only once the engine has returned success, i.e. once the
 // write is committed: the parent holds the store to every ack. A "try" without
-// its answer is the operation the kill interrupted. Errors go to stderr and end
-// the process with exit code 2; exit code 3 means it ran out of operations
-// without being killed.
+// its answer is the operation the kill interrupted. With <stall-after-push> N > 0,
+// the process writes "stall" once its N-th push has committed on the server and
+// then waits to be killed: the moment when the server has applied a batch whose
+// response the client has not yet stored. Errors go to stderr and end the
+// process with exit code 2; exit code 3 means it ran out of operations without
+// being killed.
 #include "crash_server.hpp"
 #include "support/entities.hpp"
 
@@ -31,6 +34,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -72,7 +76,8 @@ std::string json_of(const Job& j) { return tether::entity_ops<Job>::to_json(j).d
 
 int main(int argc, char** argv) {
     if (argc < 5) {
-        std::fprintf(stderr, "usage: %s <client.db> <server.db> <seed> <start-ms> [<fault-rate>]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s <client.db> <server.db> <seed> <start-ms> [<fault-rate> [<stall-after-push>]]\n",
+                     argv[0]);
         return 2;
     }
     const std::string client_path = argv[1];
@@ -80,13 +85,22 @@ int main(int argc, char** argv) {
     const std::uint64_t seed = std::strtoull(argv[3], nullptr, 10);
     const std::int64_t start_ms = std::strtoll(argv[4], nullptr, 10);
     const double fault_rate = argc > 5 ? std::strtod(argv[5], nullptr) : 0.1;
+    const long stall_after = argc > 6 ? std::strtol(argv[6], nullptr, 10) : 0;
 
     auto db = tether::sqlite_database::open(client_path, {.synchronous = tether::sqlite_options::sync_mode::full});
     if (!db) die("open " + client_path, db.error());
 
     tether::manual_clock clock{tether::timestamp{std::chrono::milliseconds{start_ms}}};
+    tether_test::durable_transport transport{server_path, "alice", fault_rate, seed};
+    if (stall_after > 0) {
+        transport.on_push_committed([stall_after, pushes = 0L]() mutable {
+            if (++pushes != stall_after) return;
+            report("stall");
+            for (;;) ::pause();  // until the parent's SIGKILL
+        });
+    }
     auto engine = tether::make_engine<Job>(
-        tether::sqlite_storage{*db}, tether_test::durable_transport{server_path, "alice", fault_rate, seed}, clock,
+        tether::sqlite_storage{*db}, transport, clock,
         tether::client_wins{},
         tether::exponential_backoff{.base = std::chrono::seconds{1}, .cap = std::chrono::seconds{10}, .max_attempts = 0},
         tether::engine_options{.id_seed = seed, .pull_limit = 16});
@@ -97,18 +111,31 @@ int main(int argc, char** argv) {
     });
 
     // The records this process may edit: those alive when it starts, and its own.
+    // Half of the edits go to creates an earlier process left unconfirmed (no
+    // server id: the server may or may not have them, if that process was killed
+    // in the middle of a push), so that such leftovers are edited and removed
+    // before a sync has had a chance to tidy them up.
     std::vector<tether::local_id> live;
+    std::vector<tether::local_id> leftovers;
     {
         auto all = engine.list();
         if (!all) die("list", all.error());
         for (const auto& r : *all) {
-            if (!r.deleted) live.push_back(r.id);
+            if (r.deleted) continue;
+            live.push_back(r.id);
+            if (!r.server_id) leftovers.push_back(r.id);
         }
     }
 
     std::mt19937_64 rng{seed};
     auto below = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
-    auto pick = [&]() -> std::size_t { return below(live.size()); };
+    auto pick = [&]() -> std::size_t {
+        if (!leftovers.empty() && below(2) == 0) {
+            const auto it = std::find(live.begin(), live.end(), leftovers[below(leftovers.size())]);
+            if (it != live.end()) return static_cast<std::size_t>(it - live.begin());
+        }
+        return below(live.size());
+    };
 
     for (int op = 0; op < 100000; ++op) {
         clock.advance(std::chrono::seconds{1});

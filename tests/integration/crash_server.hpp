@@ -7,12 +7,13 @@
 //
 // It keeps the protocol of tether::loopback_server (see transport/transport.hpp):
 // - one table `records(user, collection, server_id, local_id, version, value,
-//   deleted)`, at most one row per (user, collection, local_id);
+//   deleted, created_version)`, at most one row per (user, collection, local_id);
 // - every change takes the next number of its (user, collection): a record's
 //   version is the number of its last change, and a pull cursor is such a number
 //   (the cursor of a page is the largest version in it);
 // - creates are idempotent on the local id (a second create answers with the
-//   record the first made; a deleted one answers `errc::not_found`); updates
+//   record the first made, or `conflict` if it has changed since; a deleted one
+//   answers `errc::not_found`); updates
 //   merge the sent fields and removes leave tombstones, both checked against
 //   `base_version` (a mismatch is a `conflict` with the current record), except
 //   that an op naming its record by local id alone with `base_version` 0 skips
@@ -33,6 +34,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -84,6 +86,7 @@ public:
             state_->exec("ROLLBACK");
             return tether::unexpected{std::move(e)};
         }
+        if (push_committed_) push_committed_();
         if (f == fault::response_lost) return tether::unexpected{lost("response lost")};
         return outcomes;
     }
@@ -106,7 +109,7 @@ public:
         tether::pull_page page;
         page.next_cursor = std::string{cursor};
         stmt st{state_->db,
-                "SELECT server_id, local_id, version, value, deleted FROM records"
+                "SELECT server_id, local_id, version, value, deleted, created_version FROM records"
                 " WHERE user = ?1 AND collection = ?2 AND version > ?3 ORDER BY version LIMIT ?4"};
         st.bind(1, user_).bind(2, collection).bind(3, static_cast<std::int64_t>(after));
         st.bind(4, static_cast<std::int64_t>(limit + 1));
@@ -146,12 +149,17 @@ public:
     [[nodiscard]] std::size_t max_batch() const noexcept { return max_batch_; }
     [[nodiscard]] bool has_change_feed() const noexcept { return true; }
 
+    /// Calls `fn` whenever a push has committed on the server, before its
+    /// response goes back (the crash test stops the client there).
+    void on_push_committed(std::function<void()> fn) { push_committed_ = std::move(fn); }
+
 private:
     enum class fault { none, request_lost, response_lost };
 
     struct stored {
         tether::server_record rec;
         bool deleted = false;
+        std::uint64_t created_version = 0;  // the version its create gave it
     };
 
     /// A prepared statement, finalized on scope exit.
@@ -209,7 +217,8 @@ private:
                      "PRAGMA synchronous = FULL",
                      "CREATE TABLE IF NOT EXISTS records (user TEXT NOT NULL, collection TEXT NOT NULL,"
                      " server_id TEXT NOT NULL, local_id TEXT, version INTEGER NOT NULL, value TEXT NOT NULL,"
-                     " deleted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user, collection, server_id),"
+                     " deleted INTEGER NOT NULL DEFAULT 0, created_version INTEGER NOT NULL DEFAULT 0,"
+                     " PRIMARY KEY (user, collection, server_id),"
                      " UNIQUE (user, collection, local_id))",
                      "CREATE INDEX IF NOT EXISTS records_version ON records (user, collection, version)",
                  }) {
@@ -255,7 +264,7 @@ private:
         return {tether::push_outcome::kind::rejected, {}, std::move(e)};
     }
 
-    /// The row `st` is on (columns: server_id, local_id, version, value, deleted).
+    /// The row `st` is on (columns: server_id, local_id, version, value, deleted, created_version).
     tether::result<stored> read(const stmt& st) const {
         stored s;
         s.rec.server_id = st.text(0);
@@ -268,6 +277,7 @@ private:
         s.rec.value = nlohmann::json::parse(st.text(3), nullptr, false);
         if (s.rec.value.is_discarded()) return tether::unexpected{state_->failure("bad value of " + s.rec.server_id)};
         s.deleted = st.int64(4) != 0;
+        s.created_version = static_cast<std::uint64_t>(st.int64(5));
         return s;
     }
 
@@ -282,7 +292,7 @@ private:
 
     tether::result<std::optional<stored>> find_by_server_id(std::string_view collection, std::string_view sid) {
         stmt st{state_->db,
-                "SELECT server_id, local_id, version, value, deleted FROM records"
+                "SELECT server_id, local_id, version, value, deleted, created_version FROM records"
                 " WHERE user = ?1 AND collection = ?2 AND server_id = ?3"};
         st.bind(1, user_).bind(2, collection).bind(3, sid);
         return one(st);
@@ -290,7 +300,7 @@ private:
 
     tether::result<std::optional<stored>> find_by_local_id(std::string_view collection, const tether::local_id& id) {
         stmt st{state_->db,
-                "SELECT server_id, local_id, version, value, deleted FROM records"
+                "SELECT server_id, local_id, version, value, deleted, created_version FROM records"
                 " WHERE user = ?1 AND collection = ?2 AND local_id = ?3"};
         st.bind(1, user_).bind(2, collection).bind(3, id.to_string());
         return one(st);
@@ -318,8 +328,8 @@ private:
         if (!v) return tether::unexpected{std::move(v).error()};
         s.rec.version = *v;
         stmt st{state_->db,
-                "INSERT INTO records (user, collection, server_id, local_id, version, value, deleted)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (user, collection, server_id) DO UPDATE SET"
+                "INSERT INTO records (user, collection, server_id, local_id, version, value, deleted, created_version)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5) ON CONFLICT (user, collection, server_id) DO UPDATE SET"
                 " version = excluded.version, value = excluded.value, deleted = excluded.deleted"};
         st.bind(1, user_).bind(2, collection).bind(3, s.rec.server_id);
         if (s.rec.id) st.bind(4, s.rec.id->to_string()); else st.bind_null(4);
@@ -348,13 +358,15 @@ private:
                 if (!found) return tether::unexpected{std::move(found).error()};
                 if (*found) {
                     if ((*found)->deleted) return rejected(not_found(op.id.to_string()));
+                    // Changed since its create: the sender's values would overwrite that change.
+                    if ((*found)->rec.version != (*found)->created_version) return conflict(**found);
                     return applied((*found)->rec);  // idempotent: the first create's record
                 }
                 stmt count{state_->db, "SELECT count(*) + 1 FROM records WHERE user = ?1 AND collection = ?2"};
                 count.bind(1, user_).bind(2, collection);
                 if (count.step() != SQLITE_ROW) return tether::unexpected{state_->failure("server id")};
                 stored s;
-                s.rec.server_id = "s" + std::to_string(count.int64(0));
+                s.rec.server_id = std::string{"s"} + std::to_string(count.int64(0));
                 s.rec.id = op.id;
                 s.rec.value = op.value;
                 if (auto w = write(collection, s); !w) return tether::unexpected{std::move(w).error()};
@@ -396,6 +408,7 @@ private:
     std::shared_ptr<state> state_;
     std::string user_;
     std::size_t max_batch_;
+    std::function<void()> push_committed_;
 };
 
 static_assert(tether::transport_policy<durable_transport>);
