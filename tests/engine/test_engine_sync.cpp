@@ -616,3 +616,46 @@ TEST_CASE("a server without a change feed that pages its list is refused, deleti
     REQUIRE(rep->failure->code == tether::errc::protocol);
     REQUIRE(reload(dev, r.id).status == sync_status::synced);
 }
+
+TEST_CASE("a lost update response, then another edit: the edit survives under server_wins", "[sync][conflict]") {
+    world w;
+    auto dev = w.device();
+    auto r = dev.create(Job{"memo", 0, ""}).value();
+    REQUIRE(dev.sync());
+    (void)dev.update(r.id, [](Job& j) { j.progress = 50; });
+    w.server.drop_next_responses(1);               // the update applies; its answer is lost
+    REQUIRE(dev.push()->retrying == 1);
+    (void)dev.update(r.id, [](Job& j) { j.progress = 90; });  // the user edits again
+    w.clock.advance(1min);
+    auto rep = dev.sync();
+    REQUIRE(rep);
+    REQUIRE(rep->conflicts == 0);                  // the server's copy is this device's own write
+    auto cur = reload(dev, r.id);
+    REQUIRE(cur.status == sync_status::synced);
+    REQUIRE(cur.value.progress == 90);
+    REQUIRE(w.on_server()[0].value["progress"] == 90);
+}
+
+TEST_CASE("another device's change is still a conflict even after a lost response", "[sync][conflict]") {
+    world w;
+    auto dev = w.device();
+    auto other = w.device();
+    auto r = dev.create(Job{"memo", 0, ""}).value();
+    REQUIRE(dev.sync());
+    REQUIRE(other.sync());
+    (void)dev.update(r.id, [](Job& j) { j.progress = 50; });
+    w.server.drop_next_responses(1);
+    REQUIRE(dev.push()->retrying == 1);             // applied on the server, answer lost
+    REQUIRE(other.sync());                           // other pulls dev's write...
+    (void)other.update(r.id, [](Job& j) { j.title = "other"; });
+    REQUIRE(other.sync()->pushed == 1);              // ...and changes it on top
+    (void)dev.update(r.id, [](Job& j) { j.progress = 60; });
+    w.clock.advance(1min);
+    auto rep = dev.sync();
+    REQUIRE(rep);
+    REQUIRE(rep->conflicts == 1);                    // the server's copy is other's: a real conflict
+    auto cur = reload(dev, r.id);
+    REQUIRE(cur.status == sync_status::synced);      // server wins
+    REQUIRE(cur.value.title == "other");
+    REQUIRE(cur.value.progress == 50);
+}

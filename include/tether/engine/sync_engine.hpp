@@ -409,6 +409,9 @@ private:
     result<void> apply_tombstone(Tx& tx, detail::effects<Entity>& fx, const tombstone& t, timestamp now,
                                  sync_report& rep);
     void pause_unauthorized(const error& e, sync_report& rep);
+    result<void> ensure_device_id();
+    [[nodiscard]] bool is_own_write(const server_record& s) const;
+    std::string rebase_on_own_write(record_type& after, const server_record& s, const Entity& server_value);
     [[nodiscard]] bool in_flight(const local_id& id) const;
 
     static error not_found(const local_id& id) {
@@ -520,6 +523,7 @@ private:
     local_id_generator ids_;
 
     std::size_t handled_still_due_ = 0;       // push bookkeeping; only the running sync touches it
+    std::string device_id_;                   // this device's push origin (kept in storage meta); sync only
     mutable std::mutex state_mutex_;          // guards in_flight_ and backoff_ (its jitter state)
     std::set<local_id> in_flight_;
     std::atomic<bool> online_{true};

@@ -266,9 +266,10 @@ public:
         auto it = server_id.empty() ? data.records.end() : data.records.find(server_id);
         if (it == data.records.end()) {
             std::string sid = server_id.empty() ? new_server_id_(*state_, data) : std::string{server_id};
-            it = data.records.emplace(sid, stored_record{server_record{sid, std::nullopt, 0, {}, now}, false}).first;
+            it = data.records.emplace(sid, stored_record{server_record{sid, std::nullopt, 0, {}, now, {}}, false}).first;
         }
         it->second.rec.value = std::move(value);
+        it->second.rec.origin.clear();  // a change from elsewhere
         it->second.deleted = false;
         bump_(data, it->second, now);
         return it->second.rec;
@@ -285,6 +286,7 @@ public:
         if (it == data.records.end()) return unexpected{not_found_(server_id)};
         if (!it->second.deleted) {
             it->second.deleted = true;
+            it->second.rec.origin.clear();
             bump_(data, it->second, now);
         }
         return {};
@@ -578,7 +580,7 @@ private:
             return applied_(it->second.rec);  // idempotent: the first create's record
         }
         std::string sid = new_server_id_(s, data);
-        auto& r = data.records.emplace(sid, stored_record{server_record{sid, op.id, 0, op.value, now}, false})
+        auto& r = data.records.emplace(sid, stored_record{server_record{sid, op.id, 0, op.value, now, op.origin}, false})
                       .first->second;
         data.by_local_id.emplace(op.id, std::move(sid));
         bump_(data, r, now);
@@ -594,6 +596,7 @@ private:
         nlohmann::json merged = r->rec.value;  // merge into a copy: all fields or none
         for (const auto& field : op.value.items()) merged[field.key()] = field.value();
         r->rec.value = std::move(merged);
+        r->rec.origin = op.origin;
         bump_(data, *r, now);
         return applied_(r->rec);
     }
@@ -609,6 +612,7 @@ private:
         if (r->deleted) return applied_(r->rec);
         if (!version_matches_(op, *r)) return conflict_(op, r->rec);
         r->deleted = true;
+        r->rec.origin = op.origin;
         bump_(data, *r, now);
         return applied_(r->rec);
     }

@@ -55,6 +55,7 @@ struct push_op {
     std::optional<std::string> server_id;    ///< the server's id, once known
     std::uint64_t base_version = 0;          ///< the server version the change is based on
     nlohmann::json value;                    ///< whole entity (create), changed fields (update), null (remove)
+    std::string origin{};                    ///< the pushing device's id (kept by the server with the change)
 };
 
 /// @brief A record as the server holds it.
@@ -64,6 +65,11 @@ struct server_record {
     std::uint64_t version = 0;               ///< the server's version (increases with every change)
     nlohmann::json value;                    ///< the entity as JSON
     std::optional<timestamp> updated_at;     ///< when the server last changed it, if known
+    /// The `origin` of the push that made this version; empty if unknown (a
+    /// server that does not track it, or a change from elsewhere). A conflict
+    /// whose server copy came from this very device is its own earlier write
+    /// (whose response was lost), not another writer's: the engine rebases on it.
+    std::string origin{};
 };
 
 /// @brief A server-side deletion, as seen by a pull.

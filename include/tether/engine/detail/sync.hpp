@@ -27,6 +27,8 @@ struct in_flight_guard {
 
 /// The storage key of the pull cursor.
 inline constexpr std::string_view pull_cursor_key = "pull_cursor";
+/// The storage key of this device's id (the `origin` of its pushes).
+inline constexpr std::string_view device_id_key = "device_id";
 /// Rounds one sync call runs at most while writes keep asking for more.
 inline constexpr int max_sync_rounds = 8;
 }  // namespace detail
@@ -109,6 +111,7 @@ void sync_engine<Entity, Policies...>::pause_unauthorized(const error& e, sync_r
 template <class Entity, class... Policies>
 push_op sync_engine<Entity, Policies...>::make_op(const record_type& r) const {
     push_op op;
+    op.origin = device_id_;
     op.id = r.id;
     op.server_id = r.server_id;
     op.base_version = r.version;
@@ -223,6 +226,61 @@ std::string sync_engine<Entity, Policies...>::settle_conflict(record_type& after
     return "conflict: server wins";
 }
 
+template <class Entity, class... Policies>
+result<void> sync_engine<Entity, Policies...>::ensure_device_id() {
+    if (!device_id_.empty()) return {};
+    auto stored = store_.get_meta(detail::device_id_key);
+    if (!stored) return unexpected{std::move(stored).error()};
+    if (*stored && !(*stored)->empty()) {
+        device_id_ = **stored;
+        return {};
+    }
+    std::string fresh;
+    {
+        std::lock_guard lock{ids_mutex_};
+        fresh = ids_(clock_.now()).to_string();
+    }
+    auto saved = store_.transact([&](auto& tx) { return tx.set_meta(detail::device_id_key, fresh); });
+    if (!saved) return saved;
+    device_id_ = std::move(fresh);
+    return {};
+}
+
+template <class Entity, class... Policies>
+bool sync_engine<Entity, Policies...>::is_own_write(const server_record& s) const {
+    return !device_id_.empty() && s.origin == device_id_;
+}
+
+template <class Entity, class... Policies>
+std::string sync_engine<Entity, Policies...>::rebase_on_own_write(record_type& after, const server_record& s,
+                                                                  const Entity& server_value) {
+    // The server's current version is this device's own earlier push (its
+    // response was lost): no other writer is involved, so nothing conflicts.
+    // Take that version as the base and send what changed since.
+    if (!s.server_id.empty()) after.server_id = s.server_id;
+    after.version = std::max(after.version, s.version);
+    if (after.status != sync_status::failed) {
+        after.attempts = 0;
+        after.next_attempt_at.reset();
+        after.last_error.reset();
+    }
+    if (after.deleted) {
+        if (after.status != sync_status::failed) after.status = sync_status::pending_deletion;
+        rerun_.store(true);
+        return "own earlier write confirmed; delete kept";
+    }
+    after.dirty = entity_ops<Entity>::diff(server_value, after.value);
+    if (after.dirty.empty()) {
+        if (after.status != sync_status::failed) after.status = sync_status::synced;
+        return "own earlier write confirmed";
+    }
+    if (after.status != sync_status::failed) {
+        after.status = sync_status::pending;
+        rerun_.store(true);
+    }
+    return "own earlier write confirmed; later changes kept";
+}
+
 // ---- push -------------------------------------------------------------------------
 
 template <class Entity, class... Policies>
@@ -232,6 +290,7 @@ result<void> sync_engine<Entity, Policies...>::run_push(sync_report& rep) {
     const auto collection = std::string_view{collection_of<Entity>()};
     // Each record goes up at most once per run; those still due after their
     // outcome (edited during the push) are skipped, so ask for that many more.
+    if (auto d = ensure_device_id(); !d) return d;
     std::unordered_set<local_id> handled;
     handled_still_due_ = 0;
     while (online_.load() && authenticated_.load()) {
@@ -411,6 +470,10 @@ result<void> sync_engine<Entity, Policies...>::apply_outcome(Tx& tx, detail::eff
                 cause = "push conflict with an unreadable server value";
                 break;
             }
+            if (op.kind != op_kind::create && is_own_write(out.record)) {
+                cause = rebase_on_own_write(after, out.record, *v);
+                break;
+            }
             cause = settle_conflict(after, out.record, std::move(*v), rep);
             after.updated_at = now;
             break;
@@ -439,6 +502,7 @@ template <class Entity, class... Policies>
 result<void> sync_engine<Entity, Policies...>::run_pull(sync_report& rep) {
     const auto collection = std::string_view{collection_of<Entity>()};
     const bool feed = transport_.has_change_feed();
+    if (auto d = ensure_device_id(); !d) return d;
     auto stored = store_.get_meta(detail::pull_cursor_key);
     if (!stored) return unexpected{std::move(stored).error()};
     std::string cursor = feed ? stored->value_or("") : std::string{};
@@ -564,6 +628,8 @@ result<void> sync_engine<Entity, Policies...>::apply_server_record(Tx& tx, detai
     } else if (before.status == sync_status::synced) {
         after.value = std::move(*value);
         after.version = s.version;
+    } else if (is_own_write(s)) {
+        cause = rebase_on_own_write(after, s, *value);
     } else {
         cause = settle_conflict(after, s, std::move(*value), rep);
     }
