@@ -162,6 +162,9 @@ void update_engine(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
+/// The update floors: `Write` is `floor_table::update_progress` (in place) or
+/// `floor_table::update_assign` (the updated record assigned into the map).
+template <bool (floor_table::*Write)(const tether::local_id&, int)>
 void update_floor(benchmark::State& state) {
     const auto jobs = tether_bench::make_jobs(static_cast<std::size_t>(state.range(0)));
     floor_table table{tether::manual_clock{}};
@@ -170,22 +173,7 @@ void update_floor(benchmark::State& state) {
     for (auto _ : state) {
         ++progress;
         for (const auto& id : ids) {
-            auto ok = table.update_progress(id, progress);
-            benchmark::DoNotOptimize(ok);
-        }
-    }
-    state.SetItemsProcessed(state.iterations() * state.range(0));
-}
-
-void update_floor_assign(benchmark::State& state) {
-    const auto jobs = tether_bench::make_jobs(static_cast<std::size_t>(state.range(0)));
-    floor_table table{tether::manual_clock{}};
-    const auto ids = fill(table, jobs);
-    int progress = 0;
-    for (auto _ : state) {
-        ++progress;
-        for (const auto& id : ids) {
-            auto ok = table.update_assign(id, progress);
+            auto ok = (table.*Write)(id, progress);
             benchmark::DoNotOptimize(ok);
         }
     }
@@ -247,9 +235,9 @@ void register_pair(const char* engine_name, void (*engine_fn)(benchmark::State&)
 
 int main(int argc, char** argv) {
     register_pair("create/engine", create_engine, "create/floor", create_floor);
-    register_pair("update/engine", update_engine, "update/floor", update_floor);
+    register_pair("update/engine", update_engine, "update/floor", update_floor<&floor_table::update_progress>);
     register_pair("remove/engine", remove_engine, "remove/floor", remove_floor);
-    benchmark::RegisterBenchmark("update/floor_assign", update_floor_assign)
+    benchmark::RegisterBenchmark("update/floor_assign", update_floor<&floor_table::update_assign>)
         ->Arg(1'000)->Arg(100'000)->Unit(benchmark::kMicrosecond);
     return tether_bench::run_with_ratios(argc, argv,
                                          {

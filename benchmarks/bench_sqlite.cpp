@@ -30,6 +30,7 @@
 // due: builds (once, untimed, about 10 s) a table of 1,000,000 records of which
 // every 100th is pending, then times store.due(now, 100).
 #include "support/job.hpp"
+#include "support/temp_dir.hpp"
 
 #include <tether/clock/manual.hpp>
 #include <tether/core/entity.hpp>
@@ -78,21 +79,7 @@ constexpr std::size_t due_limit = 100;
 
 /// The benchmarks' directory: a fresh one under the temp dir, removed at exit.
 const fs::path& bench_dir() {
-    struct dir {
-        fs::path path;
-        dir() {
-            std::string tmpl = (fs::temp_directory_path() / "tether-bench-sqlite-XXXXXX").string();
-            if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error{"mkdtemp failed"};
-            path = tmpl;
-        }
-        dir(const dir&) = delete;
-        dir& operator=(const dir&) = delete;
-        ~dir() {
-            std::error_code ec;
-            fs::remove_all(path, ec);
-        }
-    };
-    static const dir d;
+    static const tether_test::temp_dir d{"tether-bench-sqlite"};
     return d.path;
 }
 

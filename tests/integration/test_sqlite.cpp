@@ -1,6 +1,7 @@
 // Integration tests of the SQLite storage on real files in a temporary directory.
 
 #include "storage/conformance.hpp"
+#include "support/temp_dir.hpp"
 
 #include <tether/core/error.hpp>
 #include <tether/core/record.hpp>
@@ -39,20 +40,8 @@ using item_store = tether::sqlite_store<conformance_item>;
 using note_store = tether::sqlite_store<conformance_note>;
 
 /// A fresh directory, removed with everything in it at the end of the test.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "tether-sqlite-XXXXXX").string();
-        if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error{"mkdtemp failed"};
-        path = tmpl;
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    [[nodiscard]] std::string file(std::string_view name) const { return (path / name).string(); }
+struct temp_dir : tether_test::temp_dir {
+    temp_dir() : tether_test::temp_dir("tether-sqlite") {}
 };
 
 std::string read_bytes(const std::string& path) {

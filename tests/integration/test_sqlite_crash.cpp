@@ -26,6 +26,7 @@
 // built with this test, passed as the TETHER_CRASH_CHILD macro by crash.cmake).
 #include "crash_server.hpp"
 #include "support/entities.hpp"
+#include "support/temp_dir.hpp"
 
 #include <tether/backoff/exponential.hpp>
 #include <tether/clock/manual.hpp>
@@ -77,20 +78,8 @@ using tether_test::Job;
 using namespace std::chrono_literals;
 
 /// A fresh directory, removed with everything in it at the end.
-struct crash_dir {
-    fs::path path;
-    crash_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "tether-crash-XXXXXX").string();
-        if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error{"mkdtemp failed"};
-        path = tmpl;
-    }
-    crash_dir(const crash_dir&) = delete;
-    crash_dir& operator=(const crash_dir&) = delete;
-    ~crash_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    [[nodiscard]] std::string file(std::string_view name) const { return (path / name).string(); }
+struct crash_dir : tether_test::temp_dir {
+    crash_dir() : tether_test::temp_dir("tether-crash") {}
 };
 
 std::uint64_t env_u64(const char* name, std::uint64_t fallback) {
