@@ -2,13 +2,13 @@
 
 #include <tether/clock/clock.hpp>
 #include <tether/core/error.hpp>
+#include <tether/core/field_set.hpp>
 #include <tether/core/ids.hpp>
 #include <tether/core/status.hpp>
 
 #include <cstdint>
 #include <optional>
 #include <ostream>
-#include <set>
 #include <string>
 #include <string_view>
 
@@ -27,9 +27,6 @@ enum class priority : std::uint8_t { low = 0, medium = 1, high = 2, critical = 3
     }
     return "unknown";
 }
-
-/// @brief Names of an entity's fields (as Hana or the JSON object spells them).
-using field_set = std::set<std::string, std::less<>>;
 
 /// @brief One entity in the local store, with everything sync needs to know.
 ///
