@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -83,4 +84,49 @@ TEST_CASE("a pull page that fails half-way is rolled back and nobody hears of it
     REQUIRE(changes == 0);             // ...and no watcher saw it
     REQUIRE(transitions == 0);
     REQUIRE_FALSE(dev.store().get_meta("pull_cursor").value());  // the cursor did not move either
+}
+
+TEST_CASE("an update whose write fails leaves the record as it was", "[engine][storage]") {
+    // flaky_storage has no peek/edit: the engine reads a copy and puts the result.
+    auto dev = tether::make_engine<Job>(flaky_storage{}, tether::manual_clock{});
+    auto job = dev.create(Job{"good", 0, "/a"}).value();
+    int changes = 0;
+    auto sub = dev.watch([&](const tether::change<Job>&) { ++changes; });
+
+    auto ok = dev.update(job.id, [](Job& j) { j.progress = 5; });
+    REQUIRE(ok);
+    CHECK(ok->local_rev == 2);
+    CHECK(ok->dirty == tether::field_set{"progress"});
+    CHECK((dev.get(job.id).value() == *ok));
+    CHECK(changes == 1);
+
+    auto bad = dev.update(job.id, [](Job& j) { j.title = "bad"; });
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().code == tether::errc::storage);
+    CHECK((dev.get(job.id).value() == *ok));
+    CHECK(changes == 1);
+}
+
+TEST_CASE("an update whose function throws leaves the record as it was", "[engine][storage]") {
+    // memory_storage offers edit(): the engine changes the stored record in place.
+    auto dev = tether::make_engine<Job>(tether::memory_storage{}, tether::manual_clock{});
+    auto job = dev.create(Job{"memo", 0, "/a"}).value();
+    int changes = 0;
+    auto sub = dev.watch([&](const tether::change<Job>&) { ++changes; });
+
+    REQUIRE_THROWS_AS(dev.update(job.id,
+                                 [](Job& j) {
+                                     j.progress = 99;
+                                     throw std::runtime_error{"app bug"};
+                                 }),
+                      std::runtime_error);
+    CHECK((dev.get(job.id).value() == job));
+    CHECK(changes == 0);
+
+    auto ok = dev.update(job.id, [](Job& j) { j.progress = 7; });
+    REQUIRE(ok);
+    CHECK(ok->value.progress == 7);
+    CHECK(ok->local_rev == 2);
+    CHECK((dev.get(job.id).value() == *ok));
+    CHECK(changes == 1);
 }

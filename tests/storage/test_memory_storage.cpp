@@ -59,3 +59,49 @@ TEST_CASE("memory_storage: two entity types with one collection name is a storag
     // The first owner is unaffected.
     CHECK(items.list().value().size() == 1);
 }
+
+TEST_CASE("memory_storage: edit changes a record in place and a rollback restores it", "[storage][memory]") {
+    using tether_test::conformance_item;
+    tether::memory_storage storage;
+    tether::memory_store<conformance_item> items{storage};
+    const auto r = tether_test::make_record(1);
+    REQUIRE(tether_test::put_all(items, std::vector{r}));
+
+    SECTION("an absent record gives an empty edit") {
+        REQUIRE(items.transact([&](auto& tx) -> tether::result<void> {
+            CHECK_FALSE(tx.edit(tether_test::make_record(2).id));
+            return {};
+        }));
+    }
+    SECTION("a committed edit is the write; before keeps the old state") {
+        REQUIRE(items.transact([&](auto& tx) -> tether::result<void> {
+            auto e = tx.edit(r.id);
+            REQUIRE(e);
+            e.current->local_rev += 10;
+            CHECK(e.before->local_rev == r.local_rev);
+            CHECK(tx.peek(r.id)->local_rev == r.local_rev + 10);  // the transaction sees its change
+            return {};
+        }));
+        CHECK(items.get(r.id).value()->local_rev == r.local_rev + 10);
+    }
+    SECTION("an edit in a transaction that fails is undone") {
+        auto res = items.transact([&](auto& tx) -> tether::result<void> {
+            tx.edit(r.id).current->local_rev += 10;
+            return tether::unexpected{tether::make_error(tether::errc::conflict, "undo")};
+        });
+        REQUIRE_FALSE(res);
+        CHECK((items.get(r.id).value() == r));
+    }
+    SECTION("an edit followed by a put and an erase of the same record is undone in order") {
+        auto res = items.transact([&](auto& tx) -> tether::result<void> {
+            tx.edit(r.id).current->local_rev += 10;
+            auto again = *tx.peek(r.id);
+            again.local_rev += 1;
+            if (auto p = tx.put(std::move(again)); !p) return p;
+            if (auto e = tx.erase(r.id); !e) return e;
+            return tether::unexpected{tether::make_error(tether::errc::conflict, "undo")};
+        });
+        REQUIRE_FALSE(res);
+        CHECK((items.get(r.id).value() == r));
+    }
+}

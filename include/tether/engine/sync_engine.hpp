@@ -177,29 +177,19 @@ public:
         auto fx = make_effects();
         std::optional<record_type> out;
         auto done = store_.transact([&](auto& tx) -> result<void> {
-            return detail::with_record<Entity>(tx, id, [&](const record_type* found) -> result<void> {
-            if (!found) return unexpected{not_found(id)};
-            const record_type& before = *found;
-            if (before.deleted) {
-                return unexpected{make_error(errc::invalid_state, "record " + id.to_string() + " is deleted")};
+            using tx_type = std::remove_cvref_t<decltype(tx)>;
+            if constexpr (detail::editable_transaction<tx_type, Entity>) {
+                // In place: the store keeps the record as it was for rollback.
+                const auto edit = tx.edit(id);
+                if (!edit) return unexpected{not_found(id)};
+                return apply_update(tx, fx, *edit.before, *edit.current, fn, now, out, false);
+            } else {
+                return detail::with_record<Entity>(tx, id, [&](const record_type* found) -> result<void> {
+                    if (!found) return unexpected{not_found(id)};
+                    record_type after = *found;
+                    return apply_update(tx, fx, *found, after, fn, now, out, true);
+                });
             }
-            record_type after = before;
-            std::invoke(fn, after.value);
-            if (!entity_ops<Entity>::diff_into(before.value, after.value, after.dirty)) {
-                out = std::move(after);  // no change: no write, no status change, no sync
-                return {};
-            }
-            after.local_rev += 1;
-            after.updated_at = now;
-            if (after.status == sync_status::synced || after.status == sync_status::error) {
-                after.status = sync_status::pending;
-                after.attempts = 0;
-                after.next_attempt_at.reset();
-            }
-            out = after;
-            return detail::write_record(tx, fx, std::optional<sync_status>{before.status}, std::move(after), now,
-                                        "update");
-            });
         });
         deliver(fx, done.has_value());
         if (!done) return unexpected{std::move(done).error()};
@@ -413,6 +403,34 @@ private:
     [[nodiscard]] bool is_own_write(const server_record& s) const;
     std::string rebase_on_own_write(record_type& after, const server_record& s, const Entity& server_value);
     [[nodiscard]] bool in_flight(const local_id& id) const;
+
+    /// The body of `update`: `after` starts as a copy of `before` (or is the
+    /// stored record itself, changed in place, when `put` is false).
+    template <class Tx, class F>
+    result<void> apply_update(Tx& tx, detail::effects<Entity>& fx, const record_type& before, record_type& after,
+                              F& fn, timestamp now, std::optional<record_type>& out, bool put) {
+        if (before.deleted) {
+            return unexpected{make_error(errc::invalid_state, "record " + before.id.to_string() + " is deleted")};
+        }
+        std::invoke(fn, after.value);
+        if (!entity_ops<Entity>::diff_into(before.value, after.value, after.dirty)) {
+            out = after;  // no change: no write, no status change, no sync
+            return {};
+        }
+        after.local_rev += 1;
+        after.updated_at = now;
+        if (after.status == sync_status::synced || after.status == sync_status::error) {
+            after.status = sync_status::pending;
+            after.attempts = 0;
+            after.next_attempt_at.reset();
+        }
+        auto t = detail::check_write(tx, fx, std::optional<sync_status>{before.status}, after, now, "update");
+        if (!t) return unexpected{std::move(t).error()};
+        detail::note_write(fx, false, std::move(*t), after, "update");
+        out = after;
+        if (put) return tx.put(std::move(after));
+        return {};
+    }
 
     static error not_found(const local_id& id) {
         return make_error(errc::not_found, "no record " + id.to_string());

@@ -83,8 +83,26 @@ public:
         /// @brief The stored record with `id`, or null: no copy (valid until the
         /// transaction's next write). The engine uses it when a store offers it.
         [[nodiscard]] const record<E>* peek(const local_id& id) const {
-            auto it = store_->table_->records.find(id);
-            return it == store_->table_->records.end() ? nullptr : &it->second;
+            auto& records = store_->table_->records;
+            auto it = records.find(id);
+            if (it == records.end()) return nullptr;
+            peeked_ = &*it;  // a put of this id that follows reuses the lookup
+            return &it->second;
+        }
+
+        /// @brief The stored record with `id` for change in place, and a copy of
+        /// it as it was (kept to roll back): see `record_edit`.
+        [[nodiscard]] record_edit<E> edit(const local_id& id) {
+            auto* entry = peeked_ && peeked_->first == id ? peeked_ : nullptr;
+            if (!entry) {
+                auto& records = store_->table_->records;
+                auto it = records.find(id);
+                if (it == records.end()) return {};
+                entry = &*it;
+            }
+            peeked_ = entry;
+            undo_.emplace_back(id, entry->second);
+            return {&entry->second, &*undo_.back().second};
         }
 
         /// @brief The record with server id `sid`, as this transaction sees it.
@@ -106,18 +124,22 @@ public:
                                                                     owner->second.to_string())};
                 }
             }
-            auto it = t.records.find(r.id);
-            if (it == t.records.end()) {
+            auto* entry = peeked_ && peeked_->first == r.id ? peeked_ : nullptr;
+            if (!entry) {
+                if (auto it = t.records.find(r.id); it != t.records.end()) entry = &*it;
+            }
+            if (!entry) {
                 undo_.emplace_back(r.id, std::nullopt);
                 if (r.server_id) t.by_server_id[*r.server_id] = r.id;
                 t.records.emplace(r.id, std::move(r));
             } else {
-                if (it->second.server_id != r.server_id) {
-                    if (it->second.server_id) t.by_server_id.erase(*it->second.server_id);
+                auto& stored = entry->second;
+                if (stored.server_id != r.server_id) {
+                    if (stored.server_id) t.by_server_id.erase(*stored.server_id);
                     if (r.server_id) t.by_server_id[*r.server_id] = r.id;
                 }
-                undo_.emplace_back(r.id, std::move(it->second));
-                it->second = std::move(r);
+                undo_.emplace_back(r.id, std::move(stored));
+                stored = std::move(r);
             }
             return {};
         }
@@ -129,6 +151,7 @@ public:
             if (it == t.records.end()) return {};
             if (it->second.server_id) t.by_server_id.erase(*it->second.server_id);
             undo_.emplace_back(id, std::move(it->second));
+            if (peeked_ == &*it) peeked_ = nullptr;
             t.records.erase(it);
             return {};
         }
@@ -156,6 +179,7 @@ public:
 
         void rollback() {
             auto& t = *store_->table_;
+            peeked_ = nullptr;
             for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
                 if (auto cur = t.records.find(it->first); cur != t.records.end()) {
                     if (cur->second.server_id) t.by_server_id.erase(*cur->second.server_id);
@@ -179,6 +203,10 @@ public:
         // The table's undo log, reused by every transaction (they are serialised).
         std::vector<std::pair<local_id, std::optional<record<E>>>>& undo_ = store_->table_->undo;
         std::vector<std::pair<std::string, std::optional<std::string>>> meta_undo_;
+        // The entry the last peek found, so that a put of the same id needs no
+        // second lookup (entries of an unordered_map stay put on rehash; an
+        // erase of it or a rollback resets it).
+        mutable std::pair<const local_id, record<E>>* peeked_ = nullptr;
     };
 
     /// @brief The table for `E` in `storage` (created on first use).

@@ -52,6 +52,22 @@ concept storage_transaction = requires(Tx& tx, const local_id& id, const record<
     { tx.set_meta(key, std::move(value)) } -> std::same_as<result<void>>;
 };
 
+/// @brief What a transaction's optional `edit(id)` hands out: the stored record,
+/// to be changed in place, and a copy of it as it was (kept for rollback).
+///
+/// A store whose transaction offers `record_edit<E> edit(const local_id&)`
+/// lets the engine update a record without building and moving a replacement
+/// (the memory store does; see `record_store`, item 8). Both pointers are null
+/// when there is no such record, and stay valid until the transaction's next
+/// write or its end. The change must keep `id` and `server_id` as they are.
+template <class E>
+struct record_edit {
+    record<E>* current = nullptr;       ///< the stored record: changes to it are the write
+    const record<E>* before = nullptr;  ///< the record as it was when `edit` was called
+    /// @brief True if the record exists.
+    explicit operator bool() const noexcept { return current != nullptr; }
+};
+
 namespace detail {
 /// A callable of the shape `transact` must accept, for the concept check.
 template <class Tx>
@@ -76,7 +92,10 @@ struct transaction_probe {
 /// 6. every member is thread-safe and reports failure as a `result` error
 ///    (`errc::storage`, or `errc::busy` for a lock held elsewhere), never by throwing;
 /// 7. optionally, the transaction has `result<void> audit(const transition&)`:
-///    the engine then records every status transition in the same transaction.
+///    the engine then records every status transition in the same transaction;
+/// 8. optionally, the transaction has `record_edit<E> edit(const local_id&)` and
+///    `const record<E>* peek(const local_id&)`: the engine then reads and
+///    updates records in place instead of through copies (`get` / `put`).
 /// Nesting `transact` inside `transact` on the same store is not required to work.
 ///
 /// @code

@@ -5,6 +5,7 @@
 #include <tether/core/result.hpp>
 #include <tether/core/status.hpp>
 #include <tether/engine/events.hpp>
+#include <tether/storage/storage.hpp>
 
 #include <concepts>
 #include <cstddef>
@@ -46,25 +47,13 @@ result<void> with_record(Tx& tx, const local_id& id, F&& f) {
     }
 }
 
-/// Writes `after` (replacing `before`, if any) inside transaction `tx`, checking
-/// the status transition against the state machine and recording what happened.
+/// Checks a write's status transition (`before` is the status of the record it
+/// replaces, empty for a new record), records it in the audit log when the
+/// transaction keeps one, and returns the transition (if the status changes).
+/// An illegal transition is refused: noted in `fx.refused`, `invalid_state`.
 template <class Tx, class E>
-result<void> write_record(Tx& tx, effects<E>& fx, std::optional<sync_status> before, record<E> after,
-                          timestamp now, std::string_view cause);
-
-/// As above, from the record being replaced (or none).
-template <class Tx, class E>
-result<void> write_record(Tx& tx, effects<E>& fx, const std::optional<record<E>>& before, record<E> after,
-                          timestamp now, std::string_view cause) {
-    return write_record(tx, fx, before ? std::optional<sync_status>{before->status} : std::nullopt, std::move(after),
-                        now, cause);
-}
-
-/// Writes `after` inside transaction `tx`; `before` is the status of the record
-/// it replaces (empty for a new record).
-template <class Tx, class E>
-result<void> write_record(Tx& tx, effects<E>& fx, std::optional<sync_status> before, record<E> after,
-                          timestamp now, std::string_view cause) {
+result<std::optional<transition>> check_write(Tx& tx, effects<E>& fx, std::optional<sync_status> before,
+                                              const record<E>& after, timestamp now, std::string_view cause) {
     std::optional<transition> t;
     if (!before) {
         t = transition{after.id, std::nullopt, after.status, now, std::string{cause}, true};
@@ -80,21 +69,56 @@ result<void> write_record(Tx& tx, effects<E>& fx, std::optional<sync_status> bef
     }
     if constexpr (requires { tx.audit(*t); }) {
         if (t) {
-            if (auto a = tx.audit(*t); !a) return a;
+            if (auto a = tx.audit(*t); !a) return unexpected{std::move(a).error()};
         }
     }
-    const auto id = after.id;
-    const auto kind = before ? change_kind::updated : change_kind::created;
+    return t;
+}
+
+/// Records a checked write in `fx` (the change is built only if someone listens).
+template <class E>
+void note_write(effects<E>& fx, bool created, std::optional<transition> t, const record<E>& after,
+                std::string_view cause) {
     if (fx.want_changes) {
-        if (auto r = tx.put(after); !r) return r;
-        fx.changes.push_back(change<E>{kind, id, std::move(after), std::string{cause}});
-    } else {
-        if (auto r = tx.put(std::move(after)); !r) return r;
+        fx.changes.push_back(
+            change<E>{created ? change_kind::created : change_kind::updated, after.id, after, std::string{cause}});
     }
     ++fx.writes;
     if (t && fx.want_transitions) fx.transitions.push_back(std::move(*t));
-    return {};
 }
+
+/// Writes `after` inside transaction `tx`; `before` is the status of the record
+/// it replaces (empty for a new record).
+template <class Tx, class E>
+result<void> write_record(Tx& tx, effects<E>& fx, std::optional<sync_status> before, record<E>&& after,
+                          timestamp now, std::string_view cause) {
+    auto t = check_write(tx, fx, before, after, now, cause);
+    if (!t) return unexpected{std::move(t).error()};
+    note_write(fx, !before, std::move(*t), after, cause);
+    return tx.put(std::move(after));
+}
+
+/// As above, from a copy of `after`.
+template <class Tx, class E>
+result<void> write_record(Tx& tx, effects<E>& fx, std::optional<sync_status> before, const record<E>& after,
+                          timestamp now, std::string_view cause) {
+    return write_record(tx, fx, before, record<E>{after}, now, cause);
+}
+
+/// As above, from the record being replaced (or none).
+template <class Tx, class E>
+result<void> write_record(Tx& tx, effects<E>& fx, const std::optional<record<E>>& before, record<E> after,
+                          timestamp now, std::string_view cause) {
+    return write_record(tx, fx, before ? std::optional<sync_status>{before->status} : std::nullopt, std::move(after),
+                        now, cause);
+}
+
+/// True if transaction `Tx` lets the engine change a stored record in place
+/// (see `record_edit` in storage/storage.hpp).
+template <class Tx, class E>
+concept editable_transaction = requires(Tx& tx, const local_id& id) {
+    { tx.edit(id) } -> std::same_as<record_edit<E>>;
+};
 
 /// Erases `before` inside transaction `tx` and records the deletion.
 template <class Tx, class E>
