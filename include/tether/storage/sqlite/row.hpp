@@ -32,18 +32,28 @@ namespace tether::detail {
     return timestamp{std::chrono::milliseconds{ms}};
 }
 
+/// The text an upsert binds without SQLite copying it: kept by the caller
+/// until the statement has been stepped.
+struct sqlite_row_text {
+    std::string value;  ///< the entity as JSON
+    std::string dirty;  ///< the dirty field names as a JSON array
+};
+
 /// Binds every column of `r` to the parameters ?1..?18 of an upsert (column
-/// order of `sqlite_record_columns`). An entity that does not serialize to JSON
-/// is an `errc::invalid_argument` error; nothing is bound then.
+/// order of `sqlite_record_columns`), without copies: `r` and `text` must
+/// outlive the step. An entity that does not serialize to JSON is an
+/// `errc::invalid_argument` error; nothing is bound then.
 template <class E>
-result<void> sqlite_bind_record(sqlite_statement& st, const record<E>& r) {
-    std::string value;
-    std::string dirty;
+result<void> sqlite_bind_record(sqlite_statement& st, const record<E>& r, sqlite_row_text& text) {
     try {
-        value = entity_ops<E>::to_json(r.value).dump();
-        nlohmann::json d = nlohmann::json::array();
-        for (const auto& f : r.dirty) d.push_back(f);
-        dirty = d.dump();
+        text.value = entity_ops<E>::to_json(r.value).dump();
+        if (r.dirty.empty()) {
+            text.dirty = "[]";
+        } else {
+            nlohmann::json d = nlohmann::json::array();
+            for (const auto& f : r.dirty) d.push_back(f);
+            text.dirty = d.dump();
+        }
     } catch (const nlohmann::json::exception& ex) {
         return unexpected{make_error(errc::invalid_argument,
                                      "sqlite: record " + r.id.to_string() + " does not serialize to JSON: " + ex.what())};
@@ -52,13 +62,13 @@ result<void> sqlite_bind_record(sqlite_statement& st, const record<E>& r) {
         if (!t) return std::nullopt;
         return sqlite_time(*t);
     };
-    st.bind_blob(1, r.id.bytes());
-    st.bind(2, r.server_id);
-    st.bind(3, to_string(r.status));
+    st.bind_blob_static(1, r.id.bytes());
+    if (r.server_id) st.bind_static(2, *r.server_id); else st.bind_null(2);
+    st.bind_static(3, to_string(r.status));
     st.bind(4, std::int64_t{r.deleted ? 1 : 0});
     st.bind(5, static_cast<std::int64_t>(r.version));  // modular: round-trips every uint64
     st.bind(6, static_cast<std::int64_t>(r.local_rev));
-    st.bind(7, std::string_view{dirty});
+    st.bind_static(7, text.dirty);
     st.bind(8, std::int64_t{r.attempts});
     st.bind(9, opt_time(r.last_attempt_at));
     st.bind(10, opt_time(r.next_attempt_at));
@@ -66,8 +76,8 @@ result<void> sqlite_bind_record(sqlite_statement& st, const record<E>& r) {
     st.bind(12, sqlite_time(r.created_at));
     st.bind(13, sqlite_time(r.updated_at));
     if (r.last_error) {
-        st.bind(14, to_string(r.last_error->code));
-        st.bind(15, std::string_view{r.last_error->message});
+        st.bind_static(14, to_string(r.last_error->code));
+        st.bind_static(15, r.last_error->message);
         st.bind(16, r.last_error->http_status ? std::optional<std::int64_t>{*r.last_error->http_status}
                                               : std::nullopt);
         st.bind(17, r.last_error->retry_after ? std::optional<std::int64_t>{r.last_error->retry_after->count()}
@@ -75,7 +85,7 @@ result<void> sqlite_bind_record(sqlite_statement& st, const record<E>& r) {
     } else {
         st.bind_null(14).bind_null(15).bind_null(16).bind_null(17);
     }
-    st.bind(18, std::string_view{value});
+    st.bind_static(18, text.value);
     return {};
 }
 

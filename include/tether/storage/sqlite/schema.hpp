@@ -9,6 +9,10 @@
 ///   its keys and without the `deleted` column.
 /// - **2**: record tables gain `deleted` and two indexes (`<t>_due`, `<t>_status`);
 ///   the audit log `tether_audit` appears.
+/// - **3**: `<t>_due` is rebuilt with its condition spelled as `=` terms joined
+///   by `OR` instead of `IN (...)`: SQLite evaluates a partial index's condition
+///   on every write, and an `IN` list of three values made it build a temporary
+///   table (with its own page cache) for each evaluation, three per upsert.
 
 #include <tether/core/error.hpp>
 #include <tether/core/result.hpp>
@@ -29,7 +33,7 @@
 namespace tether::detail {
 
 /// The schema version this build writes and understands.
-inline constexpr int sqlite_schema_version = 2;
+inline constexpr int sqlite_schema_version = 3;
 
 /// True for a table name tether accepts: `[A-Za-z_][A-Za-z0-9_]*`, at most 64
 /// characters, not starting with `sqlite_` or `tether_` (reserved), any case.
@@ -69,8 +73,10 @@ inline constexpr std::string_view sqlite_record_columns =
     "next_attempt_at, priority, created_at, updated_at, last_error_code, last_error, "
     "last_error_http_status, last_error_retry_after_ms, value";
 
-/// The statuses `due()` considers; the partial index `<t>_due` uses the same text.
-inline constexpr std::string_view sqlite_due_statuses = "status IN ('pending', 'pending_deletion', 'error')";
+/// The statuses `due()` considers; the partial index `<t>_due` uses the same text
+/// (not `IN (...)`: see schema version 3).
+inline constexpr std::string_view sqlite_due_statuses =
+    "(status = 'pending' OR status = 'pending_deletion' OR status = 'error')";
 
 /// Every SQL text one record table needs, built once from its (validated) name.
 struct sqlite_table_sql {
@@ -93,6 +99,7 @@ struct sqlite_table_sql {
                            std::string{sqlite_due_statuses};
         // Serves counts() (a covering scan grouped by status).
         create_status_index = "CREATE INDEX IF NOT EXISTS \"" + t + "_status\" ON " + q + " (status, updated_at)";
+        drop_due_index = "DROP INDEX IF EXISTS \"" + t + "_due\"";
         add_deleted_column = "ALTER TABLE " + q + " ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0";
         select_by_id = "SELECT " + cols + " FROM " + q + " WHERE local_id = ?1";
         select_by_server_id = "SELECT " + cols + " FROM " + q + " WHERE server_id = ?1";
@@ -119,7 +126,7 @@ struct sqlite_table_sql {
         erase = "DELETE FROM " + q + " WHERE local_id = ?1";
     }
 
-    std::string create_table, create_due_index, create_status_index, add_deleted_column;
+    std::string create_table, create_due_index, create_status_index, drop_due_index, add_deleted_column;
     std::string select_by_id, select_by_server_id, select_all, select_due, select_counts, upsert, erase;
 };
 
@@ -193,22 +200,29 @@ inline result<void> sqlite_create_schema(sqlite_connection& c) {
     return {};
 }
 
-/// Version 1 -> 2: every registered record table gains `deleted` and its
-/// indexes; the audit log appears.
-inline result<void> sqlite_migrate_1_to_2(sqlite_connection& c) {
+/// The names of the registered record tables (checked).
+inline result<std::vector<std::string>> sqlite_registered_tables(sqlite_connection& c) {
     std::vector<std::string> tables;
-    {
-        auto st = c.prepare("SELECT name FROM tether_tables ORDER BY name");
-        if (!st) return unexpected{std::move(st).error()};
-        int rc = SQLITE_ROW;
-        while ((rc = st->step()) == SQLITE_ROW) tables.emplace_back(st->text(0));
-        if (rc != SQLITE_DONE) return unexpected{sqlite_error(c.handle(), rc, st->sql())};
-    }
-    if (auto r = sqlite_create_schema(c); !r) return r;
+    auto st = c.prepare("SELECT name FROM tether_tables ORDER BY name");
+    if (!st) return unexpected{std::move(st).error()};
+    int rc = SQLITE_ROW;
+    while ((rc = st->step()) == SQLITE_ROW) tables.emplace_back(st->text(0));
+    if (rc != SQLITE_DONE) return unexpected{sqlite_error(c.handle(), rc, st->sql())};
     for (const auto& t : tables) {
         if (!sqlite_valid_table_name(t)) {
             return unexpected{make_error(errc::storage, "sqlite: tether_tables names an invalid table '" + t + "'")};
         }
+    }
+    return tables;
+}
+
+/// Version 1 -> 2: every registered record table gains `deleted` and its
+/// indexes; the audit log appears.
+inline result<void> sqlite_migrate_1_to_2(sqlite_connection& c) {
+    auto tables = sqlite_registered_tables(c);
+    if (!tables) return unexpected{std::move(tables).error()};
+    if (auto r = sqlite_create_schema(c); !r) return r;
+    for (const auto& t : *tables) {
         const sqlite_table_sql sql{t};
         auto has = c.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = 'deleted'");
         if (!has) return unexpected{std::move(has).error()};
@@ -220,6 +234,19 @@ inline result<void> sqlite_migrate_1_to_2(sqlite_connection& c) {
             if (auto r = c.exec(sql.add_deleted_column); !r) return r;
         }
         if (auto r = sqlite_create_record_table(c, t); !r) return r;
+    }
+    return {};
+}
+
+/// Version 2 -> 3: every registered record table's `<t>_due` index is rebuilt
+/// with the `OR` form of its condition.
+inline result<void> sqlite_migrate_2_to_3(sqlite_connection& c) {
+    auto tables = sqlite_registered_tables(c);
+    if (!tables) return unexpected{std::move(tables).error()};
+    for (const auto& t : *tables) {
+        const sqlite_table_sql sql{t};
+        if (auto r = c.exec(sql.drop_due_index); !r) return r;
+        if (auto r = c.exec(sql.create_due_index); !r) return r;
     }
     return {};
 }
@@ -243,7 +270,8 @@ inline result<void> sqlite_migrate(sqlite_connection& c) {
         if (auto r = sqlite_create_schema(c); !r) return r;
     } else {
         using step = result<void> (*)(sqlite_connection&);
-        static constexpr step steps[] = {&sqlite_migrate_1_to_2};  // steps[i]: version i+1 -> i+2
+        static constexpr step steps[] = {&sqlite_migrate_1_to_2,  // steps[i]: version i+1 -> i+2
+                                         &sqlite_migrate_2_to_3};
         static_assert(std::size(steps) == sqlite_schema_version - 1, "one migration step per schema version");
         for (int from = *v; from < sqlite_schema_version; ++from) {
             if (auto r = steps[from - 1](c); !r) {

@@ -82,6 +82,22 @@ public:
                                           SQLITE_UTF8));
     }
 
+    /// Binds text SQLite does not copy: `v` must stay valid and unchanged until
+    /// the statement has been stepped (for the write path, where copying every
+    /// column costs an allocation each).
+    sqlite_statement& bind_static(int i, std::string_view v) {
+        const char* p = v.data() != nullptr ? v.data() : "";
+        return check_(sqlite3_bind_text64(stmt_, i, p, static_cast<sqlite3_uint64>(v.size()), SQLITE_STATIC,
+                                          SQLITE_UTF8));
+    }
+
+    /// Binds a blob SQLite does not copy (see `bind_static`).
+    sqlite_statement& bind_blob_static(int i, std::span<const std::uint8_t> v) {
+        static constexpr std::uint8_t none = 0;  // a null pointer would bind NULL
+        const std::uint8_t* p = v.data() != nullptr ? v.data() : &none;
+        return check_(sqlite3_bind_blob64(stmt_, i, p, static_cast<sqlite3_uint64>(v.size()), SQLITE_STATIC));
+    }
+
     /// Binds a blob (copied by SQLite).
     sqlite_statement& bind_blob(int i, std::span<const std::uint8_t> v) {
         static constexpr std::uint8_t none = 0;  // a null pointer would bind NULL
