@@ -223,7 +223,7 @@ TEST_CASE("sqlite: a version 1 database is migrated on open", "[sqlite][migratio
     }
 
     auto db = open_ok(path, {.audit = true});
-    CHECK(db.schema_version().value() == 2);
+    CHECK(db.schema_version().value() == tether::sqlite_database::current_schema_version);
     item_store items{tether::sqlite_storage{db}};
     auto got = items.get(id);
     REQUIRE(got);
@@ -252,9 +252,39 @@ TEST_CASE("sqlite: a version 1 database is migrated on open", "[sqlite][migratio
 
     raw_db raw{path};
     CHECK(raw.column("SELECT value FROM tether_meta WHERE scope = '' AND key = 'schema_version'") ==
-          std::vector<std::string>{"2"});
+          std::vector<std::string>{std::to_string(tether::sqlite_database::current_schema_version)});
     CHECK(raw.column("SELECT name FROM pragma_table_info('conformance_items') WHERE name = 'deleted'").size() == 1);
     CHECK(raw.column("SELECT name FROM sqlite_master WHERE name = 'conformance_items_due'").size() == 1);
+}
+
+TEST_CASE("sqlite: a version 2 database gets the due index without IN on open", "[sqlite][migration]") {
+    temp_dir dir;
+    const auto path = dir.file("v2.db");
+    const auto r = make_record(3);
+    {
+        auto db = open_ok(path);
+        item_store items{tether::sqlite_storage{db}};
+        REQUIRE(put_all(items, std::vector{r}));
+    }
+    {
+        raw_db raw{path};  // as version 2 left it
+        REQUIRE(raw.exec("DROP INDEX conformance_items_due;"
+                         "CREATE INDEX \"conformance_items_due\" ON \"conformance_items\""
+                         " (priority DESC, updated_at, local_id, next_attempt_at)"
+                         " WHERE status IN ('pending', 'pending_deletion', 'error');"
+                         "UPDATE tether_meta SET value = '2' WHERE scope = '' AND key = 'schema_version';") ==
+                SQLITE_OK);
+    }
+    auto db = open_ok(path);
+    CHECK(db.schema_version().value() == 3);
+    item_store items{tether::sqlite_storage{db}};
+    CHECK((items.get(r.id).value() == r));
+    CHECK(items.due(at_ms(1'000'000), 10).value().size() == 1);
+    raw_db raw{path};
+    const auto index_sql = raw.column("SELECT sql FROM sqlite_master WHERE name = 'conformance_items_due'");
+    REQUIRE(index_sql.size() == 1);
+    CHECK_FALSE(contains(index_sql[0], " IN "));
+    CHECK(contains(index_sql[0], " OR "));
 }
 
 TEST_CASE("sqlite: a failing migration changes nothing", "[sqlite][migration]") {
@@ -287,7 +317,7 @@ TEST_CASE("sqlite: a newer schema is refused and the file left as it was", "[sql
     }
     {
         raw_db raw{path};
-        REQUIRE(raw.exec("UPDATE tether_meta SET value = '3' WHERE scope = '' AND key = 'schema_version'") ==
+        REQUIRE(raw.exec("UPDATE tether_meta SET value = '99' WHERE scope = '' AND key = 'schema_version'") ==
                 SQLITE_OK);
     }
     const auto before = read_bytes(path);
@@ -295,7 +325,7 @@ TEST_CASE("sqlite: a newer schema is refused and the file left as it was", "[sql
     auto db = tether::sqlite_database::open(path);
     REQUIRE_FALSE(db);
     CHECK(db.error().code == tether::errc::storage);
-    CHECK(contains(db.error().message, "schema version 3"));
+    CHECK(contains(db.error().message, "schema version 99"));
     CHECK(contains(db.error().message, "newer"));
     CHECK(read_bytes(path) == before);
 }
@@ -558,15 +588,48 @@ TEST_CASE("sqlite: several entity types share one transaction scope", "[sqlite][
         CHECK(items.list().value().size() == 1);
         CHECK(notes.list().value().size() == 1);
     }
-    SECTION("a failing nested store transaction undoes only its own writes") {
+    SECTION("a store transaction that fails before writing leaves the enclosing one going") {
         REQUIRE(db.transact([&]() -> tether::result<void> {
+            if (auto x = put_all(items, std::vector{i1}); !x) return x;
+            auto inner = notes.transact([&](auto&) -> tether::result<void> {
+                return tether::unexpected{tether::make_error(tether::errc::not_found, "nothing to do")};
+            });
+            CHECK_FALSE(inner);
+            return {};
+        }));
+        CHECK(items.list().value().size() == 1);
+        CHECK(notes.list().value().empty());
+    }
+    SECTION("a store transaction that fails after writing dooms the enclosing one") {
+        auto r = db.transact([&]() -> tether::result<void> {
             if (auto x = put_all(items, std::vector{i1}); !x) return x;
             auto inner = notes.transact([&](auto& tx) -> tether::result<void> {
                 if (auto x = tx.put(n1); !x) return x;
                 return tether::unexpected{tether::make_error(tether::errc::rejected, "inner")};
             });
-            return inner ? tether::unexpected{tether::make_error(tether::errc::storage, "inner should fail")}
-                         : tether::result<void>{};
+            CHECK_FALSE(inner);
+            return {};  // the app ignores the failure: the transaction still must not commit half a write
+        });
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == tether::errc::rejected);
+        CHECK(contains(r.error().message, "rolled back"));
+        CHECK(contains(r.error().message, "inner"));
+        nothing_written();
+        REQUIRE(db.transact(both));  // the connection is usable again
+        CHECK(items.list().value().size() == 1);
+    }
+    SECTION("a nested sqlite_database::transact is a savepoint: its failure undoes only its writes") {
+        REQUIRE(db.transact([&]() -> tether::result<void> {
+            if (auto x = put_all(items, std::vector{i1}); !x) return x;
+            auto inner = db.transact([&]() -> tether::result<void> {
+                return notes.transact([&](auto& tx) -> tether::result<void> {
+                    if (auto x = tx.put(n1); !x) return x;
+                    return tether::unexpected{tether::make_error(tether::errc::rejected, "inner")};
+                });
+            });
+            CHECK_FALSE(inner);
+            if (inner) return tether::unexpected{tether::make_error(tether::errc::storage, "inner should fail")};
+            return {};
         }));
         CHECK(items.list().value().size() == 1);
         CHECK(notes.list().value().empty());

@@ -98,11 +98,14 @@ result<void> write_record(Tx& tx, effects<E>& fx, std::optional<sync_status> bef
     return tx.put(std::move(after));
 }
 
-/// As above, from a copy of `after`.
+/// As above, for a record the caller keeps (the store copies what it needs).
 template <class Tx, class E>
 result<void> write_record(Tx& tx, effects<E>& fx, std::optional<sync_status> before, const record<E>& after,
                           timestamp now, std::string_view cause) {
-    return write_record(tx, fx, before, record<E>{after}, now, cause);
+    auto t = check_write(tx, fx, before, after, now, cause);
+    if (!t) return unexpected{std::move(t).error()};
+    note_write(fx, !before, std::move(*t), after, cause);
+    return tx.put(after);
 }
 
 /// As above, from the record being replaced (or none).

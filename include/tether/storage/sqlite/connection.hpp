@@ -14,11 +14,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -29,6 +31,18 @@
 namespace tether::detail {
 
 class sqlite_tx_scope;
+
+/// The text of a statement with its hash computed once, for the statement
+/// cache (hashing a long upsert on every write costs more than it should).
+struct sqlite_sql_key {
+    std::string_view text;  ///< must outlive the key
+    std::size_t hash;       ///< `std::hash<std::string_view>{}(text)`
+
+    /// The key of `text`.
+    static sqlite_sql_key of(std::string_view text) noexcept {
+        return {text, std::hash<std::string_view>{}(text)};
+    }
+};
 
 /// One open SQLite connection, shared (through `shared_ptr`) by a
 /// `sqlite_database`, its copies and every store built on it.
@@ -63,8 +77,12 @@ public:
     [[nodiscard]] int depth() const noexcept { return depth_; }
 
     /// A lease on the prepared statement for `sql`, from the cache when it is free.
-    result<sqlite_statement> prepare(std::string_view sql) {
-        auto it = cache_.find(sql);
+    result<sqlite_statement> prepare(std::string_view sql) { return prepare(sqlite_sql_key::of(sql)); }
+
+    /// As above, with the hash already known.
+    result<sqlite_statement> prepare(sqlite_sql_key key) {
+        const std::string_view sql = key.text;
+        auto it = cache_.find(key);
         if (it != cache_.end() && !it->second.in_use) {
             it->second.in_use = true;
             return sqlite_statement{db_, it->second.stmt, &it->second.in_use};
@@ -130,6 +148,33 @@ public:
     /// the scope lives.
     result<sqlite_tx_scope> begin();
 
+    /// Marks the innermost open scope as doomed: a store write joined it (no
+    /// savepoint of its own) and failed after changing rows, so that scope must
+    /// not commit. Its `commit()` rolls back and returns `e` instead; the first
+    /// error wins. Call with `mutex()` held, inside a scope.
+    void doom(const error& e) {
+        if (doomed_) return;
+        doomed_ = e;
+        doomed_->message = "sqlite: the transaction was rolled back: a write inside it failed after changing rows: " +
+                           doomed_->message;
+        doomed_depth_ = depth_;
+    }
+
+    /// Changes whenever records a store keeps in memory may no longer match the
+    /// file: another connection committed (noticed when a top-level transaction
+    /// begins) or a transaction scope rolled back. See `table_cache`.
+    [[nodiscard]] std::uint64_t epoch() const noexcept { return epoch_; }
+
+    /// The in-memory cache of table `name`, shared by every store of that table
+    /// on this connection (created empty on first use). `Cache` must be the same
+    /// type for one table: `claim_table` guarantees one entity type per table.
+    template <class Cache>
+    std::shared_ptr<Cache> table_cache(const std::string& name) {
+        auto& slot = table_caches_[name];
+        if (!slot) slot = std::make_shared<Cache>();
+        return std::static_pointer_cast<Cache>(slot);
+    }
+
     /// Records that table `name` holds entities of type `type`; false if another
     /// type already claimed it on this connection.
     bool claim_table(const std::string& name, std::type_index type) {
@@ -148,6 +193,13 @@ private:
     struct sv_hash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+        std::size_t operator()(const sqlite_sql_key& k) const noexcept { return k.hash; }
+    };
+    struct sv_equal {
+        using is_transparent = void;
+        bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
+        bool operator()(const sqlite_sql_key& a, std::string_view b) const noexcept { return a.text == b; }
+        bool operator()(std::string_view a, const sqlite_sql_key& b) const noexcept { return a == b.text; }
     };
 
     /// Sets the connection's busy timeout for a while and restores it after.
@@ -177,9 +229,14 @@ private:
     std::string path_;
     sqlite_options opts_;
     mutable std::recursive_mutex mutex_;
-    std::unordered_map<std::string, cache_entry, sv_hash, std::equal_to<>> cache_;
+    std::unordered_map<std::string, cache_entry, sv_hash, sv_equal> cache_;
     std::map<std::string, std::type_index, std::less<>> table_types_;
     int depth_ = 0;
+    std::map<std::string, std::shared_ptr<void>, std::less<>> table_caches_;
+    std::uint64_t epoch_ = 0;
+    std::int64_t data_version_ = -1;  // PRAGMA data_version at the last top-level BEGIN
+    std::optional<error> doomed_;  // see doom()
+    int doomed_depth_ = 0;         // the depth at which it was doomed
 };
 
 /// One open transaction scope on a `sqlite_connection` (see `begin()`):
@@ -198,6 +255,11 @@ public:
     /// scope wrote is rolled back and the error returned.
     result<void> commit() {
         if (conn_ == nullptr) return unexpected{make_error(errc::invalid_state, "sqlite: transaction already ended")};
+        if (conn_->doomed_ && conn_->doomed_depth_ > level_) {  // a joined write failed halfway in this scope
+            error e = *conn_->doomed_;
+            rollback();
+            return unexpected{std::move(e)};
+        }
         result<void> r = level_ == 0 ? conn_->exec_retrying_busy("COMMIT") : conn_->exec(release_sql_());
         if (!r) {
             rollback();
@@ -211,6 +273,8 @@ public:
     /// if SQLite already rolled the transaction back by itself, there is nothing to do.
     void rollback() noexcept {
         if (conn_ == nullptr) return;
+        if (conn_->doomed_ && conn_->doomed_depth_ > level_) conn_->doomed_.reset();  // undone with the scope
+        ++conn_->epoch_;  // what stores cached from this scope's writes is void
         sqlite3* db = conn_->handle();
         if (sqlite3_get_autocommit(db) == 0) {  // a transaction is still open
             if (level_ == 0) {
@@ -249,6 +313,24 @@ inline result<sqlite_tx_scope> sqlite_connection::begin() {
             return unexpected{make_error(errc::storage, "sqlite: a transaction is already open on this connection")};
         }
         if (auto r = exec_retrying_busy("BEGIN IMMEDIATE"); !r) return unexpected{std::move(r).error()};
+        // Holding the write lock now: has another connection committed since our last transaction?
+        auto version = prepare("PRAGMA data_version");
+        if (!version) {
+            (void)sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+            return unexpected{std::move(version).error()};
+        }
+        if (const int rc = version->step(); rc != SQLITE_ROW) {
+            error e = sqlite_error(db_, rc, "PRAGMA data_version");
+            *version = sqlite_statement{};
+            (void)sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+            return unexpected{std::move(e)};
+        }
+        const auto seen = version->int64(0);
+        *version = sqlite_statement{};
+        if (seen != data_version_) {
+            data_version_ = seen;
+            ++epoch_;
+        }
     } else {
         if (auto r = exec("SAVEPOINT tether_sp" + std::to_string(level)); !r) return unexpected{std::move(r).error()};
     }

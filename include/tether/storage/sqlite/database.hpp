@@ -60,6 +60,29 @@ result<void> sqlite_run_in_scope(sqlite_connection& c, F&& body) {
     }
 }
 
+/// Runs a store's `body()` (one engine write, a pull page): in a transaction of
+/// its own at the top level; inside an enclosing scope it joins that scope with
+/// no savepoint of its own (a SAVEPOINT and its RELEASE cost more than the write
+/// itself). A body that fails before changing a row leaves the enclosing scope
+/// as it was; one that fails after changing rows dooms it (see
+/// `sqlite_connection::doom`): the enclosing scope then rolls back as a whole.
+template <class F>
+result<void> sqlite_run_joined(sqlite_connection& c, F&& body) {
+    std::lock_guard lock{c.mutex()};
+    if (c.depth() == 0) return sqlite_run_in_scope(c, std::forward<F>(body));
+    const auto changes_before = sqlite3_total_changes64(c.handle());
+    try {
+        result<void> r = std::invoke(std::forward<F>(body));
+        if (!r && sqlite3_total_changes64(c.handle()) != changes_before) c.doom(r.error());
+        return r;
+    } catch (...) {
+        if (sqlite3_total_changes64(c.handle()) != changes_before) {
+            c.doom(make_error(errc::storage, "sqlite: a write threw an exception"));
+        }
+        throw;
+    }
+}
+
 /// Appends one transition to the audit log (inside the caller's transaction).
 inline result<void> sqlite_insert_audit(sqlite_connection& c, std::string_view scope, const transition& t) {
     auto st = c.prepare(

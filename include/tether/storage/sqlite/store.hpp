@@ -31,6 +31,7 @@
 #include <string_view>
 #include <type_traits>
 #include <typeindex>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -93,8 +94,9 @@ public:
     /// inside the `transact` call that made it.
     class transaction {
     public:
-        /// @brief The record with `id`, as this transaction sees it.
-        result<std::optional<record<E>>> get(const local_id& id) const { return store_->get_(id); }
+        /// @brief The record with `id`, as this transaction sees it (from the
+        /// store's cache of records it wrote or read when it can trust it).
+        result<std::optional<record<E>>> get(const local_id& id) const { return store_->get_cached_(id); }
 
         /// @brief The record with server id `sid`, as this transaction sees it.
         result<std::optional<record<E>>> find_by_server_id(std::string_view sid) const {
@@ -104,6 +106,9 @@ public:
         /// @brief Inserts or replaces the record with `r.id`. A `server_id` held
         /// by another record is an `errc::storage` error (the column is unique).
         result<void> put(const record<E>& r) { return store_->put_(r); }
+
+        /// @brief As above, for a record the caller gives up (kept in the store's cache).
+        result<void> put(record<E>&& r) { return store_->put_(std::move(r)); }
 
         /// @brief Removes the record with `id` (absent is fine).
         result<void> erase(const local_id& id) { return store_->erase_(id); }
@@ -144,18 +149,25 @@ public:
         }
         table_ = detail::sqlite_canonical_table_name(table_);
         sql_ = std::make_shared<const detail::sqlite_table_sql>(table_);
+        keys_ = {detail::sqlite_sql_key::of(sql_->select_by_id), detail::sqlite_sql_key::of(sql_->upsert),
+                 detail::sqlite_sql_key::of(sql_->erase)};
         std::lock_guard lock{conn_->mutex()};
         if (!conn_->claim_table(table_, std::type_index{typeid(E)})) {
             init_error_ = make_error(errc::storage, "sqlite: table '" + table_ +
                                                         "' is already used by another entity type on this database");
             return;
         }
+        cache_ = conn_->table_cache<record_cache>(table_);
         // The table itself is checked (and created if missing) by the first call.
     }
 
     /// @brief Runs `f(tx)` in one transaction: all of its writes or none (on an
     /// error result, returned, or an exception, rethrown). Inside another
-    /// transaction of the same database (same thread) it is a savepoint.
+    /// transaction of the same database (same thread) it joins that one without
+    /// a savepoint: if `f` fails before writing a row, the enclosing transaction
+    /// goes on as it was; if it fails after writing rows, the enclosing
+    /// transaction is doomed and rolls back as a whole when it ends (returning
+    /// this error). A nested `sqlite_database::transact` is a savepoint.
     template <class F>
     result<void> transact(F&& f) {
         static_assert(std::is_same_v<std::invoke_result_t<F, transaction&>, result<void>>,
@@ -163,7 +175,7 @@ public:
         std::lock_guard lock{conn_->mutex()};
         if (auto r = ready_(); !r) return r;
         transaction tx{this};
-        return detail::sqlite_run_in_scope(*conn_, [&]() -> result<void> { return std::invoke(f, tx); });
+        return detail::sqlite_run_joined(*conn_, [&]() -> result<void> { return std::invoke(f, tx); });
     }
 
     /// @brief The record with `id`, if any.
@@ -254,7 +266,7 @@ private:
     /// Checks the table on first use and creates it if missing (caller holds the
     /// lock). A registered table needs no write, so reads never wait for the write
     /// lock. Creation inside an enclosing transaction is not remembered, since that
-    /// transaction may roll back.
+    /// transaction may roll back; finding the table there is.
     result<void> ready_() const {
         if (init_error_) return unexpected{*init_error_};
         if (ready_flag_) return {};
@@ -272,7 +284,8 @@ private:
         } else if (*state == table_state::foreign) {
             return foreign_table_();
         }
-        if (top_level) ready_flag_ = true;
+        // A table this call created inside an enclosing transaction goes if that rolls back.
+        if (top_level || *state == table_state::registered) ready_flag_ = true;
         return {};
     }
 
@@ -326,8 +339,43 @@ private:
         return out;
     }
 
+    // The records this table's stores wrote or read inside transactions, so that
+    // an update does not read and decode its row again. Trusted only while the
+    // connection's epoch stays the same (no other connection committed, no scope
+    // rolled back); used only inside transactions, where the write lock keeps
+    // other connections out. Shared by every store of the table on the connection.
+    struct record_cache {
+        std::uint64_t epoch = 0;
+        std::unordered_map<local_id, record<E>> records;
+    };
+    static constexpr std::size_t cache_capacity = 4096;  // records; emptied when full
+
+    record_cache& cache_now_() const {
+        if (cache_->epoch != conn_->epoch()) {
+            cache_->records.clear();
+            cache_->epoch = conn_->epoch();
+        }
+        return *cache_;
+    }
+
+    template <class R>
+    void cache_put_(R&& r) const {
+        auto& c = cache_now_();
+        if (c.records.size() >= cache_capacity && !c.records.contains(r.id)) c.records.clear();
+        const auto id = r.id;
+        c.records.insert_or_assign(id, std::forward<R>(r));
+    }
+
+    result<std::optional<record<E>>> get_cached_(const local_id& id) const {
+        auto& c = cache_now_();
+        if (auto it = c.records.find(id); it != c.records.end()) return std::optional<record<E>>{it->second};
+        auto found = get_(id);
+        if (found && *found) cache_put_(**found);
+        return found;
+    }
+
     result<std::optional<record<E>>> get_(const local_id& id) const {
-        auto st = conn_->prepare(sql_->select_by_id);
+        auto st = conn_->prepare(keys_.select_by_id);
         if (!st) return unexpected{std::move(st).error()};
         st->bind_blob(1, id.bytes());
         return one_(*st, "get", &id);
@@ -340,20 +388,24 @@ private:
         return one_(*st, "find_by_server_id");
     }
 
-    result<void> put_(const record<E>& r) const {
+    template <class R>
+    result<void> put_(R&& r) const {
         if (r.id.is_nil()) return unexpected{make_error(errc::invalid_argument, "record without an id")};
-        auto st = conn_->prepare(sql_->upsert);
+        auto st = conn_->prepare(keys_.upsert);
         if (!st) return unexpected{std::move(st).error()};
-        if (auto b = detail::sqlite_bind_record(*st, r); !b) return b;
+        detail::sqlite_row_text text;  // bound without copies: lives until the step is done
+        if (auto b = detail::sqlite_bind_record(*st, r, text); !b) return b;
         if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "put " + r.id.to_string())};
+        cache_put_(std::forward<R>(r));
         return {};
     }
 
     result<void> erase_(const local_id& id) const {
-        auto st = conn_->prepare(sql_->erase);
+        auto st = conn_->prepare(keys_.erase);
         if (!st) return unexpected{std::move(st).error()};
         st->bind_blob(1, id.bytes());
         if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "erase " + id.to_string())};
+        cache_now_().records.erase(id);
         return {};
     }
 
@@ -375,6 +427,10 @@ private:
     std::shared_ptr<detail::sqlite_connection> conn_;
     std::string table_;
     std::shared_ptr<const detail::sqlite_table_sql> sql_;
+    struct hot_keys {  // the write path's statements, hashed once (texts owned by *sql_)
+        detail::sqlite_sql_key select_by_id{}, upsert{}, erase{};
+    } keys_;
+    std::shared_ptr<record_cache> cache_;  // guarded by conn_->mutex()
     std::optional<error> init_error_;
     mutable bool ready_flag_ = false;  // guarded by conn_->mutex()
 };

@@ -1,0 +1,104 @@
+// Engines over sqlite_storage writing in one shared transaction (sqlite_database::transact).
+#include "support/entities.hpp"
+#include "support/temp_dir.hpp"
+
+#include <tether/tether.hpp>
+#include <tether/storage/sqlite.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+using tether_test::Job;
+using tether_test::Note;
+using tether_test::temp_dir;
+
+TEST_CASE("sqlite engine: writes of two engines in one transaction commit together", "[sqlite][engine]") {
+    temp_dir dir;
+    auto db = tether::sqlite_database::open(dir.file("app.db")).value();
+    tether::manual_clock clock;
+    auto jobs = tether::make_engine<Job>(tether::sqlite_storage{db}, clock);
+    auto notes = tether::make_engine<Note>(tether::sqlite_storage{db}, clock);
+    auto memo = jobs.create(Job{"memo", 0, "/a"}).value();
+
+    SECTION("a write that fails without writing (not_found) does not stop the batch") {
+        const auto unknown = tether::local_id_generator{7}(clock.now());
+        REQUIRE(db.transact([&]() -> tether::result<void> {
+            for (int p = 1; p <= 3; ++p) {
+                if (auto u = jobs.update(memo.id, [p](Job& j) { j.progress = p; }); !u) return tether::unexpected{u.error()};
+            }
+            auto missing = jobs.update(unknown, Job{"x", 1, ""});
+            CHECK(missing.error().code == tether::errc::not_found);
+            if (auto n = notes.create(Note{"hello", 5}); !n) return tether::unexpected{n.error()};
+            return {};
+        }));
+        auto stored = jobs.get(memo.id).value();
+        CHECK(stored.value.progress == 3);
+        CHECK(stored.local_rev == 4);
+        CHECK(stored.dirty == tether::field_set{"progress"});
+        CHECK(notes.list().value().size() == 1);
+    }
+    SECTION("an error from the transaction's body undoes every engine's writes") {
+        auto r = db.transact([&]() -> tether::result<void> {
+            if (auto u = jobs.update(memo.id, [](Job& j) { j.progress = 50; }); !u) return tether::unexpected{u.error()};
+            if (auto n = notes.create(Note{"hello", 5}); !n) return tether::unexpected{n.error()};
+            return tether::unexpected{tether::make_error(tether::errc::conflict, "changed my mind")};
+        });
+        REQUIRE_FALSE(r);
+        CHECK((jobs.get(memo.id).value() == memo));
+        CHECK(notes.list().value().empty());
+    }
+}
+
+// The store keeps the records it wrote or read inside transactions, so that an
+// update need not read its row again. These cases would lose a change if that
+// cache were trusted when it should not be.
+TEST_CASE("sqlite engine: an update starts from the row as it is, not a stale copy", "[sqlite][engine][cache]") {
+    temp_dir dir;
+    const auto path = dir.file("app.db");
+    auto db = tether::sqlite_database::open(path).value();
+    tether::manual_clock clock;
+    auto jobs = tether::make_engine<Job>(tether::sqlite_storage{db}, clock);
+    auto memo = jobs.create(Job{"memo", 0, "/a"}).value();
+    REQUIRE(jobs.update(memo.id, [](Job& j) { j.progress = 1; }));  // cached now
+
+    SECTION("another connection's commit is seen") {
+        auto other_db = tether::sqlite_database::open(path).value();
+        auto other = tether::make_engine<Job>(tether::sqlite_storage{other_db}, clock);
+        REQUIRE(other.update(memo.id, [](Job& j) { j.title = "renamed elsewhere"; }));
+        auto mine = jobs.update(memo.id, [](Job& j) { j.progress = 2; });
+        REQUIRE(mine);
+        CHECK(mine->value.title == "renamed elsewhere");
+        CHECK(mine->value.progress == 2);
+        CHECK(mine->local_rev == 4);
+        CHECK((jobs.get(memo.id).value() == *mine));
+    }
+    SECTION("a second engine on the same database and table is seen") {
+        auto twin = tether::make_engine<Job>(tether::sqlite_storage{db}, clock);
+        REQUIRE(twin.update(memo.id, [](Job& j) { j.title = "renamed by twin"; }));
+        auto mine = jobs.update(memo.id, [](Job& j) { j.progress = 2; });
+        REQUIRE(mine);
+        CHECK(mine->value.title == "renamed by twin");
+        CHECK(mine->local_rev == 4);
+    }
+    SECTION("a write undone by a rolled-back transaction is forgotten") {
+        auto r = db.transact([&]() -> tether::result<void> {
+            if (auto u = jobs.update(memo.id, [](Job& j) { j.progress = 50; }); !u) return tether::unexpected{u.error()};
+            return tether::unexpected{tether::make_error(tether::errc::conflict, "undo")};
+        });
+        REQUIRE_FALSE(r);
+        auto mine = jobs.update(memo.id, [](Job& j) { j.title = "after the rollback"; });
+        REQUIRE(mine);
+        CHECK(mine->value.progress == 1);
+        CHECK(mine->local_rev == 3);
+        CHECK((jobs.get(memo.id).value() == *mine));
+    }
+    SECTION("a record removed by another connection is gone") {
+        auto other_db = tether::sqlite_database::open(path).value();
+        auto other = tether::make_engine<Job>(tether::sqlite_storage{other_db}, clock);
+        REQUIRE(other.remove(memo.id));  // never synced: deleted at once
+        auto mine = jobs.update(memo.id, [](Job& j) { j.progress = 2; });
+        REQUIRE_FALSE(mine);
+        CHECK(mine.error().code == tether::errc::not_found);
+    }
+}
