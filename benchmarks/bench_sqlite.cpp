@@ -7,14 +7,14 @@
 // same pragmas (WAL, synchronous FULL or NORMAL), prepared statements, the same
 // ids, timestamps and column values, the entity serialized to JSON the same way
 // (entity_ops<Job>::to_json(...).dump(), inside the timed loop on both sides).
-// What the raw side leaves out is the engine: reading the record back before an
-// update, status and dirty-field bookkeeping, hooks, and the store's
-// transaction machinery.
-// - single: one commit per write (BEGIN IMMEDIATE, upsert, COMMIT);
+// What the raw side leaves out is the engine: finding the record before an
+// update (the store's record cache, or a read), status and dirty-field
+// bookkeeping, hooks, and the store's transaction machinery.
+// - single: one commit per write (BEGIN IMMEDIATE, upsert, COMMIT; the engine's
+//   transaction also asks PRAGMA data_version, for its record cache);
 // - batch100: 100 writes per commit, the engine's inside sqlite_database::transact
-//   (where each write is a SAVEPOINT ... RELEASE), the raw ones between one
-//   BEGIN IMMEDIATE and COMMIT; `raw_savepoint` is the raw batch with the same
-//   SAVEPOINT/RELEASE around each write, to tell SQLite's share from the engine's.
+//   (each write joins it, no savepoint), the raw ones between one
+//   BEGIN IMMEDIATE and COMMIT.
 // The engine makes one read outside any transaction before timing (as an app
 // does), so its store knows its table. Files live in a fresh directory under the
 // system temp dir (on disk, not :memory:).
@@ -136,21 +136,17 @@ public:
         exec(sql.create_status_index);
         begin_ = prepare("BEGIN IMMEDIATE");
         commit_ = prepare("COMMIT");
-        savepoint_ = prepare("SAVEPOINT tether_sp1");
-        release_ = prepare("RELEASE tether_sp1");
         upsert_ = prepare(sql.upsert);
     }
     raw_side(const raw_side&) = delete;
     raw_side& operator=(const raw_side&) = delete;
     ~raw_side() {
-        for (auto* st : {begin_, commit_, savepoint_, release_, upsert_}) sqlite3_finalize(st);
+        for (auto* st : {begin_, commit_, upsert_}) sqlite3_finalize(st);
         sqlite3_close_v2(db_);
     }
 
     void begin() { run(begin_); }
     void commit() { run(commit_); }
-    void savepoint() { run(savepoint_); }
-    void release() { run(release_); }
 
     /// Writes the row the engine writes for a pending record never sent.
     void put(const tether::local_id& id, const Job& job, std::int64_t local_rev, std::string_view dirty,
@@ -198,8 +194,6 @@ private:
     sqlite3* db_ = nullptr;
     sqlite3_stmt* begin_ = nullptr;
     sqlite3_stmt* commit_ = nullptr;
-    sqlite3_stmt* savepoint_ = nullptr;
-    sqlite3_stmt* release_ = nullptr;
     sqlite3_stmt* upsert_ = nullptr;
 };
 
@@ -249,7 +243,7 @@ void create_engine(benchmark::State& state, sync_mode mode, std::int64_t batch) 
     state.counters["writes_per_commit"] = static_cast<double>(batch);
 }
 
-void create_raw(benchmark::State& state, sync_mode mode, std::int64_t batch, bool savepoints) {
+void create_raw(benchmark::State& state, sync_mode mode, std::int64_t batch) {
     const auto jobs = tether_bench::make_jobs(1000);
     raw_side raw{std::string{"create-raw-"} + mode_name(mode), mode};
     raw_records recs;
@@ -258,9 +252,7 @@ void create_raw(benchmark::State& state, sync_mode mode, std::int64_t batch, boo
         raw.begin();
         for (std::int64_t k = 0; k < batch; ++k) {
             const auto e = recs.make(jobs[next++ % jobs.size()]);
-            if (savepoints) raw.savepoint();
             raw.put(e.id, e.job, 1, "[]", e.created, e.created);
-            if (savepoints) raw.release();
         }
         raw.commit();
     }
@@ -311,7 +303,7 @@ void update_engine(benchmark::State& state, sync_mode mode, std::int64_t batch) 
     state.counters["writes_per_commit"] = static_cast<double>(batch);
 }
 
-void update_raw(benchmark::State& state, sync_mode mode, std::int64_t batch, bool savepoints) {
+void update_raw(benchmark::State& state, sync_mode mode, std::int64_t batch) {
     const auto jobs = tether_bench::make_jobs(update_records);
     raw_side raw{std::string{"update-raw-"} + mode_name(mode), mode};
     raw_records recs;
@@ -330,9 +322,7 @@ void update_raw(benchmark::State& state, sync_mode mode, std::int64_t batch, boo
             auto& e = recs.all[next++ % recs.all.size()];
             e.job.progress = ++progress;
             e.local_rev += 1;
-            if (savepoints) raw.savepoint();
             raw.put(e.id, e.job, e.local_rev, R"(["progress"])", e.created, recs.clock.now());
-            if (savepoints) raw.release();
         }
         raw.commit();
     }
@@ -485,11 +475,7 @@ int main(int argc, char** argv) {
                 auto engine_fn = std::string_view{op} == "create" ? create_engine : update_engine;
                 auto raw_fn = std::string_view{op} == "create" ? create_raw : update_raw;
                 benchmark::RegisterBenchmark((base + "/engine").c_str(), engine_fn, mode, batch)->UseRealTime();
-                benchmark::RegisterBenchmark((base + "/raw").c_str(), raw_fn, mode, batch, false)->UseRealTime();
-                if (batch > 1) {
-                    benchmark::RegisterBenchmark((base + "/raw_savepoint").c_str(), raw_fn, mode, batch, true)
-                        ->UseRealTime();
-                }
+                benchmark::RegisterBenchmark((base + "/raw").c_str(), raw_fn, mode, batch)->UseRealTime();
                 pairs.push_back({op, mode_name(mode), shape});
             }
         }
@@ -522,19 +508,15 @@ int main(int argc, char** argv) {
         if (!header) {
             std::printf("\nengine on sqlite_storage vs raw SQLite, wall time per committed write (target <= %.2fx):\n",
                         target);
-            std::printf("  writes/s from wall time; ratio = engine/raw time per write (wall, and CPU for reference);\n"
-                        "  raw+sp = raw with the engine's SAVEPOINT/RELEASE around each write of a batch\n");
-            std::printf("  %-6s %-6s %-8s %10s %10s %7s %-6s %7s %10s %13s\n", "op", "sync", "commit", "engine/s",
-                        "raw/s", "ratio", "", "cpu", "raw+sp/s", "engine/raw+sp");
+            std::printf("  writes/s from wall time; ratio = engine/raw time per write (wall, and CPU for reference)\n");
+            std::printf("  %-6s %-6s %-8s %10s %10s %7s %-6s %7s\n", "op", "sync", "commit", "engine/s", "raw/s",
+                        "ratio", "", "cpu");
             header = true;
         }
         const double ratio = e->second.wall / r->second.wall;
         std::printf("  %-6s %-6s %-8s %10.0f %10.0f %6.2fx %-6s %6.2fx", p.op.c_str(), p.mode.c_str(),
                     p.shape.c_str(), 1.0 / e->second.wall, 1.0 / r->second.wall, ratio,
                     ratio <= target ? "met" : "MISSED", e->second.cpu / r->second.cpu);
-        if (const auto sp = measured.find(base + "/raw_savepoint"); sp != measured.end()) {
-            std::printf(" %10.0f %12.2fx", 1.0 / sp->second.wall, e->second.wall / sp->second.wall);
-        }
         std::printf("\n");
     }
     if (const auto d = measured.find("due/1M_records_1pct_pending/limit100"); d != measured.end()) {
