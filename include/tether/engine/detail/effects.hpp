@@ -35,11 +35,16 @@ struct effects {
 };
 
 /// Calls `f(const record<E>*)` with the record `id` as `tx` sees it (null when
-/// absent), without copying it when the transaction offers `peek(id)`.
+/// absent), without copying it when the transaction offers `peek(id)` (returning
+/// `const record<E>*`, or `result<const record<E>*>` when the lookup may fail).
 template <class E, class Tx, class F>
 result<void> with_record(Tx& tx, const local_id& id, F&& f) {
     if constexpr (requires { { tx.peek(id) } -> std::convertible_to<const record<E>*>; }) {
         return std::forward<F>(f)(static_cast<const record<E>*>(tx.peek(id)));
+    } else if constexpr (requires { { tx.peek(id) } -> std::same_as<result<const record<E>*>>; }) {
+        auto found = tx.peek(id);  // a store whose lookup may fail (it may have to read)
+        if (!found) return unexpected{std::move(found).error()};
+        return std::forward<F>(f)(*found);
     } else {
         auto found = tx.get(id);
         if (!found) return unexpected{std::move(found).error()};

@@ -98,6 +98,11 @@ public:
         /// store's cache of records it wrote or read when it can trust it).
         result<std::optional<record<E>>> get(const local_id& id) const { return store_->get_cached_(id); }
 
+        /// @brief The record with `id` without a copy (null when absent): the
+        /// store's cached copy, read and cached first if need be. Valid until the
+        /// transaction's next write.
+        result<const record<E>*> peek(const local_id& id) const { return store_->peek_cached_(id); }
+
         /// @brief The record with server id `sid`, as this transaction sees it.
         result<std::optional<record<E>>> find_by_server_id(std::string_view sid) const {
             return store_->find_server_(sid);
@@ -364,6 +369,16 @@ private:
         if (c.records.size() >= cache_capacity && !c.records.contains(r.id)) c.records.clear();
         const auto id = r.id;
         c.records.insert_or_assign(id, std::forward<R>(r));
+    }
+
+    result<const record<E>*> peek_cached_(const local_id& id) const {
+        auto& c = cache_now_();
+        if (auto it = c.records.find(id); it != c.records.end()) return &it->second;
+        auto found = get_(id);
+        if (!found) return unexpected{std::move(found).error()};
+        if (!*found) return static_cast<const record<E>*>(nullptr);
+        cache_put_(std::move(**found));
+        return &c.records.find(id)->second;
     }
 
     result<std::optional<record<E>>> get_cached_(const local_id& id) const {
