@@ -20,7 +20,7 @@
 // system temp dir (on disk, not :memory:).
 //
 // Times are wall-clock (UseRealTime): with FULL a commit waits for fsync, which
-// CPU time does not show. By default every benchmark runs 5 times, interleaved
+// CPU time does not show. By default every benchmark runs 10 times, interleaved
 // at random, and the medians count (flags on the command line override that).
 // At the end the program prints, for FULL/NORMAL x single/batch100, both rates
 // and engine/raw time per write (target: <= 1.15x), with the CPU-time ratio
@@ -482,11 +482,11 @@ int main(int argc, char** argv) {
     }
     benchmark::RegisterBenchmark("due/1M_records_1pct_pending/limit100", due_1m)->UseRealTime();
 
-    // Defaults for a shared, noisy machine (fsync latency varies a lot): 5
+    // Defaults for a shared, noisy machine (fsync latency varies a lot): 10
     // interleaved repetitions, medians only. Flags given on the command line come
     // later and win.
     std::vector<char*> args{argv[0]};
-    std::string defaults[] = {"--benchmark_repetitions=5", "--benchmark_enable_random_interleaving=true",
+    std::string defaults[] = {"--benchmark_repetitions=10", "--benchmark_enable_random_interleaving=true",
                               "--benchmark_report_aggregates_only=true", "--benchmark_min_time=0.2"};
     for (auto& d : defaults) args.push_back(d.data());
     for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
