@@ -102,3 +102,55 @@ TEST_CASE("sqlite engine: an update starts from the row as it is, not a stale co
         CHECK(mine.error().code == tether::errc::not_found);
     }
 }
+
+TEST_CASE("sqlite engine: watchers hear of writes in a shared transaction only once it commits",
+          "[sqlite][engine][watch]") {
+    temp_dir dir;
+    auto db = tether::sqlite_database::open(dir.file("app.db")).value();
+    tether::manual_clock clock;
+    auto jobs = tether::make_engine<Job>(tether::sqlite_storage{db}, clock);
+    auto memo = jobs.create(Job{"memo", 0, "/a"}).value();
+    std::vector<tether::change_kind> heard;
+    int transitions = 0;
+    auto sub = jobs.watch([&](const tether::change<Job>& c) { heard.push_back(c.kind); });
+    jobs.on_transition([&](const tether::transition&) { ++transitions; });
+
+    SECTION("on commit, after the transaction") {
+        REQUIRE(db.transact([&]() -> tether::result<void> {
+            if (auto u = jobs.update(memo.id, [](Job& j) { j.progress = 5; }); !u) return tether::unexpected{u.error()};
+            if (auto c = jobs.create(Job{"second", 0, "/b"}); !c) return tether::unexpected{c.error()};
+            CHECK(heard.empty());  // not committed yet
+            return {};
+        }));
+        CHECK(heard == std::vector{tether::change_kind::updated, tether::change_kind::created});
+        CHECK(transitions == 1);  // the create's nothing -> pending
+    }
+    SECTION("never, if it rolls back") {
+        auto r = db.transact([&]() -> tether::result<void> {
+            if (auto u = jobs.update(memo.id, [](Job& j) { j.progress = 5; }); !u) return tether::unexpected{u.error()};
+            if (auto c = jobs.create(Job{"second", 0, "/b"}); !c) return tether::unexpected{c.error()};
+            return tether::unexpected{tether::make_error(tether::errc::conflict, "undo")};
+        });
+        REQUIRE_FALSE(r);
+        CHECK(heard.empty());
+        CHECK(transitions == 0);
+        CHECK(jobs.list().value().size() == 1);
+    }
+    SECTION("only for the part a nested transaction kept") {
+        REQUIRE(db.transact([&]() -> tether::result<void> {
+            if (auto u = jobs.update(memo.id, [](Job& j) { j.progress = 5; }); !u) return tether::unexpected{u.error()};
+            auto inner = db.transact([&]() -> tether::result<void> {
+                if (auto c = jobs.create(Job{"second", 0, "/b"}); !c) return tether::unexpected{c.error()};
+                return tether::unexpected{tether::make_error(tether::errc::conflict, "undo the inner part")};
+            });
+            CHECK_FALSE(inner);
+            return {};
+        }));
+        CHECK(heard == std::vector{tether::change_kind::updated});
+        CHECK(jobs.list().value().size() == 1);
+    }
+    SECTION("a write outside any transaction is heard at once") {
+        REQUIRE(jobs.update(memo.id, [](Job& j) { j.progress = 9; }));
+        CHECK(heard == std::vector{tether::change_kind::updated});
+    }
+}

@@ -468,8 +468,30 @@ private:
 
     /// Delivers a transaction's effects: transition hook, cleanup hook, watchers.
     /// A transaction that rolled back changed nothing: only refused transitions
-    /// and warnings are reported.
+    /// and warnings are reported. A write that joined an enclosing transaction
+    /// (a store offering `defer_until_commit`) is heard of when that commits,
+    /// and never if it rolls back.
     void deliver(detail::effects<Entity>& fx, bool committed) {
+        if constexpr (requires(std::function<void()>& f) {
+                          { store_.defer_until_commit(f) } -> std::same_as<bool>;
+                      }) {
+            if (committed && (!fx.transitions.empty() || !fx.changes.empty() || !fx.erased.empty())) {
+                auto later = std::make_shared<detail::effects<Entity>>();
+                later->transitions.swap(fx.transitions);
+                later->changes.swap(fx.changes);
+                later->erased.swap(fx.erased);
+                std::function<void()> run = [this, later] { deliver_now(*later, true); };
+                if (!store_.defer_until_commit(run)) {  // no enclosing transaction: now
+                    fx.transitions.swap(later->transitions);
+                    fx.changes.swap(later->changes);
+                    fx.erased.swap(later->erased);
+                }
+            }
+        }
+        deliver_now(fx, committed);
+    }
+
+    void deliver_now(detail::effects<Entity>& fx, bool committed) {
         if (!committed) {
             fx.transitions.clear();
             fx.changes.clear();

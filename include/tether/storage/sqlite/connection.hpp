@@ -27,6 +27,7 @@
 #include <typeindex>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace tether::detail {
 
@@ -175,6 +176,15 @@ public:
         return std::static_pointer_cast<Cache>(slot);
     }
 
+    /// Keeps `fn` until the outermost open scope ends: it is handed out by
+    /// `take_committed()` once that scope commits, and dropped if the scope it
+    /// was deferred in rolls back. Call with `mutex()` held, inside a scope.
+    void defer(std::function<void()> fn) { deferred_.emplace_back(depth_, std::move(fn)); }
+
+    /// The deferred calls whose transaction has committed (empty unless the
+    /// outermost scope has just committed). Call with `mutex()` held.
+    std::vector<std::function<void()>> take_committed() { return std::exchange(committed_, {}); }
+
     /// Records that table `name` holds entities of type `type`; false if another
     /// type already claimed it on this connection.
     bool claim_table(const std::string& name, std::type_index type) {
@@ -235,6 +245,8 @@ private:
     std::map<std::string, std::shared_ptr<void>, std::less<>> table_caches_;
     std::uint64_t epoch_ = 0;
     std::int64_t data_version_ = -1;  // PRAGMA data_version at the last top-level BEGIN
+    std::vector<std::pair<int, std::function<void()>>> deferred_;  // (depth deferred at, call)
+    std::vector<std::function<void()>> committed_;                 // see take_committed()
     std::optional<error> doomed_;  // see doom()
     int doomed_depth_ = 0;         // the depth at which it was doomed
 };
@@ -265,6 +277,10 @@ public:
             rollback();
             return r;
         }
+        if (level_ == 0) {  // committed for good: what was deferred may run now
+            for (auto& [depth, fn] : conn_->deferred_) conn_->committed_.push_back(std::move(fn));
+            conn_->deferred_.clear();
+        }
         end_();
         return r;
     }
@@ -275,6 +291,7 @@ public:
         if (conn_ == nullptr) return;
         if (conn_->doomed_ && conn_->doomed_depth_ > level_) conn_->doomed_.reset();  // undone with the scope
         ++conn_->epoch_;  // what stores cached from this scope's writes is void
+        std::erase_if(conn_->deferred_, [this](const auto& d) { return d.first > level_; });  // never happened
         sqlite3* db = conn_->handle();
         if (sqlite3_get_autocommit(db) == 0) {  // a transaction is still open
             if (level_ == 0) {

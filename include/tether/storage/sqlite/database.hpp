@@ -42,22 +42,31 @@ namespace detail {
 
 /// Runs `body()` in a transaction scope of `c` (top level or savepoint): commits
 /// if it returns a value, rolls back if it returns an error or throws (rethrown).
+/// After the outermost scope commits, runs what was deferred to it
+/// (`sqlite_connection::defer`), once this call has released the lock.
 template <class F>
 result<void> sqlite_run_in_scope(sqlite_connection& c, F&& body) {
-    std::lock_guard lock{c.mutex()};
-    auto scope = c.begin();
-    if (!scope) return unexpected{std::move(scope).error()};
-    try {
-        result<void> r = std::invoke(std::forward<F>(body));
-        if (!r) {
+    std::vector<std::function<void()>> after;
+    result<void> out;
+    {
+        std::lock_guard lock{c.mutex()};
+        auto scope = c.begin();
+        if (!scope) return unexpected{std::move(scope).error()};
+        try {
+            result<void> r = std::invoke(std::forward<F>(body));
+            if (!r) {
+                scope->rollback();
+                return r;
+            }
+            out = scope->commit();
+        } catch (...) {
             scope->rollback();
-            return r;
+            throw;
         }
-        return scope->commit();
-    } catch (...) {
-        scope->rollback();
-        throw;
+        after = c.take_committed();
     }
+    for (auto& fn : after) fn();
+    return out;
 }
 
 /// Runs a store's `body()` (one engine write, a pull page): in a transaction of

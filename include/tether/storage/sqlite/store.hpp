@@ -183,6 +183,19 @@ public:
         return detail::sqlite_run_joined(*conn_, [&]() -> result<void> { return std::invoke(f, tx); });
     }
 
+    /// @brief If a transaction of this database is open (an engine write inside
+    /// `sqlite_database::transact`), keeps `fn` to run after it commits and
+    /// returns true; `fn` is dropped if the write it belongs to is rolled back.
+    /// Returns false, keeping nothing, when no transaction is open. The engine
+    /// delivers its watchers and hooks this way, so that they only hear of
+    /// committed changes.
+    bool defer_until_commit(std::function<void()>& fn) {
+        std::lock_guard lock{conn_->mutex()};
+        if (conn_->depth() == 0) return false;
+        conn_->defer(std::move(fn));
+        return true;
+    }
+
     /// @brief The record with `id`, if any.
     result<std::optional<record<E>>> get(const local_id& id) const {
         std::lock_guard lock{conn_->mutex()};
