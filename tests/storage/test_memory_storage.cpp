@@ -105,3 +105,53 @@ TEST_CASE("memory_storage: edit changes a record in place and a rollback restore
         CHECK((items.get(r.id).value() == r));
     }
 }
+
+TEST_CASE("memory_storage: due() follows records changed in place, committed or rolled back", "[storage][memory]") {
+    using tether_test::conformance_item;
+    tether::memory_storage storage;
+    tether::memory_store<conformance_item> items{storage};
+    auto a = tether_test::make_record(1);
+    auto b = tether_test::make_record(2);
+    REQUIRE(tether_test::put_all(items, std::vector{a, b}));
+    const auto now = tether_test::at_ms(1'000'000);
+    auto due_ids = [&] {
+        std::vector<tether::local_id> ids;
+        for (const auto& r : items.due(now, 10).value()) ids.push_back(r.id);
+        return ids;
+    };
+    REQUIRE(due_ids() == std::vector{a.id, b.id});  // same priority and age: by id
+
+    SECTION("a committed edit that syncs a record takes it out") {
+        REQUIRE(items.transact([&](auto& tx) -> tether::result<void> {
+            tx.edit(a.id).current->status = tether::sync_status::synced;
+            return {};
+        }));
+        CHECK(due_ids() == std::vector{b.id});
+    }
+    SECTION("a committed edit that raises the priority moves it first") {
+        REQUIRE(items.transact([&](auto& tx) -> tether::result<void> {
+            tx.edit(b.id).current->priority = tether::priority::critical;
+            return {};
+        }));
+        CHECK(due_ids() == std::vector{b.id, a.id});
+    }
+    SECTION("an edit that is rolled back leaves the order as it was") {
+        auto res = items.transact([&](auto& tx) -> tether::result<void> {
+            tx.edit(a.id).current->status = tether::sync_status::synced;
+            tx.edit(b.id).current->priority = tether::priority::critical;
+            return tether::unexpected{tether::make_error(tether::errc::conflict, "undo")};
+        });
+        REQUIRE_FALSE(res);
+        CHECK(due_ids() == std::vector{a.id, b.id});
+    }
+    SECTION("an edit, then a put and an erase in one transaction") {
+        REQUIRE(items.transact([&](auto& tx) -> tether::result<void> {
+            tx.edit(a.id).current->priority = tether::priority::critical;
+            auto again = *tx.peek(a.id);
+            again.status = tether::sync_status::error;
+            if (auto p = tx.put(std::move(again)); !p) return p;
+            return tx.erase(b.id);
+        }));
+        CHECK(due_ids() == std::vector{a.id});
+    }
+}

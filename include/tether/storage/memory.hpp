@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <typeindex>
@@ -65,12 +66,47 @@ private:
 /// @brief `memory_storage`'s table for one entity type (the engine's view of it).
 template <class E>
 class memory_store {
+    // The order due() hands records out in: highest priority, then oldest change, then id.
+    struct due_key {
+        tether::priority prio;
+        timestamp updated_at;
+        local_id id;
+        friend bool operator<(const due_key& a, const due_key& b) noexcept {
+            if (a.prio != b.prio) return a.prio > b.prio;
+            if (a.updated_at != b.updated_at) return a.updated_at < b.updated_at;
+            return a.id < b.id;
+        }
+    };
+
     struct table {
         std::mutex mutex;
         std::unordered_map<local_id, record<E>> records;
         std::unordered_map<std::string, local_id> by_server_id;
         std::map<std::string, std::string, std::less<>> meta;
         std::vector<std::pair<local_id, std::optional<record<E>>>> undo;  // the running transaction's
+        // Every record in a status due() may pick (pending, pending_deletion,
+        // error), in due() order: a push reads its batch off the front instead
+        // of scanning the table.
+        std::set<due_key> due_index;
+        std::vector<local_id> edited;  // changed in place by the running transaction: re-indexed at its end
+
+        static bool indexed(const record<E>& r) noexcept {
+            return r.status == sync_status::pending || r.status == sync_status::pending_deletion ||
+                   r.status == sync_status::error;
+        }
+        void index(const record<E>& r) {
+            if (indexed(r)) due_index.insert(due_key{r.priority, r.updated_at, r.id});
+        }
+        void unindex(const record<E>& r) {
+            if (indexed(r)) due_index.erase(due_key{r.priority, r.updated_at, r.id});
+        }
+        // Puts the records changed in place back in the index, as they are now.
+        void reindex_edited() {
+            for (const auto& id : edited) {
+                if (auto it = records.find(id); it != records.end()) index(it->second);
+            }
+            edited.clear();
+        }
     };
 
 public:
@@ -102,6 +138,9 @@ public:
             }
             peeked_ = entry;
             undo_.emplace_back(id, entry->second);
+            auto& t = *store_->table_;
+            t.unindex(entry->second);  // its key may change: indexed again when the transaction ends
+            t.edited.push_back(id);
             return {&entry->second, &*undo_.back().second};
         }
 
@@ -131,6 +170,7 @@ public:
             if (!entry) {
                 undo_.emplace_back(r.id, std::nullopt);
                 if (r.server_id) t.by_server_id[*r.server_id] = r.id;
+                t.index(r);
                 t.records.emplace(r.id, std::move(r));
             } else {
                 auto& stored = entry->second;
@@ -138,6 +178,8 @@ public:
                     if (stored.server_id) t.by_server_id.erase(*stored.server_id);
                     if (r.server_id) t.by_server_id[*r.server_id] = r.id;
                 }
+                t.unindex(stored);
+                t.index(r);
                 undo_.emplace_back(r.id, std::move(stored));
                 stored = std::move(r);
             }
@@ -150,6 +192,7 @@ public:
             auto it = t.records.find(id);
             if (it == t.records.end()) return {};
             if (it->second.server_id) t.by_server_id.erase(*it->second.server_id);
+            t.unindex(it->second);
             undo_.emplace_back(id, std::move(it->second));
             if (peeked_ == &*it) peeked_ = nullptr;
             t.records.erase(it);
@@ -183,10 +226,12 @@ public:
             for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
                 if (auto cur = t.records.find(it->first); cur != t.records.end()) {
                     if (cur->second.server_id) t.by_server_id.erase(*cur->second.server_id);
+                    t.unindex(cur->second);
                     t.records.erase(cur);
                 }
                 if (it->second) {
                     if (it->second->server_id) t.by_server_id[*it->second->server_id] = it->first;
+                    t.index(*it->second);
                     t.records.emplace(it->first, std::move(*it->second));
                 }
             }
@@ -244,9 +289,11 @@ public:
         try {
             result<void> r = std::forward<F>(f)(tx);
             if (!r) tx.rollback();
+            table_->reindex_edited();
             return r;
         } catch (...) {
             tx.rollback();
+            table_->reindex_edited();
             throw;
         }
     }
@@ -278,24 +325,18 @@ public:
         return out;
     }
 
-    /// @brief Up to `limit` records due at `now`, by priority, then age, then id.
+    /// @brief Up to `limit` records due at `now`, by priority, then age, then id
+    /// (read off an ordered index of the unsynced records, skipping those whose
+    /// next attempt has not come).
     result<std::vector<record<E>>> due(timestamp now, std::size_t limit) const {
         if (collision_) return collision_error_();
-        std::vector<const record<E>*> picked;
-        std::lock_guard lock{table_->mutex};
-        for (const auto& [id, r] : table_->records) {
-            if (is_due(r, now)) picked.push_back(&r);
-        }
-        auto order = [](const record<E>* a, const record<E>* b) {
-            if (a->priority != b->priority) return a->priority > b->priority;
-            if (a->updated_at != b->updated_at) return a->updated_at < b->updated_at;
-            return a->id < b->id;
-        };
-        const auto n = std::min(limit, picked.size());
-        std::partial_sort(picked.begin(), picked.begin() + static_cast<std::ptrdiff_t>(n), picked.end(), order);
         std::vector<record<E>> out;
-        out.reserve(n);
-        for (std::size_t i = 0; i < n; ++i) out.push_back(*picked[i]);
+        std::lock_guard lock{table_->mutex};
+        for (const auto& key : table_->due_index) {
+            if (out.size() >= limit) break;
+            const auto& r = table_->records.at(key.id);
+            if (is_due(r, now)) out.push_back(r);
+        }
         return out;
     }
 
