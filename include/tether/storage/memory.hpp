@@ -85,27 +85,48 @@ class memory_store {
         std::map<std::string, std::string, std::less<>> meta;
         std::vector<std::pair<local_id, std::optional<record<E>>>> undo;  // the running transaction's
         // Every record in a status due() may pick (pending, pending_deletion,
-        // error), in due() order: a push reads its batch off the front instead
-        // of scanning the table.
+        // error), in due() order, so that a push reads its batch off the front
+        // instead of scanning the table. Kept up to date lazily: a write only
+        // notes the id (the write path stays as cheap as a map's), and due()
+        // re-indexes the noted records first; after more writes than records it
+        // rebuilds the index instead.
         std::set<due_key> due_index;
-        std::vector<local_id> edited;  // changed in place by the running transaction: re-indexed at its end
+        std::unordered_map<local_id, due_key> indexed_as;  // where each indexed record sits
+        std::vector<local_id> stale;                        // written since the index was refreshed
+        bool rebuild = false;                               // too many writes: rebuild it whole
 
-        static bool indexed(const record<E>& r) noexcept {
-            return r.status == sync_status::pending || r.status == sync_status::pending_deletion ||
-                   r.status == sync_status::error;
+        void touched(const local_id& id) {
+            if (rebuild) return;
+            stale.push_back(id);
+            if (stale.size() > 2 * records.size() + 64) {
+                rebuild = true;
+                stale = {};
+            }
         }
         void index(const record<E>& r) {
-            if (indexed(r)) due_index.insert(due_key{r.priority, r.updated_at, r.id});
+            if (r.status == sync_status::pending || r.status == sync_status::pending_deletion ||
+                r.status == sync_status::error) {
+                const due_key key{r.priority, r.updated_at, r.id};
+                due_index.insert(key);
+                indexed_as.insert_or_assign(r.id, key);
+            }
         }
-        void unindex(const record<E>& r) {
-            if (indexed(r)) due_index.erase(due_key{r.priority, r.updated_at, r.id});
-        }
-        // Puts the records changed in place back in the index, as they are now.
-        void reindex_edited() {
-            for (const auto& id : edited) {
+        void refresh_due_index() {
+            if (rebuild) {
+                due_index.clear();
+                indexed_as.clear();
+                for (const auto& entry : records) index(entry.second);
+                rebuild = false;
+                return;
+            }
+            for (const auto& id : stale) {
+                if (auto it = indexed_as.find(id); it != indexed_as.end()) {
+                    due_index.erase(it->second);
+                    indexed_as.erase(it);
+                }
                 if (auto it = records.find(id); it != records.end()) index(it->second);
             }
-            edited.clear();
+            stale.clear();
         }
     };
 
@@ -138,9 +159,7 @@ public:
             }
             peeked_ = entry;
             undo_.emplace_back(id, entry->second);
-            auto& t = *store_->table_;
-            t.unindex(entry->second);  // its key may change: indexed again when the transaction ends
-            t.edited.push_back(id);
+            store_->table_->touched(id);
             return {&entry->second, &*undo_.back().second};
         }
 
@@ -170,7 +189,7 @@ public:
             if (!entry) {
                 undo_.emplace_back(r.id, std::nullopt);
                 if (r.server_id) t.by_server_id[*r.server_id] = r.id;
-                t.index(r);
+                t.touched(r.id);
                 t.records.emplace(r.id, std::move(r));
             } else {
                 auto& stored = entry->second;
@@ -178,8 +197,7 @@ public:
                     if (stored.server_id) t.by_server_id.erase(*stored.server_id);
                     if (r.server_id) t.by_server_id[*r.server_id] = r.id;
                 }
-                t.unindex(stored);
-                t.index(r);
+                t.touched(r.id);
                 undo_.emplace_back(r.id, std::move(stored));
                 stored = std::move(r);
             }
@@ -192,7 +210,7 @@ public:
             auto it = t.records.find(id);
             if (it == t.records.end()) return {};
             if (it->second.server_id) t.by_server_id.erase(*it->second.server_id);
-            t.unindex(it->second);
+            t.touched(id);
             undo_.emplace_back(id, std::move(it->second));
             if (peeked_ == &*it) peeked_ = nullptr;
             t.records.erase(it);
@@ -226,12 +244,10 @@ public:
             for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
                 if (auto cur = t.records.find(it->first); cur != t.records.end()) {
                     if (cur->second.server_id) t.by_server_id.erase(*cur->second.server_id);
-                    t.unindex(cur->second);
                     t.records.erase(cur);
                 }
                 if (it->second) {
                     if (it->second->server_id) t.by_server_id[*it->second->server_id] = it->first;
-                    t.index(*it->second);
                     t.records.emplace(it->first, std::move(*it->second));
                 }
             }
@@ -288,12 +304,10 @@ public:
         } clear{table_->undo};
         try {
             result<void> r = std::forward<F>(f)(tx);
-            if (!r) tx.rollback();
-            table_->reindex_edited();
+            if (!r) tx.rollback();  // the ids it wrote are noted already: due() re-reads them
             return r;
         } catch (...) {
             tx.rollback();
-            table_->reindex_edited();
             throw;
         }
     }
@@ -326,12 +340,13 @@ public:
     }
 
     /// @brief Up to `limit` records due at `now`, by priority, then age, then id
-    /// (read off an ordered index of the unsynced records, skipping those whose
-    /// next attempt has not come).
+    /// (read off an ordered index of the unsynced records, brought up to date
+    /// first, skipping those whose next attempt has not come).
     result<std::vector<record<E>>> due(timestamp now, std::size_t limit) const {
         if (collision_) return collision_error_();
         std::vector<record<E>> out;
         std::lock_guard lock{table_->mutex};
+        table_->refresh_due_index();
         for (const auto& key : table_->due_index) {
             if (out.size() >= limit) break;
             const auto& r = table_->records.at(key.id);
