@@ -33,7 +33,8 @@ namespace tether::detail {
 }
 
 /// The text an upsert binds without SQLite copying it: kept by the caller
-/// until the statement has been stepped.
+/// until the statement has been stepped. A caller that knows the JSON of the
+/// record's dirty fields may set `dirty` beforehand.
 struct sqlite_row_text {
     std::string value;  ///< the entity as JSON
     std::string dirty;  ///< the dirty field names as a JSON array
@@ -49,6 +50,8 @@ result<void> sqlite_bind_record(sqlite_statement& st, const record<E>& r, sqlite
         text.value = entity_ops<E>::to_json(r.value).dump();
         if (r.dirty.empty()) {
             text.dirty = "[]";
+        } else if (!text.dirty.empty()) {
+            // the caller already has the JSON of this field set
         } else {
             nlohmann::json d = nlohmann::json::array();
             for (const auto& f : r.dirty) d.push_back(f);

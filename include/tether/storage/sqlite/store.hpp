@@ -384,6 +384,12 @@ private:
         c.records.insert_or_assign(id, std::forward<R>(r));
     }
 
+    template <class R>
+    void cache_refresh_(R&& r) const {
+        auto& c = cache_now_();
+        if (auto it = c.records.find(r.id); it != c.records.end()) it->second = std::forward<R>(r);
+    }
+
     result<const record<E>*> peek_cached_(const local_id& id) const {
         auto& c = cache_now_();
         if (auto it = c.records.find(id); it != c.records.end()) return &it->second;
@@ -422,9 +428,16 @@ private:
         auto st = conn_->prepare(keys_.upsert);
         if (!st) return unexpected{std::move(st).error()};
         detail::sqlite_row_text text;  // bound without copies: lives until the step is done
+        if (!r.dirty.empty() && r.dirty == last_dirty_) text.dirty = last_dirty_json_;  // a batch's usual case
         if (auto b = detail::sqlite_bind_record(*st, r, text); !b) return b;
+        if (!r.dirty.empty() && text.dirty != last_dirty_json_) {
+            last_dirty_ = r.dirty;
+            last_dirty_json_ = text.dirty;
+        }
         if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "put " + r.id.to_string())};
-        cache_put_(std::forward<R>(r));
+        // Kept only if already cached (read or updated before): a record just
+        // created need not cost a copy until it is read or updated.
+        cache_refresh_(std::forward<R>(r));
         return {};
     }
 
@@ -459,6 +472,8 @@ private:
         detail::sqlite_sql_key select_by_id{}, upsert{}, erase{};
     } keys_;
     std::shared_ptr<record_cache> cache_;  // guarded by conn_->mutex()
+    mutable field_set last_dirty_;         // the last dirty fields written, and their JSON (same guard)
+    mutable std::string last_dirty_json_;
     std::optional<error> init_error_;
     mutable bool ready_flag_ = false;  // guarded by conn_->mutex()
 };
