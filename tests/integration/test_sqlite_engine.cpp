@@ -154,3 +154,26 @@ TEST_CASE("sqlite engine: watchers hear of writes in a shared transaction only o
         CHECK(heard == std::vector{tether::change_kind::updated});
     }
 }
+
+TEST_CASE("sqlite engine: each write stores its own dirty fields", "[sqlite][engine]") {
+    temp_dir dir;
+    const auto path = dir.file("app.db");
+    auto db = tether::sqlite_database::open(path).value();
+    tether::manual_clock clock;
+    auto jobs = tether::make_engine<Job>(tether::sqlite_storage{db}, clock);
+    auto a = jobs.create(Job{"a", 0, "/a"}).value();
+    auto b = jobs.create(Job{"b", 0, "/b"}).value();
+    REQUIRE(db.transact([&]() -> tether::result<void> {
+        if (auto u = jobs.update(a.id, [](Job& j) { j.progress = 1; }); !u) return tether::unexpected{u.error()};
+        if (auto u = jobs.update(b.id, [](Job& j) { j.progress = 1; }); !u) return tether::unexpected{u.error()};
+        if (auto u = jobs.update(b.id, [](Job& j) { j.title = "b2"; }); !u) return tether::unexpected{u.error()};
+        return {};
+    }));
+    // Read back through another connection: what the file holds, not a cache.
+    auto other_db = tether::sqlite_database::open(path).value();
+    auto other = tether::make_engine<Job>(tether::sqlite_storage{other_db}, clock);
+    CHECK(other.get(a.id).value().dirty == tether::field_set{"progress"});
+    CHECK(other.get(b.id).value().dirty == tether::field_set{"progress", "title"});
+    CHECK(other.get(a.id).value().value.progress == 1);
+    CHECK(other.get(b.id).value().value.title == "b2");
+}

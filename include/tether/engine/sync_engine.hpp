@@ -424,9 +424,9 @@ private:
             after.attempts = 0;
             after.next_attempt_at.reset();
         }
-        auto t = detail::check_write(tx, fx, std::optional<sync_status>{before.status}, after, now, "update");
-        if (!t) return unexpected{std::move(t).error()};
-        detail::note_write(fx, false, std::move(*t), after, "update");
+        if (auto a = detail::account_write(tx, fx, std::optional<sync_status>{before.status}, after, now, "update"); !a) {
+            return a;
+        }
         out = after;
         if (put) return tx.put(std::move(after));
         return {};

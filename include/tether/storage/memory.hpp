@@ -140,24 +140,15 @@ public:
         /// @brief The stored record with `id`, or null: no copy (valid until the
         /// transaction's next write). The engine uses it when a store offers it.
         [[nodiscard]] const record<E>* peek(const local_id& id) const {
-            auto& records = store_->table_->records;
-            auto it = records.find(id);
-            if (it == records.end()) return nullptr;
-            peeked_ = &*it;  // a put of this id that follows reuses the lookup
-            return &it->second;
+            auto* entry = entry_(id);
+            return entry != nullptr ? &entry->second : nullptr;
         }
 
         /// @brief The stored record with `id` for change in place, and a copy of
         /// it as it was (kept to roll back): see `record_edit`.
         [[nodiscard]] record_edit<E> edit(const local_id& id) {
-            auto* entry = peeked_ && peeked_->first == id ? peeked_ : nullptr;
-            if (!entry) {
-                auto& records = store_->table_->records;
-                auto it = records.find(id);
-                if (it == records.end()) return {};
-                entry = &*it;
-            }
-            peeked_ = entry;
+            auto* entry = entry_(id);
+            if (entry == nullptr) return {};
             undo_.emplace_back(id, entry->second);
             store_->table_->touched(id);
             return {&entry->second, &*undo_.back().second};
@@ -182,10 +173,7 @@ public:
                                                                     owner->second.to_string())};
                 }
             }
-            auto* entry = peeked_ && peeked_->first == r.id ? peeked_ : nullptr;
-            if (!entry) {
-                if (auto it = t.records.find(r.id); it != t.records.end()) entry = &*it;
-            }
+            auto* entry = entry_(r.id);
             if (!entry) {
                 undo_.emplace_back(r.id, std::nullopt);
                 if (r.server_id) t.by_server_id[*r.server_id] = r.id;
@@ -238,6 +226,16 @@ public:
         friend class memory_store;
         explicit transaction(memory_store* s) : store_(s) {}
 
+        // The table's entry for `id` (null when absent), remembered so that the
+        // next call for the same id (peek, then edit or put) needs no lookup.
+        std::pair<const local_id, record<E>>* entry_(const local_id& id) const {
+            if (peeked_ != nullptr && peeked_->first == id) return peeked_;
+            auto& records = store_->table_->records;
+            auto it = records.find(id);
+            peeked_ = it == records.end() ? nullptr : &*it;
+            return peeked_;
+        }
+
         void rollback() {
             auto& t = *store_->table_;
             peeked_ = nullptr;
@@ -264,9 +262,8 @@ public:
         // The table's undo log, reused by every transaction (they are serialised).
         std::vector<std::pair<local_id, std::optional<record<E>>>>& undo_ = store_->table_->undo;
         std::vector<std::pair<std::string, std::optional<std::string>>> meta_undo_;
-        // The entry the last peek found, so that a put of the same id needs no
-        // second lookup (entries of an unordered_map stay put on rehash; an
-        // erase of it or a rollback resets it).
+        // The entry entry_() found last (entries of an unordered_map stay put on
+        // rehash; an erase of it or a rollback resets it).
         mutable std::pair<const local_id, record<E>>* peeked_ = nullptr;
     };
 

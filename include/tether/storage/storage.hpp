@@ -93,9 +93,10 @@ struct transaction_probe {
 ///    (`errc::storage`, or `errc::busy` for a lock held elsewhere), never by throwing;
 /// 7. optionally, the transaction has `result<void> audit(const transition&)`:
 ///    the engine then records every status transition in the same transaction;
-/// 8. optionally, the transaction has `record_edit<E> edit(const local_id&)` and
-///    `const record<E>* peek(const local_id&)`: the engine then reads and
-///    updates records in place instead of through copies (`get` / `put`).
+/// 8. optionally, the transaction has `const record<E>* peek(const local_id&)`
+///    (or `result<const record<E>*>` when the lookup may fail): the engine then
+///    reads records without copying them; and `record_edit<E> edit(const local_id&)`:
+///    the engine then updates records in place instead of putting a replacement.
 /// Nesting `transact` inside `transact` on the same store is not required to work.
 ///
 /// @code

@@ -52,13 +52,15 @@ result<void> with_record(Tx& tx, const local_id& id, F&& f) {
     }
 }
 
-/// Checks a write's status transition (`before` is the status of the record it
-/// replaces, empty for a new record), records it in the audit log when the
-/// transaction keeps one, and returns the transition (if the status changes).
-/// An illegal transition is refused: noted in `fx.refused`, `invalid_state`.
+/// Accounts for a write of `after` before it is stored: checks its status
+/// transition (`before` is the status of the record it replaces, empty for a new
+/// record), records the transition in the audit log when the transaction keeps
+/// one, and notes the write in `fx` (the change is built only if someone
+/// listens). An illegal transition is refused: noted in `fx.refused`,
+/// `invalid_state`, nothing noted.
 template <class Tx, class E>
-result<std::optional<transition>> check_write(Tx& tx, effects<E>& fx, std::optional<sync_status> before,
-                                              const record<E>& after, timestamp now, std::string_view cause) {
+result<void> account_write(Tx& tx, effects<E>& fx, std::optional<sync_status> before, const record<E>& after,
+                           timestamp now, std::string_view cause) {
     std::optional<transition> t;
     if (!before) {
         t = transition{after.id, std::nullopt, after.status, now, std::string{cause}, true};
@@ -74,22 +76,16 @@ result<std::optional<transition>> check_write(Tx& tx, effects<E>& fx, std::optio
     }
     if constexpr (requires { tx.audit(*t); }) {
         if (t) {
-            if (auto a = tx.audit(*t); !a) return unexpected{std::move(a).error()};
+            if (auto a = tx.audit(*t); !a) return a;
         }
     }
-    return t;
-}
-
-/// Records a checked write in `fx` (the change is built only if someone listens).
-template <class E>
-void note_write(effects<E>& fx, bool created, std::optional<transition> t, const record<E>& after,
-                std::string_view cause) {
     if (fx.want_changes) {
         fx.changes.push_back(
-            change<E>{created ? change_kind::created : change_kind::updated, after.id, after, std::string{cause}});
+            change<E>{before ? change_kind::updated : change_kind::created, after.id, after, std::string{cause}});
     }
     ++fx.writes;
     if (t && fx.want_transitions) fx.transitions.push_back(std::move(*t));
+    return {};
 }
 
 /// Writes `after` inside transaction `tx`; `before` is the status of the record
@@ -97,9 +93,7 @@ void note_write(effects<E>& fx, bool created, std::optional<transition> t, const
 template <class Tx, class E>
 result<void> write_record(Tx& tx, effects<E>& fx, std::optional<sync_status> before, record<E>&& after,
                           timestamp now, std::string_view cause) {
-    auto t = check_write(tx, fx, before, after, now, cause);
-    if (!t) return unexpected{std::move(t).error()};
-    note_write(fx, !before, std::move(*t), after, cause);
+    if (auto a = account_write(tx, fx, before, after, now, cause); !a) return a;
     return tx.put(std::move(after));
 }
 
@@ -107,9 +101,7 @@ result<void> write_record(Tx& tx, effects<E>& fx, std::optional<sync_status> bef
 template <class Tx, class E>
 result<void> write_record(Tx& tx, effects<E>& fx, std::optional<sync_status> before, const record<E>& after,
                           timestamp now, std::string_view cause) {
-    auto t = check_write(tx, fx, before, after, now, cause);
-    if (!t) return unexpected{std::move(t).error()};
-    note_write(fx, !before, std::move(*t), after, cause);
+    if (auto a = account_write(tx, fx, before, after, now, cause); !a) return a;
     return tx.put(after);
 }
 

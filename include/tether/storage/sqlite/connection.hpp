@@ -330,29 +330,24 @@ inline result<sqlite_tx_scope> sqlite_connection::begin() {
             return unexpected{make_error(errc::storage, "sqlite: a transaction is already open on this connection")};
         }
         if (auto r = exec_retrying_busy("BEGIN IMMEDIATE"); !r) return unexpected{std::move(r).error()};
-        // Holding the write lock now: has another connection committed since our last transaction?
-        auto version = prepare("PRAGMA data_version");
-        if (!version) {
-            (void)sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-            return unexpected{std::move(version).error()};
-        }
-        if (const int rc = version->step(); rc != SQLITE_ROW) {
-            error e = sqlite_error(db_, rc, "PRAGMA data_version");
-            *version = sqlite_statement{};
-            (void)sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-            return unexpected{std::move(e)};
-        }
-        const auto seen = version->int64(0);
-        *version = sqlite_statement{};
-        if (seen != data_version_) {
-            data_version_ = seen;
-            ++epoch_;
-        }
     } else {
         if (auto r = exec("SAVEPOINT tether_sp" + std::to_string(level)); !r) return unexpected{std::move(r).error()};
     }
     depth_ = level + 1;
-    return sqlite_tx_scope{this, level};
+    sqlite_tx_scope scope{this, level};  // from here, a failure rolls back
+    if (level == 0) {
+        // Holding the write lock now: has another connection committed since our last transaction?
+        auto version = prepare("PRAGMA data_version");
+        if (!version) return unexpected{std::move(version).error()};
+        if (const int rc = version->step(); rc != SQLITE_ROW) {
+            return unexpected{sqlite_error(db_, rc, "PRAGMA data_version")};
+        }
+        if (const auto seen = version->int64(0); seen != data_version_) {
+            data_version_ = seen;
+            ++epoch_;
+        }
+    }
+    return scope;
 }
 
 }  // namespace tether::detail

@@ -32,31 +32,24 @@ namespace tether::detail {
     return timestamp{std::chrono::milliseconds{ms}};
 }
 
-/// The text an upsert binds without SQLite copying it: kept by the caller
-/// until the statement has been stepped. A caller that knows the JSON of the
-/// record's dirty fields may set `dirty` beforehand.
-struct sqlite_row_text {
-    std::string value;  ///< the entity as JSON
-    std::string dirty;  ///< the dirty field names as a JSON array
-};
+/// The `dirty` column's text: the field names as a JSON array.
+inline std::string sqlite_dirty_json(const field_set& dirty) {
+    if (dirty.empty()) return "[]";
+    nlohmann::json d = nlohmann::json::array();
+    for (const auto& f : dirty) d.push_back(f);
+    return d.dump();
+}
 
 /// Binds every column of `r` to the parameters ?1..?18 of an upsert (column
-/// order of `sqlite_record_columns`), without copies: `r` and `text` must
-/// outlive the step. An entity that does not serialize to JSON is an
+/// order of `sqlite_record_columns`), without copies: `r`, `value` (filled
+/// here: the entity as JSON) and `dirty_json` (`sqlite_dirty_json(r.dirty)`)
+/// must outlive the step. An entity that does not serialize to JSON is an
 /// `errc::invalid_argument` error; nothing is bound then.
 template <class E>
-result<void> sqlite_bind_record(sqlite_statement& st, const record<E>& r, sqlite_row_text& text) {
+result<void> sqlite_bind_record(sqlite_statement& st, const record<E>& r, std::string& value,
+                                std::string_view dirty_json) {
     try {
-        text.value = entity_ops<E>::to_json(r.value).dump();
-        if (r.dirty.empty()) {
-            text.dirty = "[]";
-        } else if (!text.dirty.empty()) {
-            // the caller already has the JSON of this field set
-        } else {
-            nlohmann::json d = nlohmann::json::array();
-            for (const auto& f : r.dirty) d.push_back(f);
-            text.dirty = d.dump();
-        }
+        value = entity_ops<E>::to_json(r.value).dump();
     } catch (const nlohmann::json::exception& ex) {
         return unexpected{make_error(errc::invalid_argument,
                                      "sqlite: record " + r.id.to_string() + " does not serialize to JSON: " + ex.what())};
@@ -71,7 +64,7 @@ result<void> sqlite_bind_record(sqlite_statement& st, const record<E>& r, sqlite
     st.bind(4, std::int64_t{r.deleted ? 1 : 0});
     st.bind(5, static_cast<std::int64_t>(r.version));  // modular: round-trips every uint64
     st.bind(6, static_cast<std::int64_t>(r.local_rev));
-    st.bind_static(7, text.dirty);
+    st.bind_static(7, dirty_json);
     st.bind(8, std::int64_t{r.attempts});
     st.bind(9, opt_time(r.last_attempt_at));
     st.bind(10, opt_time(r.next_attempt_at));
@@ -88,7 +81,7 @@ result<void> sqlite_bind_record(sqlite_statement& st, const record<E>& r, sqlite
     } else {
         st.bind_null(14).bind_null(15).bind_null(16).bind_null(17);
     }
-    st.bind_static(18, text.value);
+    st.bind_static(18, value);
     return {};
 }
 

@@ -95,7 +95,7 @@ public:
     class transaction {
     public:
         /// @brief The record with `id`, as this transaction sees it (from the
-        /// store's cache of records it wrote or read when it can trust it).
+        /// store's record cache when it holds it).
         result<std::optional<record<E>>> get(const local_id& id) const { return store_->get_cached_(id); }
 
         /// @brief The record with `id` without a copy (null when absent): the
@@ -112,7 +112,8 @@ public:
         /// by another record is an `errc::storage` error (the column is unique).
         result<void> put(const record<E>& r) { return store_->put_(r); }
 
-        /// @brief As above, for a record the caller gives up (kept in the store's cache).
+        /// @brief As above, for a record the caller gives up (moved into the
+        /// store's record cache if that holds the record).
         result<void> put(record<E>&& r) { return store_->put_(std::move(r)); }
 
         /// @brief Removes the record with `id` (absent is fine).
@@ -357,11 +358,12 @@ private:
         return out;
     }
 
-    // The records this table's stores wrote or read inside transactions, so that
-    // an update does not read and decode its row again. Trusted only while the
-    // connection's epoch stays the same (no other connection committed, no scope
-    // rolled back); used only inside transactions, where the write lock keeps
-    // other connections out. Shared by every store of the table on the connection.
+    // The records this table's stores read inside transactions, kept current by
+    // their writes, so that an update does not read and decode its row again.
+    // Trusted only while the connection's epoch stays the same (no other
+    // connection committed, no scope rolled back); used only inside
+    // transactions, where the write lock keeps other connections out. Shared by
+    // every store of the table on the connection.
     struct record_cache {
         std::uint64_t epoch = 0;
         std::unordered_map<local_id, record<E>> records;
@@ -401,11 +403,27 @@ private:
     }
 
     result<std::optional<record<E>>> get_cached_(const local_id& id) const {
-        auto& c = cache_now_();
-        if (auto it = c.records.find(id); it != c.records.end()) return std::optional<record<E>>{it->second};
-        auto found = get_(id);
-        if (found && *found) cache_put_(**found);
-        return found;
+        auto found = peek_cached_(id);
+        if (!found) return unexpected{std::move(found).error()};
+        if (*found == nullptr) return std::optional<record<E>>{};
+        return std::optional<record<E>>{**found};
+    }
+
+    // The dirty column's JSON; consecutive writes (a batch of updates) usually
+    // carry the same field set, whose JSON is kept (caller holds the lock).
+    result<std::string_view> dirty_json_(const field_set& dirty) const {
+        if (dirty.empty()) return std::string_view{"[]"};
+        if (dirty != last_dirty_) {
+            try {
+                last_dirty_json_ = detail::sqlite_dirty_json(dirty);  // unchanged if it throws
+            } catch (const nlohmann::json::exception& ex) {
+                return unexpected{make_error(errc::invalid_argument,
+                                             "sqlite: dirty field names do not serialize to JSON: " +
+                                                 std::string{ex.what()})};
+            }
+            last_dirty_ = dirty;
+        }
+        return std::string_view{last_dirty_json_};
     }
 
     result<std::optional<record<E>>> get_(const local_id& id) const {
@@ -427,13 +445,10 @@ private:
         if (r.id.is_nil()) return unexpected{make_error(errc::invalid_argument, "record without an id")};
         auto st = conn_->prepare(keys_.upsert);
         if (!st) return unexpected{std::move(st).error()};
-        detail::sqlite_row_text text;  // bound without copies: lives until the step is done
-        if (!r.dirty.empty() && r.dirty == last_dirty_) text.dirty = last_dirty_json_;  // a batch's usual case
-        if (auto b = detail::sqlite_bind_record(*st, r, text); !b) return b;
-        if (!r.dirty.empty() && text.dirty != last_dirty_json_) {
-            last_dirty_ = r.dirty;
-            last_dirty_json_ = text.dirty;
-        }
+        auto dirty = dirty_json_(r.dirty);
+        if (!dirty) return unexpected{std::move(dirty).error()};
+        std::string value;  // bound without a copy: lives until the step is done
+        if (auto b = detail::sqlite_bind_record(*st, r, value, *dirty); !b) return b;
         if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "put " + r.id.to_string())};
         // Kept only if already cached (read or updated before): a record just
         // created need not cost a copy until it is read or updated.
