@@ -30,6 +30,7 @@
 // due: builds (once, untimed, about 10 s) a table of 1,000,000 records of which
 // every 100th is pending, then times store.due(now, 100).
 #include "support/job.hpp"
+#include "support/runs.hpp"
 #include "support/temp_dir.hpp"
 
 #include <tether/clock/manual.hpp>
@@ -435,15 +436,13 @@ public:
     void ReportRuns(const std::vector<Run>& runs) override {
         benchmark::ConsoleReporter::ReportRuns(runs);
         for (const auto& run : runs) {
-            if (run.error_occurred) continue;
-            // With --benchmark_repetitions the median stands for the family; else the single run.
-            const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
-            if (run.run_type == Run::RT_Aggregate && !median) continue;
+            const auto weight = tether_bench::weigh(run);
+            if (weight == tether_bench::run_weight::none) continue;
             const auto per = run.counters.find("writes_per_commit");
             const double writes = per == run.counters.end() ? 1.0 : per->second.value;
             const double unit = benchmark::GetTimeUnitMultiplier(run.time_unit);
             auto& slot = seconds_per_write_[run.run_name.function_name];
-            if (median || slot.wall == 0) {
+            if (weight == tether_bench::run_weight::median || slot.wall == 0) {
                 slot.wall = run.GetAdjustedRealTime() / unit / writes;
                 slot.cpu = run.GetAdjustedCPUTime() / unit / writes;
             }

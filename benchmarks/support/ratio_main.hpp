@@ -4,6 +4,8 @@
 // the same run. Include it from exactly one bench_<area>.cpp and call
 // `tether_bench::run_with_ratios` from that file's main(); the target links
 // benchmark::benchmark (not benchmark_main), see benchmarks/CMakeLists.txt.
+#include "runs.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -39,14 +41,12 @@ public:
     void ReportRuns(const std::vector<Run>& runs) override {
         benchmark::ConsoleReporter::ReportRuns(runs);
         for (const auto& run : runs) {
-            if (run.error_occurred) continue;
-            // With --benchmark_repetitions, the median stands for the family; else the single run.
-            const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
-            if (run.run_type == Run::RT_Aggregate && !median) continue;
+            const auto weight = weigh(run);
+            if (weight == run_weight::none) continue;
             const auto items = run.counters.find("items_per_second");
             if (items == run.counters.end() || items->second.value <= 0) continue;
             auto& slot = seconds_per_item_[run.run_name.function_name][run.run_name.args];
-            if (median || slot == 0) slot = 1.0 / items->second.value;
+            if (weight == run_weight::median || slot == 0) slot = 1.0 / items->second.value;
         }
     }
 
