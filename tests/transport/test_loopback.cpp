@@ -545,7 +545,7 @@ TEST_CASE("loopback push beyond max_batch is refused whole", "[transport]") {
     for (std::uint64_t i = 1; i <= 3; ++i) ops.push_back(create_op(make_id(i), {{"n", i}}));
     auto r = t.push("jobs", ops);
     REQUIRE_FALSE(r.has_value());
-    CHECK(r.error().code == errc::invalid_argument);
+    CHECK(r.error().code == errc::too_large);
     CHECK(r.error().http_status == 413);
     CHECK(server.records("alice", "jobs").empty());
     CHECK(t.push("jobs", std::span<const push_op>{ops}.first(2)).has_value());

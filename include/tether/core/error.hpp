@@ -27,6 +27,7 @@ enum class errc : std::uint8_t {
     storage,           ///< the local store failed (I/O, corruption, constraint)
     protocol,          ///< a malformed payload from the other side
     busy,              ///< the operation is already running (e.g. a sync in flight)
+    too_large,         ///< a request, batch or value over the other side's size limit (HTTP 413)
 };
 
 /// @brief The canonical lower-case name of an error code (`"not_found"`, ...).
@@ -44,6 +45,7 @@ enum class errc : std::uint8_t {
         case errc::storage: return "storage";
         case errc::protocol: return "protocol";
         case errc::busy: return "busy";
+        case errc::too_large: return "too_large";
     }
     return "unknown";
 }
@@ -52,7 +54,7 @@ enum class errc : std::uint8_t {
 [[nodiscard]] constexpr std::optional<errc> errc_from_string(std::string_view s) noexcept {
     for (auto c : {errc::not_found, errc::invalid_argument, errc::invalid_state, errc::conflict,
                    errc::offline, errc::unauthorized, errc::rate_limited, errc::transient,
-                   errc::rejected, errc::storage, errc::protocol, errc::busy}) {
+                   errc::rejected, errc::storage, errc::protocol, errc::busy, errc::too_large}) {
         if (to_string(c) == s) return c;
     }
     return std::nullopt;

@@ -26,6 +26,10 @@ struct status_counts {
     std::size_t error = 0;                    ///< records in `error`
     std::size_t failed = 0;                   ///< records in `failed`
     std::optional<timestamp> oldest_pending;  ///< least `updated_at` among pending, pending_deletion and error
+    /// Records the store holds but cannot decode (a value written by another
+    /// version of the app, a corrupt row): `list()` and `due()` skip them, and
+    /// `get` of one returns an error. A store that always decodes leaves it 0.
+    std::size_t unreadable = 0;
 
     friend bool operator==(const status_counts&, const status_counts&) = default;
 };

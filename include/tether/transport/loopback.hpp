@@ -21,7 +21,7 @@ namespace tether {
 /// names the user). Copies share the server but each keeps its own token, so
 /// two devices of one user are two transports with the same token, and a second
 /// user is a transport with another. A push of more than `max_batch()` ops is
-/// refused whole with `errc::invalid_argument` (HTTP 413, "payload too large")
+/// refused whole with `errc::too_large` (HTTP 413, "payload too large")
 /// and never reaches the server.
 ///
 /// @code
@@ -47,7 +47,7 @@ public:
     [[nodiscard]] result<std::vector<push_outcome>> push(std::string_view collection,
                                                          std::span<const push_op> ops) {
         if (ops.size() > max_batch_)
-            return unexpected{error{errc::invalid_argument,
+            return unexpected{error{errc::too_large,
                                     "batch of " + std::to_string(ops.size()) + " ops exceeds max_batch " +
                                         std::to_string(max_batch_),
                                     413, std::nullopt}};

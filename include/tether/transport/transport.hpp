@@ -90,6 +90,14 @@ struct push_outcome {
     kind outcome = kind::applied;            ///< how it ended
     server_record record;                    ///< the server's copy (applied, conflict)
     error failure;                           ///< why (rejected); a conflict may carry `errc::conflict` here too
+    /// True when the server answered a create with a record it already held
+    /// (the create was sent before and its response was lost): `record` is then
+    /// what the server holds, not the value just sent, and the engine takes it
+    /// as the base on which the device's later edits go up. A fresh create
+    /// (false) is answered with the record as the server stored it, which may
+    /// differ from what was sent (fields the server fills in): the engine takes
+    /// that answer as it is.
+    bool replayed = false;
 };
 
 /// @brief One page of a pull.
@@ -111,7 +119,9 @@ struct pull_page {
 ///    empty cursor starts at the beginning);
 /// 4. `t.fetch(collection, server_id)` returns one record (`errc::not_found` if absent);
 /// 5. `t.max_batch()` is the largest batch `push` accepts (>= 1); a larger one
-///    fails as a whole with `errc::invalid_argument` (HTTP 413);
+///    fails as a whole with `errc::too_large` (HTTP 413), as does a batch whose
+///    body is over the server's size limit: the engine then halves the batch,
+///    down to one record, and only a record too large alone fails;
 /// 6. `t.has_change_feed()` is false for a server that only lists everything:
 ///    then `pull` with the empty cursor returns the full list in one page
 ///    (`has_more` false; `limit` may be ignored), with no tombstones, and the
