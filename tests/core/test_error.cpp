@@ -17,11 +17,11 @@ using tether::make_error;
 
 namespace {
 
-constexpr std::array<errc, 13> all_codes{errc::not_found, errc::invalid_argument, errc::invalid_state,
+constexpr std::array<errc, 14> all_codes{errc::not_found, errc::invalid_argument, errc::invalid_state,
                                          errc::conflict,  errc::offline,          errc::unauthorized,
                                          errc::rate_limited, errc::transient,     errc::rejected,
                                          errc::storage,   errc::protocol,         errc::busy,
-                                         errc::too_large};
+                                         errc::too_large, errc::cursor_expired};
 
 std::string print(const error& e) {
     std::ostringstream os;
@@ -57,6 +57,7 @@ TEST_CASE("errc: to_string and errc_from_string round-trip", "[error]") {
     CHECK(tether::to_string(errc::rate_limited) == "rate_limited");
     CHECK(tether::to_string(errc::busy) == "busy");
     CHECK(tether::to_string(errc::too_large) == "too_large");
+    CHECK(tether::to_string(errc::cursor_expired) == "cursor_expired");
 
     std::set<std::string_view> names;
     for (auto c : all_codes) {

@@ -28,6 +28,8 @@ enum class errc : std::uint8_t {
     protocol,          ///< a malformed payload from the other side
     busy,              ///< the operation is already running (e.g. a sync in flight)
     too_large,         ///< a request, batch or value over the other side's size limit (HTTP 413)
+    cursor_expired,    ///< the server no longer knows the pull cursor (HTTP 410: restored from a
+                       ///< backup, or past retention): the engine pulls everything again
 };
 
 /// @brief The canonical lower-case name of an error code (`"not_found"`, ...).
@@ -46,6 +48,7 @@ enum class errc : std::uint8_t {
         case errc::protocol: return "protocol";
         case errc::busy: return "busy";
         case errc::too_large: return "too_large";
+        case errc::cursor_expired: return "cursor_expired";
     }
     return "unknown";
 }
@@ -54,7 +57,8 @@ enum class errc : std::uint8_t {
 [[nodiscard]] constexpr std::optional<errc> errc_from_string(std::string_view s) noexcept {
     for (auto c : {errc::not_found, errc::invalid_argument, errc::invalid_state, errc::conflict,
                    errc::offline, errc::unauthorized, errc::rate_limited, errc::transient,
-                   errc::rejected, errc::storage, errc::protocol, errc::busy, errc::too_large}) {
+                   errc::rejected, errc::storage, errc::protocol, errc::busy, errc::too_large,
+                   errc::cursor_expired}) {
         if (to_string(c) == s) return c;
     }
     return std::nullopt;
