@@ -576,8 +576,10 @@ private:
             const auto it = data.records.find(idx->second);
             if (it == data.records.end() || it->second.deleted) return op_not_found_(op);
             // Changed since its create (another device): the sender's edits would overwrite that change.
-            if (it->second.rec.version != it->second.created_version) return conflict_(op, it->second.rec);
-            return applied_(it->second.rec);  // idempotent: the first create's record
+            auto replay = it->second.rec.version != it->second.created_version ? conflict_(op, it->second.rec)
+                                                                               : applied_(it->second.rec);
+            replay.replayed = true;  // idempotent: the first create's record, not the value just sent
+            return replay;
         }
         std::string sid = new_server_id_(s, data);
         auto& r = data.records.emplace(sid, stored_record{server_record{sid, op.id, 0, op.value, now, op.origin}, false})

@@ -120,15 +120,18 @@ concept editable_transaction = requires(Tx& tx, const local_id& id) {
     { tx.edit(id) } -> std::same_as<record_edit<E>>;
 };
 
-/// Erases `before` inside transaction `tx` and records the deletion.
+/// Erases `before` inside transaction `tx` and records the deletion; the
+/// cleanup hook runs for it unless `cleanup` is false (a record merged into
+/// another, whose attached resources live on).
 template <class Tx, class E>
-result<void> erase_record(Tx& tx, effects<E>& fx, const record<E>& before, timestamp now, std::string_view cause) {
+result<void> erase_record(Tx& tx, effects<E>& fx, const record<E>& before, timestamp now, std::string_view cause,
+                          bool cleanup = true) {
     transition t{before.id, before.status, std::nullopt, now, std::string{cause}, true};
     if constexpr (requires { tx.audit(t); }) {
         if (auto a = tx.audit(t); !a) return a;
     }
     const auto id = before.id;
-    if (fx.want_erased) fx.erased.push_back(before);  // `before` may point into the store: copy first
+    if (fx.want_erased && cleanup) fx.erased.push_back(before);  // `before` may point into the store: copy first
     if (auto r = tx.erase(id); !r) return r;
     ++fx.writes;
     if (fx.want_transitions) fx.transitions.push_back(std::move(t));
