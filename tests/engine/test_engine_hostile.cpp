@@ -10,6 +10,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -514,4 +517,56 @@ TEST_CASE("a server that goes back in time starts a full resync and keeps local 
     CHECK(reload(dev, a.id).status == sync_status::synced);
     CHECK(w.on_server().at(0).value["progress"] == 9);
     CHECK_FALSE(warnings.empty());
+}
+
+// ---- break 7: watchers hear a record's changes in commit order ---------------------
+
+TEST_CASE("watchers hear one record's changes in commit order while threads race", "[local][hostile][threads]") {
+    tether::manual_clock clock;
+    auto dev = tether::make_engine<Job>(clock);
+    auto r = dev.create(Job{"memo", 0, ""}).value();
+    std::mutex m;
+    std::vector<std::uint64_t> revs;
+    std::uint64_t out_of_order = 0;
+    auto sub = dev.watch(r.id, [&](const tether::change<Job>& c) {
+        std::lock_guard lock{m};
+        if (!revs.empty() && c.current->local_rev <= revs.back()) ++out_of_order;
+        revs.push_back(c.current->local_rev);
+    });
+    constexpr int per_thread = 2000;
+    auto writer = [&](int salt) {
+        for (int i = 0; i < per_thread; ++i) {
+            auto u = dev.update(r.id, [&](Job& j) { j.progress = salt * per_thread + i + 1; });
+            REQUIRE(u);
+        }
+    };
+    std::thread a{writer, 0};
+    std::thread b{writer, 1};
+    a.join();
+    b.join();
+    CHECK(out_of_order == 0);
+    CHECK(revs.size() == 2 * per_thread);
+    CHECK(revs.back() == reload(dev, r.id).local_rev);
+}
+
+TEST_CASE("state watchers end on the engine's state while threads race", "[local][hostile][threads]") {
+    tether::manual_clock clock;
+    auto dev = tether::make_engine<Job>(clock);
+    std::mutex m;
+    std::optional<tether::engine_state> last;
+    auto sub = dev.watch_state([&](tether::engine_state s) {
+        std::lock_guard lock{m};
+        CHECK(last != s);  // each state is news
+        last = s;
+    });
+    auto toggler = [&](int n) {
+        for (int i = 0; i < 2000; ++i) dev.set_online((i + n) % 2 == 0);
+    };
+    std::thread a{toggler, 0};
+    std::thread b{toggler, 1};
+    a.join();
+    b.join();
+    dev.set_online(true);
+    std::lock_guard lock{m};
+    CHECK(last.value_or(tether::engine_state::offline) == dev.state());
 }

@@ -575,15 +575,30 @@ private:
                 later->transitions.swap(fx.transitions);
                 later->changes.swap(fx.changes);
                 later->erased.swap(fx.erased);
-                std::function<void()> run = [this, later] { deliver_now(*later, true); };
+                later->ticket = std::move(fx.ticket);  // dropped with a rollback: its number is handed in empty
+                std::function<void()> run = [this, later] { deliver_in_order(*later, true); };
                 if (!store_.defer_until_commit(run)) {  // no enclosing transaction: now
                     fx.transitions.swap(later->transitions);
                     fx.changes.swap(later->changes);
                     fx.erased.swap(later->erased);
+                    fx.ticket = std::move(later->ticket);
                 }
             }
         }
-        deliver_now(fx, committed);
+        deliver_in_order(fx, committed);
+    }
+
+    /// Delivers now, or, when the transaction took a delivery number, once
+    /// every transaction committed before it has been delivered (commit order
+    /// per record and overall, still outside every lock).
+    void deliver_in_order(detail::effects<Entity>& fx, bool committed) {
+        if (!fx.ticket.held()) {
+            deliver_now(fx, committed);
+            return;
+        }
+        auto moved = std::make_shared<detail::effects<Entity>>(std::move(fx));
+        auto& ticket = moved->ticket;
+        ticket.fulfil([this, moved, committed] { deliver_now(*moved, committed); });
     }
 
     void deliver_now(detail::effects<Entity>& fx, bool committed) {
@@ -632,6 +647,7 @@ private:
         fx.want_changes = !watchers_->empty();
         fx.want_erased = has_cleanup_hook_.load(std::memory_order_acquire);
         fx.want_transitions = has_transition_hook_.load(std::memory_order_acquire);
+        fx.order = &order_;
         return fx;
     }
 
@@ -642,8 +658,13 @@ private:
     }
 
     void publish_state() {
-        const auto s = state();
-        if (last_published_.exchange(s) != s) state_watchers_->notify(s);
+        // The state is read and compared under the queue's lock, so watchers
+        // hear states in the order they were reached, outside the engine's locks.
+        state_order_.post([&]() -> std::function<void()> {
+            const auto s = state();
+            if (last_published_.exchange(s) == s) return {};
+            return [w = state_watchers_, s] { w->notify(s); };
+        });
     }
 
     storage_policy_type storage_;
@@ -678,6 +699,8 @@ private:
     std::atomic<bool> has_cleanup_hook_{false};
     std::atomic<bool> has_sync_needed_hook_{false};
 
+    mutable detail::ordered_delivery order_;        // record effects, in commit order
+    detail::ordered_delivery state_order_;          // engine states, in the order reached
     mutable std::mutex hooks_mutex_;
     std::shared_ptr<const transition_fn> transition_hook_;
     std::shared_ptr<const cleanup_fn> cleanup_hook_;
