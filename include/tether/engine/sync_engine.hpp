@@ -138,7 +138,11 @@ public:
     /// @brief The log hook (default: warnings and errors to `std::clog`).
     using log_fn = std::function<void(log_level, std::string_view)>;
     /// @brief Called after every successful local write and whenever sync
-    /// should run again (connectivity or login restored, a rerun requested).
+    /// should run again: connectivity or login restored, or a run that ended
+    /// with a rerun pending (writes kept coming, or the run failed after a write
+    /// asked for more). After a failure, records back off and pulls wait for
+    /// `next_pull_at()`, so a sync started from the hook at once sends nothing
+    /// to a server that is down.
     using sync_needed_fn = std::function<void()>;
 
     /// @brief An engine over the given policies (any order; missing kinds take defaults).
