@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -582,4 +583,30 @@ TEST_CASE("state watchers hear states in the order they were reached", "[local][
     std::lock_guard lock{m};
     CHECK(heard == std::vector<tether::engine_state>{tether::engine_state::offline, tether::engine_state::idle});
     CHECK(heard.back() == dev.state());
+}
+
+// ---- break 1: NaN and infinities are refused on every storage alike -----------------
+
+namespace {
+struct Reading {
+    BOOST_HANA_DEFINE_STRUCT(Reading, (std::string, name), (double, value), (std::vector<double>, history));
+    static constexpr std::string_view collection = "readings";
+};
+}  // namespace
+
+TEST_CASE("create and update refuse NaN and infinities, in members and containers alike", "[local][hostile]") {
+    tether::manual_clock clock;
+    auto dev = tether::make_engine<Reading>(clock);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double inf = std::numeric_limits<double>::infinity();
+    CHECK(dev.create(Reading{"a", nan, {}}).error().code == errc::invalid_argument);
+    CHECK(dev.create(Reading{"a", 1.0, {2.0, -inf}}).error().code == errc::invalid_argument);
+    auto ok = dev.create(Reading{"a", 1.0, {2.0}}).value();
+    CHECK(dev.update(ok.id, [&](Reading& r) { r.value = inf; }).error().code == errc::invalid_argument);
+    CHECK(dev.update(ok.id, [&](Reading& r) { r.history.push_back(nan); }).error().code == errc::invalid_argument);
+    auto kept = dev.get(ok.id).value();
+    CHECK(kept.value.value == 1.0);
+    CHECK(kept.value.history == std::vector<double>{2.0});
+    CHECK(kept.local_rev == 1);
+    CHECK(dev.list()->size() == 1);
 }
