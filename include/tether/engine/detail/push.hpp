@@ -89,7 +89,7 @@ result<typename sync_engine<Entity, Policies...>::push_step> sync_engine<Entity,
 }
 
 template <class Entity, class... Policies>
-result<void> sync_engine<Entity, Policies...>::mark_attempted(std::vector<record_type>& sent) {
+result<void> sync_engine<Entity, Policies...>::mark_attempted(const std::vector<record_type>& sent) {
     // A create may reach the server even if the app dies before its outcome is stored:
     // mark it attempted first, so that a remove() after a restart goes to the server.
     if (std::none_of(sent.begin(), sent.end(), [](const record_type& r) { return !r.server_id && !r.last_attempt_at; })) {
@@ -97,14 +97,13 @@ result<void> sync_engine<Entity, Policies...>::mark_attempted(std::vector<record
     }
     const auto sent_at = clock_.now();
     return store_.transact([&](auto& tx) -> result<void> {
-        for (auto& r : sent) {
+        for (const auto& r : sent) {
             if (r.server_id || r.last_attempt_at) continue;
             auto cur = tx.get(r.id);
             if (!cur) return unexpected{std::move(cur).error()};
             if (!*cur) continue;
             record_type m = **cur;
-            m.last_attempt_at = sent_at;
-            r.last_attempt_at = sent_at;
+            m.last_attempt_at = sent_at;  // `r` keeps what it was: no earlier attempt (see take_applied)
             if (auto p = tx.put(std::move(m)); !p) return p;
         }
         return {};
@@ -250,7 +249,10 @@ std::string sync_engine<Entity, Policies...>::take_applied(record_type& after, c
     // predates every local edit since the record was made, so those (its dirty
     // fields) go up again; a fresh create's answer is the value as the server
     // stored it (fields it fills in included) and is taken as it is.
-    const bool replay = op.kind == op_kind::create && out.replayed;
+    // A create sent before (its answer lost) may be answered with the earlier
+    // copy by a server that does not say `replayed`: treated as a replay too, so
+    // no edit made since is lost; a first create is taken as it is.
+    const bool replay = op.kind == op_kind::create && (out.replayed || sent.last_attempt_at.has_value());
     const field_set changed = replay ? after.dirty : entity_ops<Entity>::diff(sent.value, after.value);
     if (answer) {
         Entity merged = entity_ops<Entity>::merge(*answer, after.value, changed);
