@@ -6,6 +6,7 @@
 #include <tether/clock/system.hpp>
 #include <tether/conflict/conflict.hpp>
 #include <tether/conflict/server_wins.hpp>
+#include <tether/core/cause.hpp>
 #include <tether/core/entity.hpp>
 #include <tether/core/error.hpp>
 #include <tether/core/ids.hpp>
@@ -184,7 +185,7 @@ public:
                 return {};
             });
             if (!held) return held;
-            return detail::write_record(tx, fx, std::optional<sync_status>{}, r, now, "create");
+            return detail::write_record(tx, fx, std::optional<sync_status>{}, r, now, to_string(cause::create));
         });
         deliver(fx, done.has_value());
         if (!done) return unexpected{std::move(done).error()};
@@ -238,7 +239,7 @@ public:
             if (!found) return unexpected{not_found(id)};
             const record_type& before = *found;
             if (before.deleted) return {};
-            if (!may_exist_on_server(before)) return detail::erase_record(tx, fx, before, now, "remove");
+            if (!may_exist_on_server(before)) return detail::erase_record(tx, fx, before, now, to_string(cause::remove));
             record_type after = before;
             after.deleted = true;
             after.status = sync_status::pending_deletion;
@@ -248,7 +249,7 @@ public:
             after.last_error.reset();
             after.updated_at = now;
             return detail::write_record(tx, fx, std::optional<sync_status>{before.status}, std::move(after), now,
-                                        "remove");
+                                        to_string(cause::remove));
             });
             if (removed) return removed;
             return remove_unreadable(tx, fx, id, std::move(removed).error());
@@ -283,7 +284,7 @@ public:
             after.local_rev += 1;
             after.updated_at = now;
             out = after;
-            return detail::write_record(tx, fx, *found, std::move(after), now, "reset_failed");
+            return detail::write_record(tx, fx, *found, std::move(after), now, to_string(cause::reset_failed));
         });
         deliver(fx, done.has_value());
         if (!done) return unexpected{std::move(done).error()};
@@ -512,7 +513,7 @@ private:
         // one edited forever still backs off and reaches `failed`; the edit goes
         // up with its next attempt.
         if (after.status == sync_status::synced) after.status = sync_status::pending;
-        if (auto a = detail::account_write(tx, fx, std::optional<sync_status>{before.status}, after, now, "update"); !a) {
+        if (auto a = detail::account_write(tx, fx, std::optional<sync_status>{before.status}, after, now, to_string(cause::update)); !a) {
             return a;
         }
         out = after;

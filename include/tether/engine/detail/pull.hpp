@@ -207,7 +207,7 @@ result<void> sync_engine<Entity, Policies...>::apply_page(detail::pull_run& run,
             // Only a record still synced is deleted this way; one with local changes never is.
             if (!*cur || (*cur)->status != sync_status::synced || in_flight(gone.id)) continue;
             ++rep.removed;
-            if (auto e = detail::erase_record(tx, fx, **cur, now, "deleted on server (missing from full list)"); !e) {
+            if (auto e = detail::erase_record(tx, fx, **cur, now, to_string(cause::deleted_on_server_unlisted)); !e) {
                 return e;
             }
         }
@@ -310,7 +310,7 @@ result<void> sync_engine<Entity, Policies...>::insert_pulled(Tx& tx, detail::eff
     r.created_at = now;
     r.updated_at = now;
     ++rep.pulled;
-    return detail::write_record(tx, fx, std::optional<record_type>{}, std::move(r), now, "pull");
+    return detail::write_record(tx, fx, std::optional<record_type>{}, std::move(r), now, to_string(cause::pull));
 }
 
 template <class Entity, class... Policies>
@@ -327,7 +327,7 @@ result<void> sync_engine<Entity, Policies...>::merge_pulled(Tx& tx, detail::effe
         return {};
     }
     record_type after = before;
-    std::string cause = "pull";
+    std::string why{to_string(cause::pull)};
     ++rep.pulled;
     if (!before.server_id) {
         // Our own create, whose response was lost or is still to come: confirmed as sent.
@@ -338,21 +338,21 @@ result<void> sync_engine<Entity, Policies...>::merge_pulled(Tx& tx, detail::effe
         after.attempts = 0;
         after.next_attempt_at.reset();
         after.last_error.reset();
-        cause = "pull: create confirmed";
+        why = to_string(cause::pull_create_confirmed);
     } else if (before.status == sync_status::synced) {
         after.value = std::move(value);
         after.version = s.version;
     } else if (resync) {
         // A full resync: the server's version is the base local changes go up on.
         after.version = s.version;
-        cause = "resync: local changes kept";
+        why = to_string(cause::resync_changes_kept);
     } else if (is_own_write(s)) {
-        cause = rebase_on_own_write(after, s, value);
+        why = rebase_on_own_write(after, s, value);
     } else {
-        cause = settle_conflict(after, s, std::move(value), rep);
+        why = settle_conflict(after, s, std::move(value), rep);
     }
     after.updated_at = now;
-    return detail::write_record(tx, fx, std::optional<sync_status>{before.status}, std::move(after), now, cause);
+    return detail::write_record(tx, fx, std::optional<sync_status>{before.status}, std::move(after), now, why);
 }
 
 template <class Entity, class... Policies>
@@ -382,7 +382,7 @@ result<void> sync_engine<Entity, Policies...>::apply_tombstone(Tx& tx, detail::e
     if ((*cur)->status != sync_status::synced && !(*cur)->deleted) ++rep.conflicts;
     ++rep.removed;
     ++rep.pulled;
-    return detail::erase_record(tx, fx, **cur, now, "deleted on server");
+    return detail::erase_record(tx, fx, **cur, now, to_string(cause::deleted_on_server));
 }
 
 }  // namespace tether

@@ -165,8 +165,8 @@ result<void> sync_engine<Entity, Policies...>::fail_batch(const std::vector<reco
             record_type after = **cur;
             count_failure(after, e, now, rep, give_up_now ? attempt_kind::final : attempt_kind::backs_off);
             if (is_due(after, now)) ++handled_still_due_;
-            const std::string cause = std::string{"push failed: "} + std::string{to_string(e.code)};
-            if (auto w = detail::write_record(tx, fx, *cur, std::move(after), now, cause); !w) return w;
+            const std::string why = std::string{to_string(cause::push_failed)} + ": " + std::string{to_string(e.code)};
+            if (auto w = detail::write_record(tx, fx, *cur, std::move(after), now, why); !w) return w;
         }
         return {};
     });
@@ -187,29 +187,29 @@ result<void> sync_engine<Entity, Policies...>::apply_outcome(Tx& tx, detail::eff
     if (!*cur) return {};  // cannot happen while in flight; nothing to settle
     const record_type& before = **cur;
     record_type after = before;
-    std::string cause;
+    std::string why;
     switch (out.outcome) {
         case push_outcome::kind::applied:
             ++rep.pushed;
             if (op.kind == op_kind::remove) {
                 ++rep.removed;
-                return detail::erase_record(tx, fx, before, now, "push applied: deleted on server");
+                return detail::erase_record(tx, fx, before, now, to_string(cause::push_deleted_on_server));
             }
-            cause = take_applied(after, op, sent, out, fx);
+            why = take_applied(after, op, sent, out, fx);
             if (after.status == sync_status::synced) after.updated_at = now;
             break;
         case push_outcome::kind::conflict: {
             auto v = entity_ops<Entity>::from_json(out.record.value);
             if (!v) {
                 count_failure(after, v.error(), now, rep, attempt_kind::backs_off);
-                cause = "push conflict with an unreadable server value";
+                why = to_string(cause::push_conflict_unreadable);
                 break;
             }
             if (op.kind != op_kind::create && is_own_write(out.record)) {
-                cause = rebase_on_own_write(after, out.record, *v);
+                why = rebase_on_own_write(after, out.record, *v);
                 break;
             }
-            cause = settle_conflict(after, out.record, std::move(*v), rep);
+            why = settle_conflict(after, out.record, std::move(*v), rep);
             after.updated_at = now;
             break;
         }
@@ -223,11 +223,11 @@ result<void> sync_engine<Entity, Policies...>::apply_outcome(Tx& tx, detail::eff
                                                                        : "deleted on server");
             }
             count_failure(after, out.failure, now, rep, attempt_kind::per_error);
-            cause = std::string{"push rejected: "} + std::string{to_string(out.failure.code)};
+            why = std::string{to_string(cause::push_rejected)} + ": " + std::string{to_string(out.failure.code)};
             break;
     }
     if (is_due(after, now)) ++handled_still_due_;
-    return detail::write_record(tx, fx, *cur, std::move(after), now, cause);
+    return detail::write_record(tx, fx, *cur, std::move(after), now, why);
 }
 
 template <class Entity, class... Policies>

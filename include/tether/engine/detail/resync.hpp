@@ -34,7 +34,7 @@ result<void> sync_engine<Entity, Policies...>::finish_resync(detail::pull_run& r
             if (!*cur || (*cur)->server_id != r.server_id) continue;
             if ((*cur)->deleted) {
                 ++rep.removed;
-                if (auto e = detail::erase_record(tx, fx, **cur, now, "resync: deleted, unknown to the server"); !e) {
+                if (auto e = detail::erase_record(tx, fx, **cur, now, to_string(cause::resync_deleted_unknown)); !e) {
                     return e;
                 }
                 continue;
@@ -53,7 +53,7 @@ result<void> sync_engine<Entity, Policies...>::finish_resync(detail::pull_run& r
             }
             after.updated_at = now;
             rerun_.store(true);
-            if (auto w = detail::write_record(tx, fx, *cur, std::move(after), now, "resync: unknown to the server");
+            if (auto w = detail::write_record(tx, fx, *cur, std::move(after), now, to_string(cause::resync_unknown));
                 !w) {
                 return w;
             }

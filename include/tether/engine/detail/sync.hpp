@@ -180,7 +180,7 @@ result<void> sync_engine<Entity, Policies...>::merge_pulled_twin(Tx& tx, detail:
     }
     fx.warnings.push_back("record " + gone.id.to_string() + " (server id " + server_id + ") is " + id.to_string() +
                           ", pulled before its create was answered: merged");
-    return detail::erase_record(tx, fx, gone, now, "merged into " + id.to_string(), false);
+    return detail::erase_record(tx, fx, gone, now, to_string(cause::merged_twin), false);
 }
 
 template <class Entity, class... Policies>
