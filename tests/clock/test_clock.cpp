@@ -51,8 +51,7 @@ struct move_only_clock {
 }  // namespace
 
 TEST_CASE("clock_policy: stock clocks conform, malformed ones do not", "[clock]") {
-    STATIC_REQUIRE(tether::clock_policy<manual_clock>);
-    STATIC_REQUIRE(tether::clock_policy<tether::system_clock>);
+    // manual_clock and system_clock are checked where they are defined.
     STATIC_REQUIRE(tether::clock_policy<frozen_clock>);
 
     STATIC_REQUIRE_FALSE(tether::clock_policy<no_kind_clock>);

@@ -256,9 +256,9 @@ TEST_CASE("health counts records by status and ages the oldest pending change", 
     REQUIRE(h0->pending == 0);
     REQUIRE_FALSE(h0->oldest_pending_age);
 
-    (void)engine.create(Job{"a", 0, ""});
+    REQUIRE(engine.create(Job{"a", 0, ""}));
     clock.advance(90s);
-    (void)engine.create(Job{"b", 0, ""});
+    REQUIRE(engine.create(Job{"b", 0, ""}));
     clock.advance(30s);
     auto h = engine.health();
     REQUIRE(h->pending == 2);
@@ -283,8 +283,8 @@ TEST_CASE("watchers see every committed change, outside the engine's locks", "[e
         REQUIRE(c.id == b.id);
         ++b_changes;
     });
-    (void)engine.update(a.id, [](Job& j) { j.progress = 1; });
-    (void)engine.update(b.id, [](Job& j) { j.progress = 2; });
+    REQUIRE(engine.update(a.id, [](Job& j) { j.progress = 1; }));
+    REQUIRE(engine.update(b.id, [](Job& j) { j.progress = 2; }));
     REQUIRE(engine.remove(b.id));
     REQUIRE(b_changes == 2);
     REQUIRE(all == std::vector<tether::change_kind>{tether::change_kind::created, tether::change_kind::created,
@@ -293,7 +293,7 @@ TEST_CASE("watchers see every committed change, outside the engine's locks", "[e
     REQUIRE(causes.back() == "remove");
 
     sub_all.reset();
-    (void)engine.update(a.id, [](Job& j) { j.progress = 3; });
+    REQUIRE(engine.update(a.id, [](Job& j) { j.progress = 3; }));
     REQUIRE(all.size() == 5);
 }
 
@@ -307,8 +307,8 @@ TEST_CASE("the transition hook sees every status change with time and cause", "[
 
     auto r = engine.create(Job{"a", 0, ""}).value();
     clock.advance(1s);
-    (void)engine.update(synced.id, [](Job& j) { j.progress = 7; });
-    (void)engine.update(synced.id, [](Job& j) { j.progress = 8; });  // pending -> pending: not a transition
+    REQUIRE(engine.update(synced.id, [](Job& j) { j.progress = 7; }));
+    REQUIRE(engine.update(synced.id, [](Job& j) { j.progress = 8; }));  // pending -> pending: not a transition
     REQUIRE(engine.remove(r.id));
     REQUIRE(seen.size() == 3);
     REQUIRE_FALSE(seen[0].from);
@@ -393,7 +393,7 @@ TEST_CASE("a new engine over the same storage sees every record (app restart)", 
     {
         auto engine = tether::make_engine<Job>(storage, tether::manual_clock{});
         id = engine.create(Job{"survives", 1, ""}).value().id;
-        (void)engine.update(id, [](Job& j) { j.progress = 2; });
+        REQUIRE(engine.update(id, [](Job& j) { j.progress = 2; }));
     }
     auto restarted = tether::make_engine<Job>(storage, tether::manual_clock{});
     auto r = restarted.get(id);

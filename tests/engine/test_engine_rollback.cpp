@@ -66,7 +66,6 @@ struct flaky_storage {
 }  // namespace
 
 TEST_CASE("a pull page that fails half-way is rolled back and nobody hears of it", "[engine][storage]") {
-    STATIC_REQUIRE(tether::storage_policy<flaky_storage, Job>);
     tether::manual_clock clock;
     tether::loopback_server server{[clock] { return clock.now(); }};
     REQUIRE(server.put("alice", "jobs", "", {{"title", "good"}, {"progress", 1}, {"audio_path", ""}}));

@@ -69,11 +69,11 @@ TEST_CASE("push of an update sends only the changed fields", "[sync]") {
     std::vector<tether::push_op> other{{tether::op_kind::update, r.id, sid, srv.version, {{"title", "renamed"}}}};
     REQUIRE(w.server.push("alice", "jobs", other)->at(0).outcome == tether::push_outcome::kind::applied);
     // Our base version is now stale, so our push conflicts and the server wins...
-    (void)dev.update(r.id, [](Job& j) { j.progress = 40; });
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 40; }));
     REQUIRE(dev.push()->conflicts == 1);
     REQUIRE(reload(dev, r.id).value.title == "renamed");
     // ...but from the current version, an edit sends progress alone and keeps the server's title.
-    (void)dev.update(r.id, [](Job& j) { j.progress = 41; });
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 41; }));
     REQUIRE(dev.push()->pushed == 1);
     auto now = w.on_server()[0];
     REQUIRE(now.value["title"] == "renamed");
@@ -170,7 +170,7 @@ TEST_CASE("a permanent rejection fails the record at once; a poison record never
 TEST_CASE("batches respect the transport's size and one failing batch fails only its records", "[sync]") {
     world w;
     auto dev = tether::make_engine<Job>(tether::loopback_transport{w.server, "alice", 3}, w.clock);
-    for (int i = 0; i < 7; ++i) (void)dev.create(Job{"j" + std::to_string(i), i, ""});
+    for (int i = 0; i < 7; ++i) REQUIRE(dev.create(Job{"j" + std::to_string(i), i, ""}));
     auto rep = dev.push();
     REQUIRE(rep->pushed == 7);
     REQUIRE(w.on_server().size() == 7);
@@ -260,7 +260,7 @@ TEST_CASE("an edit in flight stays pending with the server's id when no rerun ha
     auto r = dev.create(Job{"memo", 0, ""}).value();
     w.server.set_push_hook([&] {
         w.server.set_push_hook({});
-        (void)dev.update(r.id, [](Job& j) { j.progress = 5; });
+        CHECK(dev.update(r.id, [](Job& j) { j.progress = 5; }));  // CHECK: this runs inside the server's push
         // Make the rerun see the server offline so we can observe the intermediate state.
         w.server.fail_next(1, tether::make_error(tether::errc::offline, "no network"));
     });
@@ -299,7 +299,7 @@ TEST_CASE("a 401 pauses sync without counting an attempt until login returns", "
 TEST_CASE("sync is gated while offline and says so", "[sync]") {
     world w;
     auto dev = w.device();
-    (void)dev.create(Job{"memo", 0, ""});
+    REQUIRE(dev.create(Job{"memo", 0, ""}));
     dev.set_online(false);
     auto rep = dev.sync();
     REQUIRE(rep);
@@ -335,7 +335,7 @@ TEST_CASE("pull brings other devices' records and keeps the cursor across restar
     tether::memory_storage desk_storage;
     auto desk = tether::make_engine<Job>(desk_storage, tether::loopback_transport{w.server, "alice"}, w.clock,
                                          tether::engine_options{.pull_limit = 2});
-    for (int i = 0; i < 5; ++i) (void)phone.create(Job{"p" + std::to_string(i), i, ""});
+    for (int i = 0; i < 5; ++i) REQUIRE(phone.create(Job{"p" + std::to_string(i), i, ""}));
     REQUIRE(phone.sync()->pushed == 5);
     auto rep = desk.pull();
     REQUIRE(rep->pulled == 5);  // three pages of two
@@ -355,7 +355,7 @@ TEST_CASE("users never see each other's records", "[sync]") {
     world w;
     auto alice = w.device("alice");
     auto bob = w.device("bob");
-    (void)alice.create(Job{"alice's", 0, ""});
+    REQUIRE(alice.create(Job{"alice's", 0, ""}));
     REQUIRE(alice.sync());
     REQUIRE(bob.sync());
     REQUIRE(bob.list()->empty());
@@ -387,9 +387,9 @@ TEST_CASE("full-list mode detects server-side deletions of synced records only",
     auto failed = dev.create(Job{"failed", 0, ""}).value();
     REQUIRE(dev.sync()->pushed == 3);
     w.server.poison(failed.id);
-    (void)dev.update(failed.id, [](Job& j) { j.progress = 2; });
+    REQUIRE(dev.update(failed.id, [](Job& j) { j.progress = 2; }));
     REQUIRE(dev.push()->failed == 1);                                  // failed: kept
-    (void)dev.update(edited.id, [](Job& j) { j.progress = 1; });       // pending: kept
+    REQUIRE(dev.update(edited.id, [](Job& j) { j.progress = 1; }));     // pending: kept
     for (const auto& s : w.on_server()) REQUIRE(w.server.erase("alice", "jobs", s.server_id));
     auto rep = dev.pull();
     REQUIRE(rep);
@@ -428,7 +428,7 @@ tether::local_id make_conflict(world& w, Engine& dev, tether::timestamp server_t
     w.clock.set(server_time);
     REQUIRE(w.server.put("alice", "jobs", sid, {{"title", "server title"}, {"progress", 0}, {"audio_path", "/a"}}));
     w.clock.set(local_time);
-    (void)dev.update(r.id, [](Job& j) { j.progress = 50; });
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 50; }));
     return r.id;
 }
 
@@ -532,7 +532,7 @@ TEST_CASE("an edit to a record deleted on the server ends in its deletion, repor
     auto r = dev.create(Job{"memo", 0, ""}).value();
     REQUIRE(dev.sync());
     REQUIRE(w.server.erase("alice", "jobs", *reload(dev, r.id).server_id));
-    (void)dev.update(r.id, [](Job& j) { j.progress = 1; });
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 1; }));
     std::vector<std::string> causes;
     dev.on_transition([&](const tether::transition& t) { causes.push_back(t.cause); });
     auto rep = dev.push();
@@ -546,10 +546,10 @@ TEST_CASE("the engine state goes syncing and back, and to error after a failed r
     auto dev = w.device();
     std::vector<tether::engine_state> states;
     auto sub = dev.watch_state([&](tether::engine_state s) { states.push_back(s); });
-    (void)dev.create(Job{"memo", 0, ""});
+    REQUIRE(dev.create(Job{"memo", 0, ""}));
     REQUIRE(dev.sync());
     w.server.fail_next(1, tether::loopback_server::transient_error());
-    (void)dev.create(Job{"memo 2", 0, ""});
+    REQUIRE(dev.create(Job{"memo 2", 0, ""}));
     REQUIRE(dev.sync()->failure);
     REQUIRE(states == std::vector<tether::engine_state>{tether::engine_state::syncing, tether::engine_state::idle,
                                                         tether::engine_state::syncing, tether::engine_state::error});
@@ -564,7 +564,7 @@ TEST_CASE("a failed record that keeps its local change in a conflict keeps its e
     auto r = dev.create(Job{"memo", 0, ""}).value();
     REQUIRE(dev.sync());
     w.server.poison(r.id);
-    (void)dev.update(r.id, [](Job& j) { j.progress = 3; });
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 3; }));
     REQUIRE(dev.push()->failed == 1);
     REQUIRE(w.server.put("alice", "jobs", *reload(dev, r.id).server_id,
                          {{"title", "server"}, {"progress", 0}, {"audio_path", ""}}));
@@ -582,7 +582,7 @@ TEST_CASE("field_merge never resurrects a delete whose push failed", "[sync][con
     auto dev = w.device(std::string{"alice"}, tether::field_merge{});
     auto r = dev.create(Job{"memo", 0, ""}).value();
     REQUIRE(dev.sync());
-    (void)dev.update(r.id, [](Job& j) { j.progress = 3; });
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 3; }));
     REQUIRE(dev.remove(r.id));
     w.server.fail_next(1, tether::loopback_server::transient_error());
     REQUIRE(dev.push()->retrying == 1);  // the delete is now in `error`
@@ -623,10 +623,10 @@ TEST_CASE("a lost update response, then another edit: the edit survives under se
     auto dev = w.device();
     auto r = dev.create(Job{"memo", 0, ""}).value();
     REQUIRE(dev.sync());
-    (void)dev.update(r.id, [](Job& j) { j.progress = 50; });
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 50; }));
     w.server.drop_next_responses(1);               // the update applies; its answer is lost
     REQUIRE(dev.push()->retrying == 1);
-    (void)dev.update(r.id, [](Job& j) { j.progress = 90; });  // the user edits again
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 90; }));  // the user edits again
     w.clock.advance(1min);
     auto rep = dev.sync();
     REQUIRE(rep);
@@ -644,13 +644,13 @@ TEST_CASE("another device's change is still a conflict even after a lost respons
     auto r = dev.create(Job{"memo", 0, ""}).value();
     REQUIRE(dev.sync());
     REQUIRE(other.sync());
-    (void)dev.update(r.id, [](Job& j) { j.progress = 50; });
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 50; }));
     w.server.drop_next_responses(1);
     REQUIRE(dev.push()->retrying == 1);             // applied on the server, answer lost
     REQUIRE(other.sync());                           // other pulls dev's write...
-    (void)other.update(r.id, [](Job& j) { j.title = "other"; });
+    REQUIRE(other.update(r.id, [](Job& j) { j.title = "other"; }));
     REQUIRE(other.sync()->pushed == 1);              // ...and changes it on top
-    (void)dev.update(r.id, [](Job& j) { j.progress = 60; });
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 60; }));
     w.clock.advance(1min);
     auto rep = dev.sync();
     REQUIRE(rep);

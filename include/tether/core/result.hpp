@@ -289,18 +289,37 @@ private:
         return R(unexpect, std::invoke(std::forward<F>(f), std::forward<Self>(self).error()));
     }
 
+    // True when `f(value)` (or `f()` for void) is well-formed.
+    template <class Self, class F>
+    static constexpr bool value_invocable_() {
+        if constexpr (std::is_void_v<typename Derived::value_type>) return std::is_invocable_v<F>;
+        else return std::is_invocable_v<F, decltype(*std::declval<Self>())>;
+    }
+
     template <class Self, class OnError, class OnValue>
     static constexpr auto fold_(Self&& self, OnError&& on_error, OnValue&& on_value) {
-        using A = error_result_t<Self, OnError>;
-        using B = value_result_t<Self, OnValue>;
-        static_assert(have_common_type<A, B>,
-                      "tether::result::fold: on_error and on_value must return the same (or a common) type");
-        if constexpr (have_common_type<A, B>) {
-            using R = std::common_type_t<A, B>;
-            if (self.has_value()) {
-                return static_cast<R>(invoke_value_(std::forward<Self>(self), std::forward<OnValue>(on_value)));
+        // Checked before any result type is computed, so that a call with the
+        // callbacks swapped stops here rather than deep in std::invoke_result.
+        constexpr bool error_ok = std::is_invocable_v<OnError, decltype(std::declval<Self>().error())>;
+        constexpr bool value_ok = value_invocable_<Self, OnValue>();
+        static_assert(error_ok,
+                      "tether::result::fold(on_error, on_value): on_error, the first argument, must be callable "
+                      "with the error (are on_error and on_value swapped?)");
+        static_assert(!error_ok || value_ok,
+                      "tether::result::fold(on_error, on_value): on_value, the second argument, must be callable "
+                      "with the value (with no argument for result<void>)");
+        if constexpr (error_ok && value_ok) {
+            using A = error_result_t<Self, OnError>;
+            using B = value_result_t<Self, OnValue>;
+            static_assert(have_common_type<A, B>,
+                          "tether::result::fold: on_error and on_value must return the same (or a common) type");
+            if constexpr (have_common_type<A, B>) {
+                using R = std::common_type_t<A, B>;
+                if (self.has_value()) {
+                    return static_cast<R>(invoke_value_(std::forward<Self>(self), std::forward<OnValue>(on_value)));
+                }
+                return static_cast<R>(std::invoke(std::forward<OnError>(on_error), std::forward<Self>(self).error()));
             }
-            return static_cast<R>(std::invoke(std::forward<OnError>(on_error), std::forward<Self>(self).error()));
         }
     }
 };
