@@ -1,6 +1,6 @@
 #pragma once
 
-#include <tether/clock/clock.hpp>
+#include <tether/core/timestamp.hpp>
 #include <tether/core/ids.hpp>
 
 #include <array>

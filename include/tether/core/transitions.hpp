@@ -5,7 +5,7 @@
 // storage, transport or engine is involved, so each is tested on its own; the
 // engine stores the record and tells watchers. The legal status transitions
 // they keep to are in status.hpp.
-#include <tether/clock/clock.hpp>
+#include <tether/core/timestamp.hpp>
 #include <tether/conflict/conflict.hpp>
 #include <tether/core/cause.hpp>
 #include <tether/core/entity.hpp>

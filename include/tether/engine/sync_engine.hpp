@@ -209,7 +209,7 @@ public:
         std::optional<record_type> out;
         auto done = store_.transact([&](auto& tx) -> result<void> {
             using tx_type = std::remove_cvref_t<decltype(tx)>;
-            if constexpr (detail::editable_transaction<tx_type, Entity>) {
+            if constexpr (editable_transaction<tx_type, Entity>) {
                 // In place: the store keeps the record as it was for rollback.
                 const auto edit = tx.edit(id);
                 if (!edit) return unexpected{not_found(id)};
@@ -619,9 +619,7 @@ private:
     /// (a store offering `defer_until_commit`) is heard of when that commits,
     /// and never if it rolls back.
     void deliver(detail::effects<Entity>& fx, bool committed) {
-        if constexpr (requires(std::function<void()>& f) {
-                          { store_.defer_until_commit(f) } -> std::same_as<bool>;
-                      }) {
+        if constexpr (deferring_store<store_type>) {
             if (committed && (!fx.transitions.empty() || !fx.changes.empty() || !fx.erased.empty())) {
                 auto later = std::make_shared<detail::effects<Entity>>();
                 later->transitions.swap(fx.transitions);

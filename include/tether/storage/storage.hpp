@@ -1,13 +1,15 @@
 #pragma once
 
-#include <tether/clock/clock.hpp>
+#include <tether/core/timestamp.hpp>
 #include <tether/core/error.hpp>
 #include <tether/core/ids.hpp>
 #include <tether/core/record.hpp>
+#include <tether/core/status.hpp>
 #include <tether/core/result.hpp>
 #include <tether/detail/rebind.hpp>
 
 #include <concepts>
+#include <functional>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -100,12 +102,10 @@ struct transaction_probe {
 /// 5. `s.counts()` the `status_counts`; `s.get_meta(key)` a metadata value;
 /// 6. every member is thread-safe and reports failure as a `result` error
 ///    (`errc::storage`, or `errc::busy` for a lock held elsewhere), never by throwing;
-/// 7. optionally, the transaction has `result<void> audit(const transition&)`:
-///    the engine then records every status transition in the same transaction;
-/// 8. optionally, the transaction has `const record<E>* peek(const local_id&)`
-///    (or `result<const record<E>*>` when the lookup may fail): the engine then
-///    reads records without copying them; and `record_edit<E> edit(const local_id&)`:
-///    the engine then updates records in place instead of putting a replacement.
+/// 7. optionally, the store offers the capabilities named by the concepts
+///    below (`audited_transaction`, `peekable_transaction`,
+///    `editable_transaction`, `deferring_store`, `reports_unreadable`); the
+///    engine uses each one it finds, and works without any of them.
 /// Nesting `transact` inside `transact` on the same store is not required to work.
 ///
 /// @code
@@ -160,6 +160,48 @@ concept reports_unreadable = record_store<S, E>
            { cs.unreadable() } -> std::same_as<result<std::vector<unreadable_record>>>;
            { tx.unreadable(id) } -> std::same_as<bool>;
        };
+
+// ---- optional capabilities: what a store may offer, and what each buys ----------
+
+/// @brief Optional capability: the transaction keeps an audit log. Buys: every
+/// status transition the engine makes is recorded in the same transaction as
+/// the write (`result<void> audit(const transition&)`), so the log and the data
+/// never disagree (DOMAIN.md §3, auditable transitions).
+template <class Tx>
+concept audited_transaction = requires(Tx& tx, const transition& t) {
+    { tx.audit(t) } -> std::same_as<result<void>>;
+};
+
+/// @brief Optional capability: the transaction lends a stored record without
+/// copying it (`peek(id)` returning `const record<E>*`, or
+/// `result<const record<E>*>` when the lookup may fail; null when absent, valid
+/// until the transaction's next write). Buys: reads on the write path (update,
+/// remove, create's collision check) cost no record copy.
+template <class Tx, class E>
+concept peekable_transaction = requires(Tx& tx, const local_id& id) {
+    requires std::convertible_to<decltype(tx.peek(id)), const record<E>*> ||
+                 std::same_as<decltype(tx.peek(id)), result<const record<E>*>>;
+};
+
+/// @brief Optional capability: the transaction hands out the stored record to
+/// change in place (`record_edit<E> edit(const local_id&)`). Buys: `update`
+/// changes the record where it lies, one lookup, no replacement moved through
+/// the store.
+template <class Tx, class E>
+concept editable_transaction = requires(Tx& tx, const local_id& id) {
+    { tx.edit(id) } -> std::same_as<record_edit<E>>;
+};
+
+/// @brief Optional capability: engine writes may join a transaction the app
+/// opened around several of them (`bool defer_until_commit(std::function<void()>&)`
+/// keeps the function and runs it after the outermost commit, drops it on a
+/// rollback, and returns false when no such transaction is open). Buys:
+/// watchers and hooks hear of a write inside the app's transaction only once it
+/// commits, and never of one that rolls back.
+template <class S>
+concept deferring_store = requires(S& s, std::function<void()>& fn) {
+    { s.defer_until_commit(fn) } -> std::same_as<bool>;
+};
 
 /// @brief The store type a storage policy `P` gives for entity `E`:
 /// `P::rebind<E>` if `P` has it, else `P`.

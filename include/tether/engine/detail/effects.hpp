@@ -49,12 +49,14 @@ struct effects {
 /// `const record<E>*`, or `result<const record<E>*>` when the lookup may fail).
 template <class E, class Tx, class F>
 result<void> with_record(Tx& tx, const local_id& id, F&& f) {
-    if constexpr (requires { { tx.peek(id) } -> std::convertible_to<const record<E>*>; }) {
-        return std::forward<F>(f)(static_cast<const record<E>*>(tx.peek(id)));
-    } else if constexpr (requires { { tx.peek(id) } -> std::same_as<result<const record<E>*>>; }) {
-        auto found = tx.peek(id);  // a store whose lookup may fail (it may have to read)
-        if (!found) return unexpected{std::move(found).error()};
-        return std::forward<F>(f)(*found);
+    if constexpr (peekable_transaction<Tx, E>) {
+        if constexpr (std::convertible_to<decltype(tx.peek(id)), const record<E>*>) {
+            return std::forward<F>(f)(static_cast<const record<E>*>(tx.peek(id)));
+        } else {
+            auto found = tx.peek(id);  // a store whose lookup may fail (it may have to read)
+            if (!found) return unexpected{std::move(found).error()};
+            return std::forward<F>(f)(*found);
+        }
     } else {
         auto found = tx.get(id);
         if (!found) return unexpected{std::move(found).error()};
@@ -84,7 +86,7 @@ result<void> account_write(Tx& tx, effects<E>& fx, std::optional<sync_status> be
                                              " -> " + std::string{to_string(after.status)} + " (" + std::string{cause} + ")")};
         }
     }
-    if constexpr (requires { tx.audit(*t); }) {
+    if constexpr (audited_transaction<Tx>) {
         if (t) {
             if (auto a = tx.audit(*t); !a) return a;
         }
@@ -124,12 +126,6 @@ result<void> write_record(Tx& tx, effects<E>& fx, const std::optional<record<E>>
                         now, cause);
 }
 
-/// True if transaction `Tx` lets the engine change a stored record in place
-/// (see `record_edit` in storage/storage.hpp).
-template <class Tx, class E>
-concept editable_transaction = requires(Tx& tx, const local_id& id) {
-    { tx.edit(id) } -> std::same_as<record_edit<E>>;
-};
 
 /// Erases `before` inside transaction `tx` and records the deletion; the
 /// cleanup hook runs for it unless `cleanup` is false (a record merged into
@@ -138,7 +134,7 @@ template <class Tx, class E>
 result<void> erase_record(Tx& tx, effects<E>& fx, const record<E>& before, timestamp now, std::string_view cause,
                           bool cleanup = true) {
     transition t{before.id, before.status, std::nullopt, now, std::string{cause}, true};
-    if constexpr (requires { tx.audit(t); }) {
+    if constexpr (audited_transaction<Tx>) {
         if (auto a = tx.audit(t); !a) return a;
     }
     const auto id = before.id;

@@ -3,7 +3,7 @@
 /// @file
 /// @brief `tether::sqlite_database`: an open SQLite database shared by stores.
 
-#include <tether/clock/clock.hpp>
+#include <tether/core/timestamp.hpp>
 #include <tether/core/error.hpp>
 #include <tether/core/ids.hpp>
 #include <tether/core/result.hpp>

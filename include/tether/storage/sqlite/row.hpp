@@ -3,7 +3,7 @@
 /// @file
 /// @brief Internals of the SQLite storage: a `record<E>` to and from a table row.
 
-#include <tether/clock/clock.hpp>
+#include <tether/core/timestamp.hpp>
 #include <tether/core/entity.hpp>
 #include <tether/core/error.hpp>
 #include <tether/core/ids.hpp>

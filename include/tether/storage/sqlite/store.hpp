@@ -3,7 +3,7 @@
 /// @file
 /// @brief `tether::sqlite_storage` (the policy) and `tether::sqlite_store<E>` (one table).
 
-#include <tether/clock/clock.hpp>
+#include <tether/core/timestamp.hpp>
 #include <tether/core/entity.hpp>
 #include <tether/core/error.hpp>
 #include <tether/core/ids.hpp>
