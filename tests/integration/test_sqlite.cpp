@@ -141,16 +141,16 @@ struct dashed {
 TEST_CASE("sqlite_storage passes the storage conformance suite (file)", "[sqlite][storage]") {
     temp_dir dir;
     int n = 0;
-    tether_test::storage_conformance([&] {
+    tether_test::require_conformant(tether::testing::check_storage([&] {
         return tether::sqlite_storage{open_ok(dir.file("conformance" + std::to_string(n++) + ".db"))};
-    });
+    }));
 }
 
 TEST_CASE("sqlite_storage passes the storage conformance suite (:memory:, NORMAL, audit)", "[sqlite][storage]") {
-    tether_test::storage_conformance([] {
+    tether_test::require_conformant(tether::testing::check_storage([] {
         return tether::sqlite_storage{open_ok(":memory:", {.synchronous = tether::sqlite_options::sync_mode::normal,
                                                            .audit = true})};
-    });
+    }));
 }
 
 TEST_CASE("sqlite: the audit capability is detectable by the engine", "[sqlite][audit]") {

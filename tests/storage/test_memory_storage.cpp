@@ -23,7 +23,7 @@ struct impostor {
 }  // namespace
 
 TEST_CASE("memory_storage passes the storage conformance suite", "[storage][memory]") {
-    tether_test::storage_conformance([] { return tether::memory_storage{}; });
+    tether_test::require_conformant(tether::testing::check_storage([] { return tether::memory_storage{}; }));
 }
 
 TEST_CASE("memory_storage: copies share one store", "[storage][memory]") {

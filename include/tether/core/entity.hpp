@@ -14,17 +14,21 @@
 #include <boost/hana/string.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <optional>
 #include <ranges>
+#include <ratio>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace tether {
 
@@ -252,6 +256,394 @@ std::optional<std::string> find_non_finite(const T& v, const value_path* at) {
     }
 }
 
+// ---- member types: JSON form, decoding, equality --------------------------
+//
+// What an entity member may be, and its JSON form (each branch of `codable`,
+// `encode_value` and `decode_value` below, in this order):
+// - `nlohmann::json`: as is;
+// - a class or enum with its own nlohmann `to_json`/`from_json` (found by ADL,
+//   e.g. `NLOHMANN_JSON_SERIALIZE_ENUM`): what they produce; an enum must
+//   read back the name it was given (nlohmann maps an unknown name to the
+//   first enumerator silently);
+// - `bool`: a JSON boolean; integers of every width: a JSON integer the type
+//   holds exactly; floating point: a JSON number (finite, within range);
+// - other enums: their underlying integer;
+// - `std::string`: a JSON string;
+// - `std::chrono::time_point<std::chrono::system_clock, D>` (so
+//   `tether::timestamp`, `system_clock::time_point`, `sys_days`): an integer,
+//   milliseconds since the epoch (finer digits are dropped, rounding down);
+// - `std::optional<T>`: `null` when empty, else T's form;
+// - `std::vector<T>`: an array; a map keyed by `std::string`: an object;
+// - a Hana Struct: an object, one key per member (as the entity itself);
+// - any other type nlohmann converts (std::array, std::set, std::pair, maps
+//   with other keys...): nlohmann's form, read with nlohmann's own rules.
+
+template <class T>
+struct is_std_vector : std::false_type {};
+template <class T, class A>
+struct is_std_vector<std::vector<T, A>> : std::true_type {};
+
+template <class T>
+concept string_keyed_map = map_like<T> && std::same_as<std::remove_cv_t<typename T::key_type>, std::string>;
+
+template <class T>
+struct is_system_time_point : std::false_type {};
+template <class D>
+struct is_system_time_point<std::chrono::time_point<std::chrono::system_clock, D>> : std::true_type {};
+
+/// True for the time points that map onto milliseconds without overflow checks
+/// of their own: an integer count at millisecond resolution or finer, or a
+/// whole number of milliseconds per tick.
+template <class T>
+consteval bool millisecond_mappable() {
+    using D = typename T::duration;
+    using per_ms = std::ratio_divide<typename D::period, std::milli>;
+    return std::is_integral_v<typename D::rep> && (std::ratio_less_equal_v<typename D::period, std::milli> || per_ms::den == 1);
+}
+
+/// A class or enum with nlohmann conversions of its own (ADL `to_json`/`from_json`).
+template <class T>
+concept own_json_conversion = (std::is_class_v<T> || std::is_enum_v<T>) && nlohmann_convertible<T>;
+
+/// A type nlohmann converts by itself (both ways).
+template <class T>
+concept nlohmann_native = std::is_constructible_v<nlohmann::json, const T&>
+    && requires(const nlohmann::json& j, T& out) { j.get_to(out); };
+
+/// How deep `codable` looks before it answers "yes" (a recursive type: a node
+/// holding a vector of nodes, whose every level is the same type).
+inline constexpr int codec_scan_depth = 16;
+
+/// True if an entity member of type `T` converts to and from JSON (see above).
+template <class T, int Depth = 0>
+consteval bool codable() {
+    using U = std::remove_cv_t<T>;
+    if constexpr (Depth > codec_scan_depth) {
+        return true;
+    } else if constexpr (std::is_same_v<U, nlohmann::json> || own_json_conversion<U>) {
+        return true;
+    } else if constexpr (std::is_arithmetic_v<U> || std::is_enum_v<U> || std::is_same_v<U, std::string>) {
+        return true;
+    } else if constexpr (is_system_time_point<U>::value) {
+        return millisecond_mappable<U>();
+    } else if constexpr (is_std_optional<U>::value || is_std_vector<U>::value) {
+        return std::default_initializable<typename U::value_type> && codable<typename U::value_type, Depth + 1>();
+    } else if constexpr (string_keyed_map<U>) {
+        return std::default_initializable<typename U::mapped_type> && codable<typename U::mapped_type, Depth + 1>();
+    } else if constexpr (hana_struct<U>) {
+        bool all = true;
+        boost::hana::for_each(boost::hana::accessors<U>(), [&](auto pair) {
+            using member = std::remove_cvref_t<decltype(boost::hana::second(pair)(std::declval<const U&>()))>;
+            all = all && codable<member, Depth + 1>();
+        });
+        return all;
+    } else if constexpr (std::is_pointer_v<U> || std::is_same_v<U, std::string_view>) {
+        return false;  // nlohmann would read a string into them, left dangling
+    } else {
+        return nlohmann_native<U>;
+    }
+}
+
+/// Milliseconds since the epoch of a time point (rounded down).
+template <class TP>
+std::int64_t to_epoch_ms(const TP& tp) {
+    using D = typename TP::duration;
+    if constexpr (std::ratio_less_equal_v<typename D::period, std::milli>) {
+        return static_cast<std::int64_t>(std::chrono::floor<std::chrono::milliseconds>(tp.time_since_epoch()).count());
+    } else {
+        constexpr auto factor = static_cast<std::int64_t>(std::ratio_divide<typename D::period, std::milli>::num);
+        const auto count = static_cast<std::int64_t>(tp.time_since_epoch().count());
+        // Saturates rather than overflow (only counts beyond +-292 million years reach it).
+        if (count > std::numeric_limits<std::int64_t>::max() / factor) return std::numeric_limits<std::int64_t>::max();
+        if (count < std::numeric_limits<std::int64_t>::min() / factor) return std::numeric_limits<std::int64_t>::min();
+        return count * factor;
+    }
+}
+
+/// The JSON form of a member value (`T` must be `codable`).
+template <class T>
+nlohmann::json encode_value(const T& v) {
+    using U = std::remove_cv_t<T>;
+    if constexpr (std::is_same_v<U, nlohmann::json>) {
+        return v;
+    } else if constexpr (own_json_conversion<U>) {
+        return nlohmann::json(v);
+    } else if constexpr (std::is_floating_point_v<U>) {
+        return nlohmann::json(static_cast<double>(v));
+    } else if constexpr (std::is_arithmetic_v<U>) {
+        return nlohmann::json(v);
+    } else if constexpr (std::is_enum_v<U>) {
+        return nlohmann::json(static_cast<std::underlying_type_t<U>>(v));
+    } else if constexpr (std::is_same_v<U, std::string>) {
+        return nlohmann::json(v);
+    } else if constexpr (is_system_time_point<U>::value) {
+        return nlohmann::json(to_epoch_ms(v));
+    } else if constexpr (is_std_optional<U>::value) {
+        if (!v) return nlohmann::json(nullptr);
+        return encode_value<typename U::value_type>(*v);
+    } else if constexpr (is_std_vector<U>::value) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& element : v) out.push_back(encode_value<typename U::value_type>(element));
+        return out;
+    } else if constexpr (string_keyed_map<U>) {
+        nlohmann::json out = nlohmann::json::object();
+        for (const auto& [key, mapped] : v) out[key] = encode_value<typename U::mapped_type>(mapped);
+        return out;
+    } else if constexpr (hana_struct<U>) {
+        nlohmann::json out = nlohmann::json::object();
+        boost::hana::for_each(boost::hana::accessors<U>(), [&](auto pair) {
+            const auto& member = boost::hana::second(pair)(v);
+            out[boost::hana::to<char const*>(boost::hana::first(pair))] =
+                encode_value<std::remove_cvref_t<decltype(member)>>(member);
+        });
+        return out;
+    } else {
+        return nlohmann::json(v);
+    }
+}
+
+/// "member 'path' has the wrong type: expected ..., got <JSON type>".
+inline std::string wrong_type(const value_path* at, std::string_view expected, const nlohmann::json& got) {
+    std::string out = "member '" + (at != nullptr ? at->str() : std::string{"value"}) + "' has the wrong type: expected ";
+    out += expected;
+    out += ", got ";
+    if (got.is_number_float()) {
+        out += "the number " + got.dump();
+    } else if (got.is_number()) {
+        out += "the integer " + got.dump();
+    } else {
+        out += got.type_name();  // not the value: a string may be long, or private
+    }
+    return out;
+}
+
+template <class T>
+std::string integer_range() {
+    return "an integer in [" + std::to_string(std::numeric_limits<T>::min()) + ", " +
+           std::to_string(std::numeric_limits<T>::max()) + "]";
+}
+
+template <class T>
+std::optional<std::string> decode_value(const nlohmann::json& j, T& out, const value_path* at);
+
+/// Reads the members of Hana Struct `out` from object `j`: a missing or null
+/// key keeps the member's value (an empty `std::optional` for null), a key
+/// that does not fit is the error message, naming it.
+template <class S>
+std::optional<std::string> decode_members(const nlohmann::json& j, S& out, const value_path* at) {
+    std::optional<std::string> failure;
+    boost::hana::for_each(boost::hana::accessors<S>(), [&](auto pair) {
+        if (failure) return;
+        const char* name = boost::hana::to<char const*>(boost::hana::first(pair));
+        auto it = j.find(name);
+        if (it == j.end()) return;
+        auto& member = boost::hana::second(pair)(out);
+        using member_t = std::remove_cvref_t<decltype(member)>;
+        if (it->is_null()) {
+            if constexpr (is_std_optional<member_t>::value || std::is_same_v<member_t, nlohmann::json>) {
+                member = member_t{};
+            }
+            return;  // null counts as missing
+        }
+        const value_path step{at, value_path::kind::member, name};
+        failure = decode_value<member_t>(*it, member, &step);
+    });
+    return failure;
+}
+
+/// Reads `out` from `j`; the error message (naming the member through `at`) if
+/// `j` does not fit `T`. Never throws (for `codable` types whose own
+/// conversions throw only standard exceptions).
+template <class T>
+std::optional<std::string> decode_value(const nlohmann::json& j, T& out, const value_path* at) {
+    using U = std::remove_cv_t<T>;
+    if constexpr (std::is_same_v<U, nlohmann::json>) {
+        out = j;
+    } else if constexpr (own_json_conversion<U>) {
+        try {
+            j.get_to(out);
+        } catch (const std::exception& e) {
+            return "member '" + (at != nullptr ? at->str() : std::string{"value"}) + "' does not convert: " + e.what();
+        }
+        if constexpr (std::is_enum_v<U>) {
+            if (nlohmann::json(out) != j) return wrong_type(at, "one of the enumeration's names", j);
+        }
+    } else if constexpr (std::is_same_v<U, bool>) {
+        if (!j.is_boolean()) return wrong_type(at, "a boolean", j);
+        out = j.get<bool>();
+    } else if constexpr (std::is_integral_v<U>) {
+        if (!fits_integral<U>(j)) return wrong_type(at, integer_range<U>(), j);
+        out = j.get<U>();
+    } else if constexpr (std::is_floating_point_v<U>) {
+        if (!j.is_number()) return wrong_type(at, "a number", j);
+        const double d = j.get<double>();
+        if (!std::isfinite(d) || std::fabs(d) > static_cast<double>(std::numeric_limits<U>::max())) {
+            return wrong_type(at, "a finite number in the member's range", j);
+        }
+        out = static_cast<U>(d);
+    } else if constexpr (std::is_enum_v<U>) {
+        using under = std::underlying_type_t<U>;
+        if (!fits_integral<under>(j)) return wrong_type(at, "an enumerator's value, " + integer_range<under>(), j);
+        out = static_cast<U>(j.get<under>());
+    } else if constexpr (std::is_same_v<U, std::string>) {
+        if (!j.is_string()) return wrong_type(at, "a string", j);
+        out = j.get<std::string>();
+    } else if constexpr (is_system_time_point<U>::value) {
+        using D = typename U::duration;
+        if (!fits_integral<std::int64_t>(j)) return wrong_type(at, "an integer (milliseconds since the epoch)", j);
+        const std::chrono::milliseconds ms{j.get<std::int64_t>()};
+        if constexpr (std::ratio_less_equal_v<typename D::period, std::milli>) {
+            if (ms > std::chrono::floor<std::chrono::milliseconds>(D::max()) ||
+                ms < std::chrono::ceil<std::chrono::milliseconds>(D::min())) {
+                return wrong_type(at, "milliseconds since the epoch within the time point's range", j);
+            }
+            out = U{std::chrono::duration_cast<D>(ms)};
+        } else {
+            out = U{std::chrono::floor<D>(ms)};
+        }
+    } else if constexpr (is_std_optional<U>::value) {
+        if (j.is_null()) {
+            out.reset();
+        } else {
+            typename U::value_type v{};
+            if (auto failure = decode_value<typename U::value_type>(j, v, at)) return failure;
+            out = std::move(v);
+        }
+    } else if constexpr (is_std_vector<U>::value) {
+        if (!j.is_array()) return wrong_type(at, "an array", j);
+        U v;
+        v.reserve(j.size());
+        std::size_t i = 0;
+        for (const auto& element : j) {
+            const value_path step{at, value_path::kind::index, {}, i++};
+            typename U::value_type e{};  // null only fits an optional (or a json) element
+            if (auto failure = decode_value<typename U::value_type>(element, e, &step)) return failure;
+            v.push_back(std::move(e));
+        }
+        out = std::move(v);
+    } else if constexpr (string_keyed_map<U>) {
+        if (!j.is_object()) return wrong_type(at, "an object", j);
+        U m;
+        for (auto it = j.begin(); it != j.end(); ++it) {
+            const value_path step{at, value_path::kind::string_key, it.key()};
+            typename U::mapped_type v{};
+            if (auto failure = decode_value<typename U::mapped_type>(*it, v, &step)) return failure;
+            m.emplace(it.key(), std::move(v));
+        }
+        out = std::move(m);
+    } else if constexpr (hana_struct<U>) {
+        if (!j.is_object()) return wrong_type(at, "an object", j);
+        return decode_members(j, out, at);
+    } else {
+        try {
+            j.get_to(out);
+        } catch (const std::exception& e) {
+            return "member '" + (at != nullptr ? at->str() : std::string{"value"}) + "' does not convert: " + e.what();
+        }
+    }
+    return std::nullopt;
+}
+
+/// True if `a` and `b` hold the same value: `==` for the leaves, member by
+/// member for Hana Structs without `==`, element by element for optionals,
+/// vectors and string-keyed maps (whose `==` would need their elements' `==`).
+template <class T>
+bool value_equal(const T& a, const T& b) {
+    using U = std::remove_cv_t<T>;
+    if constexpr (is_std_optional<U>::value) {
+        if (a.has_value() != b.has_value()) return false;
+        return !a || value_equal<typename U::value_type>(*a, *b);
+    } else if constexpr (is_std_vector<U>::value) {
+        if (a.size() != b.size()) return false;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            if (!value_equal<typename U::value_type>(a[i], b[i])) return false;
+        }
+        return true;
+    } else if constexpr (string_keyed_map<U>) {
+        if (a.size() != b.size()) return false;
+        for (const auto& [key, mapped] : a) {
+            auto it = b.find(key);
+            if (it == b.end() || !value_equal<typename U::mapped_type>(mapped, it->second)) return false;
+        }
+        return true;
+    } else if constexpr (std::equality_comparable<U>) {
+        return static_cast<bool>(a == b);
+    } else if constexpr (hana_struct<U>) {
+        bool same = true;
+        boost::hana::for_each(boost::hana::accessors<U>(), [&](auto pair) {
+            const auto& ma = boost::hana::second(pair)(a);
+            same = same && value_equal<std::remove_cvref_t<decltype(ma)>>(ma, boost::hana::second(pair)(b));
+        });
+        return same;
+    } else {
+        return encode_value(a) == encode_value(b);
+    }
+}
+
+// ---- naming the member that does not convert -------------------------------
+
+/// A member name as a template argument, so that a diagnostic shows it.
+template <std::size_t N>
+struct member_name {
+    char text[N];
+};
+
+template <class Name>
+struct member_name_of;
+template <char... C>
+struct member_name_of<boost::hana::string<C...>> {
+    static constexpr member_name<sizeof...(C) + 1> value{{C..., '\0'}};
+};
+
+/// Instantiated only for a member that does not convert: the diagnostic shows
+/// the struct, the member's name and its type as this template's arguments.
+template <class Struct, member_name Name, class Member>
+struct entity_member_does_not_convert {
+    static_assert(sizeof(Member) == 0,
+                  "tether: an entity member does not convert to and from JSON (the struct, the member's name and "
+                  "its type are the arguments of entity_member_does_not_convert above). Supported: bool, integers, "
+                  "floating point, enums, std::string, std::chrono::system_clock time points, std::optional, "
+                  "std::vector, std::map<std::string, T>, nested Hana Structs, nlohmann::json, and types with "
+                  "nlohmann to_json/from_json (docs/guide.md, section 1)");
+    static constexpr bool value = false;
+};
+
+/// The innermost type of `std::optional`, `std::vector` and string-keyed maps.
+template <class T>
+struct unwrapped {
+    using type = T;
+};
+template <class T>
+    requires(is_std_optional<T>::value || is_std_vector<T>::value)
+struct unwrapped<T> : unwrapped<std::remove_cv_t<typename T::value_type>> {};
+template <string_keyed_map T>
+struct unwrapped<T> : unwrapped<std::remove_cv_t<typename T::mapped_type>> {};
+
+/// True if every member of Hana Struct `S` converts; a static_assert naming
+/// each one that does not (the innermost struct's member, for nested ones).
+template <class S>
+consteval bool check_members_convert() {
+    if constexpr (hana_struct<S> && !own_json_conversion<S>) {
+        bool all = true;
+        boost::hana::for_each(boost::hana::accessors<S>(), [&](auto pair) {
+            using member = std::remove_cvref_t<decltype(boost::hana::second(pair)(std::declval<const S&>()))>;
+            if constexpr (!codable<member, 1>()) {
+                using inner = typename unwrapped<member>::type;
+                if constexpr (hana_struct<inner> && !own_json_conversion<inner> && !std::is_same_v<inner, S> &&
+                              !check_members_convert<inner>()) {
+                    all = false;  // named inside
+                } else {
+                    using name = std::remove_cvref_t<decltype(boost::hana::first(pair))>;
+                    all = entity_member_does_not_convert<S, member_name_of<name>::value, member>::value && all;
+                }
+            }
+        });
+        return all;
+    } else {
+        return true;
+    }
+}
+
 }  // namespace detail
 
 /// @brief Where an entity lives: its collection name.
@@ -279,8 +671,10 @@ struct entity_traits<E> {
 ///
 /// Two kinds of type are served:
 /// - a struct made visible with `BOOST_HANA_DEFINE_STRUCT` / `BOOST_HANA_ADAPT_STRUCT`
-///   (every member convertible with nlohmann_json): fields map to JSON keys,
-///   equality and diff go member by member;
+///   (every member of a type listed in `tether::entity`): fields map to JSON
+///   keys, equality and diff go member by member. A member is one field however
+///   deep it is: a nested struct, an optional or a vector that differs anywhere
+///   is named whole by `diff`, and `merge` takes it whole;
 /// - a type with its own nlohmann `to_json`/`from_json` producing a JSON object:
 ///   its fields are the object's top-level keys.
 ///
@@ -293,6 +687,9 @@ struct entity_traits<E> {
 /// @endcode
 template <class E>
 struct entity_ops {
+    // A member that does not convert is named here (see entity_member_does_not_convert).
+    static_assert(detail::check_members_convert<E>());
+
     /// @brief The entity as a JSON object.
     static nlohmann::json to_json(const E& e) {
         if constexpr (detail::nlohmann_convertible<E>) {
@@ -306,7 +703,9 @@ struct entity_ops {
                           "BOOST_HANA_ADAPT_STRUCT) or provide nlohmann to_json/from_json");
             nlohmann::json j = nlohmann::json::object();
             boost::hana::for_each(boost::hana::accessors<E>(), [&](auto pair) {
-                j[boost::hana::to<char const*>(boost::hana::first(pair))] = boost::hana::second(pair)(e);
+                const auto& member = boost::hana::second(pair)(e);
+                j[boost::hana::to<char const*>(boost::hana::first(pair))] =
+                    detail::encode_value<std::remove_cvref_t<decltype(member)>>(member);
             });
             return j;
         }
@@ -325,33 +724,12 @@ struct entity_ops {
             if constexpr (detail::nlohmann_convertible<E>) {
                 using nlohmann::from_json;
                 from_json(j, e);
-            } else {
-                const char* mistyped = nullptr;
-                boost::hana::for_each(boost::hana::accessors<E>(), [&](auto pair) {
-                    const char* name = boost::hana::to<char const*>(boost::hana::first(pair));
-                    if (auto it = j.find(name); it != j.end() && !it->is_null()) {
-                        auto& field = boost::hana::second(pair)(e);
-                        // nlohmann converts between booleans and numbers silently; a
-                        // payload that mixes them up is malformed, not a value.
-                        using field_t = std::remove_cvref_t<decltype(field)>;
-                        if constexpr (std::is_same_v<field_t, bool>) {
-                            if (!it->is_boolean()) mistyped = name;
-                        } else if constexpr (std::is_integral_v<field_t>) {
-                            if (!detail::fits_integral<field_t>(*it)) mistyped = name;
-                        } else if constexpr (std::is_arithmetic_v<field_t>) {
-                            if (!it->is_number()) mistyped = name;
-                        }
-                        if (!mistyped) it->get_to(field);
-                    }
-                });
-                if (mistyped) {
-                    return unexpected{make_error(errc::protocol, std::string{"entity JSON does not fit "} +
-                                                                     std::string{collection_or_type()} + ": member '" +
-                                                                     mistyped + "' has the wrong type")};
-                }
+            } else if (auto failure = detail::decode_members(j, e, nullptr)) {
+                return unexpected{make_error(errc::protocol, std::string{"entity JSON does not fit "} +
+                                                                 std::string{collection_or_type()} + ": " + *failure)};
             }
             return e;
-        } catch (const nlohmann::json::exception& ex) {
+        } catch (const std::exception& ex) {
             return unexpected{make_error(errc::protocol, std::string{"entity JSON does not fit "} +
                                                              std::string{collection_or_type()} + ": " + ex.what())};
         }
@@ -390,7 +768,8 @@ struct entity_ops {
         } else if constexpr (detail::hana_struct<E> && !detail::nlohmann_convertible<E>) {
             bool same = true;
             boost::hana::for_each(boost::hana::accessors<E>(), [&](auto pair) {
-                same = same && (boost::hana::second(pair)(a) == boost::hana::second(pair)(b));
+                const auto& ma = boost::hana::second(pair)(a);
+                same = same && detail::value_equal<std::remove_cvref_t<decltype(ma)>>(ma, boost::hana::second(pair)(b));
             });
             return same;
         } else {
@@ -415,7 +794,8 @@ struct entity_ops {
         };
         if constexpr (detail::hana_struct<E> && !detail::nlohmann_convertible<E>) {
             boost::hana::for_each(boost::hana::accessors<E>(), [&](auto pair) {
-                if (!(boost::hana::second(pair)(a) == boost::hana::second(pair)(b))) {
+                const auto& ma = boost::hana::second(pair)(a);
+                if (!detail::value_equal<std::remove_cvref_t<decltype(ma)>>(ma, boost::hana::second(pair)(b))) {
                     add(boost::hana::to<char const*>(boost::hana::first(pair)));
                 }
             });
@@ -473,13 +853,25 @@ private:
 /// Requirements on `E`:
 /// 1. `E` is a copyable, default-constructible object type;
 /// 2. `entity_traits<E>::collection` is convertible to `std::string_view`;
-/// 3. `E` is a Boost.Hana Struct or has nlohmann `to_json`/`from_json`.
+/// 3. `E` is a Boost.Hana Struct or has nlohmann `to_json`/`from_json`;
+/// 4. for a Hana Struct, every member converts to and from JSON: `bool`,
+///    integers, floating point, enums, `std::string`, `system_clock` time points,
+///    `std::optional`, `std::vector`, `std::map<std::string, T>`, nested Hana
+///    Structs, `nlohmann::json`, types with nlohmann conversions, and
+///    compositions of these (docs/guide.md, section 1, gives each one's JSON form).
+///
+/// Item 4 is not a quiet `false`: a Hana Struct that meets 1 to 3 but has a
+/// member that does not convert stops the compilation where the concept is
+/// checked, with a `static_assert` naming the member (`tether: an entity member
+/// does not convert ...`, the struct, the member's name and its type shown as
+/// the arguments of `entity_member_does_not_convert`), rather than deep inside
+/// the JSON conversion later.
 template <class E>
 concept entity = std::is_object_v<E> && std::copyable<E> && std::default_initializable<E>
     && requires {
            { entity_traits<E>::collection } -> std::convertible_to<std::string_view>;
        }
-    && (detail::hana_struct<E> || detail::nlohmann_convertible<E>);
+    && (detail::hana_struct<E> || detail::nlohmann_convertible<E>) && detail::check_members_convert<E>();
 
 /// @brief The collection name of `E` (shorthand for `entity_traits<E>::collection`).
 template <entity E>
