@@ -14,6 +14,7 @@
 #include <tether/core/result.hpp>
 #include <tether/core/status.hpp>
 #include <tether/engine/detail/effects.hpp>
+#include <tether/engine/detail/pull_run.hpp>
 #include <tether/engine/events.hpp>
 #include <tether/engine/options.hpp>
 #include <tether/engine/select.hpp>
@@ -41,7 +42,6 @@
 namespace tether {
 
 namespace detail {
-struct pull_run;  // engine/detail/pull.hpp
 
 /// The storage key of the seeded id generator's restart counter.
 inline constexpr std::string_view id_epoch_key = "id_epoch";

@@ -1,0 +1,56 @@
+#pragma once
+
+// What one pull run of tether::sync_engine knows beyond its pages, and the
+// metadata keys it keeps. Not a public entry point.
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+namespace tether {
+
+namespace detail {
+/// The storage key of the server ids to fetch again (items skipped by a pull).
+inline constexpr std::string_view refetch_key = "pull_refetch";
+/// The storage key of a full resync under way ("1"): pull from the start, and
+/// take the server's versions even where they are below the local ones.
+inline constexpr std::string_view resync_key = "pull_resync";
+/// Server ids kept for a later fetch, at most.
+inline constexpr std::size_t max_refetch = 1000;
+/// Fetches one pull makes of them, at most.
+inline constexpr std::size_t refetch_per_pull = 16;
+
+/// What one pull run knows beyond its pages (see `sync_engine::run_pull`).
+struct pull_run {
+    bool feed = true;
+    bool resync = false;                     // a full resync is under way
+    bool back_in_time = false;               // a page showed a version below the local one
+    std::set<std::string> refetch;           // server ids to fetch again later
+    std::set<std::string> deferred;          // ...of which this run deferred (not fetched again now)
+    bool refetch_changed = false;
+    std::unordered_set<std::string> seen;    // every server id a resync saw
+    std::optional<bool> creates_in_doubt;    // this device has creates whose answer was lost
+};
+
+inline std::set<std::string> parse_refetch(const std::optional<std::string>& text) {
+    std::set<std::string> out;
+    if (!text || text->empty()) return out;
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (!j.is_array()) return out;
+    for (const auto& v : j)
+        if (v.is_string() && !v.get_ref<const std::string&>().empty()) out.insert(v.get<std::string>());
+    return out;
+}
+
+inline std::string format_refetch(const std::set<std::string>& ids) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& id : ids) j.push_back(id);
+    return j.dump();
+}
+}  // namespace detail
+
+}  // namespace tether
