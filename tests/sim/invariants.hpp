@@ -29,7 +29,8 @@ inline bool is_override(std::string_view cause) {
 }
 
 /// Invariant 4, from the transition hook.
-inline void check_transition(world& w, int c, const tether::transition& t) {
+template <class M>
+void check_transition(world<M>& w, int c, const tether::transition& t) {
     if (!t.legal) {
         w.fail(4, "c" + std::to_string(c) + " " + w.name(t.id) + ": engine refused illegal transition " +
                       std::string{tether::to_string(*t.from)} + " -> " + std::string{tether::to_string(*t.to)} + " (" +
@@ -42,8 +43,9 @@ inline void check_transition(world& w, int c, const tether::transition& t) {
 }
 
 /// Invariants 5, 6, 7 and the override bookkeeping of invariant 1, from watch().
-inline void check_change(world& w, int c, const tether::change<Job>& ch) {
-    client& cl = w.clients[static_cast<std::size_t>(c)];
+template <class M>
+void check_change(world<M>& w, int c, const tether::change<typename M::entity>& ch) {
+    auto& cl = w.clients[static_cast<std::size_t>(c)];
     ++w.change_events;
     if (cl.written_pending) cl.written.insert(ch.id);  // the sim's own local write, whose id a create only now knows
     w.trace.add(static_cast<std::uint64_t>(c));
@@ -115,7 +117,8 @@ inline void check_change(world& w, int c, const tether::change<Job>& ch) {
 }
 
 /// Cheap checks after every step: 7 against the store's own counts.
-inline void check_step(world& w) {
+template <class M>
+void check_step(world<M>& w) {
     for (auto& cl : w.clients) {
         auto counts = cl.engine->store().counts();
         if (!counts) {
@@ -132,7 +135,8 @@ inline void check_step(world& w) {
 
 /// Costlier checks (every few steps and at the end): the watch stream agrees
 /// with the store; 2 on the server's live records.
-inline void check_deep(world& w) {
+template <class M>
+void check_deep(world<M>& w) {
     for (auto& cl : w.clients) {
         const std::string who = "c" + std::to_string(cl.index);
         auto all = cl.engine->list();
@@ -175,7 +179,8 @@ inline void check_deep(world& w) {
 }
 
 /// True when no client has records waiting to go up (pending, pending_deletion, error).
-inline bool nothing_pending(world& w) {
+template <class M>
+bool nothing_pending(world<M>& w) {
     for (auto& cl : w.clients) {
         auto counts = cl.engine->store().counts();
         if (!counts || counts->pending + counts->pending_deletion + counts->error > 0) return false;
@@ -183,7 +188,8 @@ inline bool nothing_pending(world& w) {
     return true;
 }
 
-inline std::string history_of(world& w, const local_id& id) {
+template <class M>
+std::string history_of(world<M>& w, const local_id& id) {
     std::string out;
     if (auto it = w.history.find(id); it != w.history.end()) {
         for (const auto& h : it->second) out += "\n      " + h;
@@ -207,7 +213,8 @@ inline std::string history_of(world& w, const local_id& id) {
 ///       equals c's whole local value after W, field by field; for a delete,
 ///       the server has no live record with that local id.
 /// Anything else is a lost write.
-inline void check_final(world& w) {
+template <class M>
+void check_final(world<M>& w) {
     for (const auto& id : w.created) {
         if (auto n = w.server.count_with_local_id("alice", "jobs", id); n > 1) {
             w.fail(2, std::to_string(n) + " server records carry local id of " + w.name(id));
@@ -228,7 +235,7 @@ inline void check_final(world& w) {
             w.fail(0, who + ": list() failed");
             continue;
         }
-        std::map<local_id, const tether::record<Job>*> local;
+        std::map<local_id, const tether::record<typename M::entity>*> local;
         for (const auto& r : *all) local.emplace(r.id, &r);
         for (const auto& [id, s] : on_server) {
             auto it = local.find(id);
@@ -239,7 +246,7 @@ inline void check_final(world& w) {
                 continue;
             }
             const auto& r = *it->second;
-            auto v = tether::entity_ops<Job>::from_json(s.value);
+            auto v = tether::entity_ops<typename M::entity>::from_json(s.value);
             if (!v || !(*v == r.value) || r.server_id != s.server_id || r.version != s.version ||
                 r.status != tether::sync_status::synced) {
                 w.fail(3, who + " " + w.name(id) + " is " + std::string{tether::to_string(r.status)} + " " +
@@ -263,16 +270,16 @@ inline void check_final(world& w) {
 
     // 1: the latest acknowledged write of every record is accounted for.
     for (const auto& [id, wr] : w.latest) {
-        client& cl = w.clients[static_cast<std::size_t>(wr.client)];
+        auto& cl = w.clients[static_cast<std::size_t>(wr.client)];
         if (auto ov = cl.overridden.find(id); ov != cl.overridden.end() && ov->second > wr.seq) continue;
         auto local = cl.engine->get(id);
         if (local && local->status == tether::sync_status::failed) {
-            const bool kept = wr.what == ack_write::kind::remove ? local->deleted
+            const bool kept = wr.what == world<M>::write_type::kind::remove ? local->deleted
                                                                 : (!local->deleted && local->value == wr.value);
             if (!local->last_error || !kept) {
                 w.fail(1, w.name(id) + " is failed on c" + std::to_string(wr.client) +
                               " but does not keep its latest write " +
-                              (wr.what == ack_write::kind::remove ? std::string{"(a delete)"} : describe(wr.value)) +
+                              (wr.what == world<M>::write_type::kind::remove ? std::string{"(a delete)"} : describe(wr.value)) +
                               " with its error: holds " + describe(local->value) + (local->deleted ? " deleted" : "") +
                               history_of(w, id));
             }
@@ -281,7 +288,7 @@ inline void check_final(world& w) {
         auto srv = on_server.find(id);
         const std::string what = w.name(id) + ": latest write (seq " + std::to_string(wr.seq) + ", c" +
                                  std::to_string(wr.client) + ") ";
-        if (wr.what == ack_write::kind::remove) {
+        if (wr.what == world<M>::write_type::kind::remove) {
             if (srv != on_server.end()) {
                 w.fail(1, what + "was a delete, but the server still has it: " + srv->second.value.dump() +
                               history_of(w, id));
@@ -292,7 +299,7 @@ inline void check_final(world& w) {
             w.fail(1, what + describe(wr.value) + " lost: the server has no such record" + history_of(w, id));
             continue;
         }
-        auto v = tether::entity_ops<Job>::from_json(srv->second.value);
+        auto v = tether::entity_ops<typename M::entity>::from_json(srv->second.value);
         if (!v || !(*v == wr.value)) {
             w.fail(1, what + describe(wr.value) + " lost: the server has " + srv->second.value.dump() + " v" +
                           std::to_string(srv->second.version) + history_of(w, id));

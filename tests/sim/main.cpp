@@ -88,7 +88,7 @@ void print_violations(const seed_result& r, std::size_t limit) {
 }
 
 int run_replay(const char* argv0, std::uint64_t seed, config cfg) {
-    auto r = run_seed(seed, cfg);
+    auto r = run_seed<classic_types>(seed, cfg);
     std::cout << "seed " << seed << ": " << r.st.operations << " operations, " << r.st.syncs << " syncs, "
               << r.violations.size() << " violations, trace hash " << hex(r.hash) << '\n';
     if (!r.violations.empty()) {
@@ -101,8 +101,8 @@ int run_replay(const char* argv0, std::uint64_t seed, config cfg) {
 
 int run_determinism(std::uint64_t seed, config cfg) {
     cfg.verbose = false;
-    const auto a = run_seed(seed, cfg);
-    const auto b = run_seed(seed, cfg);
+    const auto a = run_seed<classic_types>(seed, cfg);
+    const auto b = run_seed<classic_types>(seed, cfg);
     const bool same = a.hash == b.hash && a.violations.size() == b.violations.size() &&
                       a.st.operations == b.st.operations && a.st.faults == b.st.faults;
     std::cout << "seed " << seed << ": trace hash " << hex(a.hash) << " then " << hex(b.hash)
@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
     std::array<std::uint64_t, invariant_names.size()> by_invariant{};
     std::uint64_t violations = 0;
     for (std::uint64_t seed = c.first_seed; seed < c.first_seed + c.seeds; ++seed) {
-        const auto r = run_seed(seed, c.cfg);
+        const auto r = run_seed<classic_types>(seed, c.cfg);
         run_hash = (run_hash ^ r.hash) * 0x100000001b3ull;
         for (std::size_t k = 0; k < fault_kinds; ++k) total.faults[k] += r.st.faults[k];
         total.operations += r.st.operations;

@@ -24,11 +24,45 @@ namespace tether_sim {
 
 using tether_test::Job;
 using tether::local_id;
-using engine_t = tether::sync_engine<Job, tether::memory_storage, tether::loopback_transport, tether::manual_clock,
-                                     tether::exponential_backoff, tether::engine_options>;
 using ms = std::chrono::milliseconds;
 
 inline constexpr int client_count = 3;
+
+/// What a simulated entity needs beyond tether's own traits: how the workload
+/// makes and edits values (every written field value unique in the run), and
+/// how a value prints in traces. Specialised per entity.
+template <class E>
+struct sim_entity;
+
+template <>
+struct sim_entity<Job> {
+    static Job make(std::uint64_t v) { return Job{"t" + std::to_string(v), static_cast<int>(v), "/a/" + std::to_string(v)}; }
+    /// Sets the fields of `mask` (bit 0 title, 1 progress, 2 audio_path) to values made of `v`.
+    static void edit(Job& j, std::uint64_t mask, std::uint64_t v) {
+        if (mask & 1) j.title = "t" + std::to_string(v);
+        if (mask & 2) j.progress = static_cast<int>(v);
+        if (mask & 4) j.audio_path = "/a/" + std::to_string(v);
+    }
+    static constexpr std::uint64_t all_fields = 7;
+    static std::string describe(const Job& j) {
+        const auto title = j.title.size() > 24 ? j.title.substr(0, 12) + "...(" + std::to_string(j.title.size()) + ")"
+                                               : j.title;
+        return "{" + title + "," + std::to_string(j.progress) + "," + j.audio_path + "}";
+    }
+};
+
+/// The types a simulator mode runs: the entity and the engine over it (one
+/// engine type per mode: each instantiation costs seconds of build time).
+template <class Entity, class Engine>
+struct sim_types {
+    using entity = Entity;
+    using engine = Engine;
+};
+
+/// The classic mode's engine: memory storage, the default `server_wins`.
+using classic_engine = tether::sync_engine<Job, tether::memory_storage, tether::loopback_transport, tether::manual_clock,
+                                           tether::exponential_backoff, tether::engine_options>;
+using classic_types = sim_types<Job, classic_engine>;
 
 /// splitmix64's finaliser: a well-mixed function of `x` (seeds of sub-streams).
 constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
@@ -127,12 +161,13 @@ struct violation {
 };
 
 /// A local write the engine acknowledged (its call returned success).
+template <class E>
 struct ack_write {
     enum class kind : std::uint8_t { create, update, remove };
     std::uint64_t seq = 0;  ///< global order of writes and reported overrides
     int client = 0;
     kind what = kind::create;
-    Job value;              ///< the client's whole local value after the write (create, update)
+    E value{};              ///< the client's whole local value after the write (create, update)
 };
 
 /// What a client's watch stream says about one of its records.
@@ -144,10 +179,11 @@ struct mirror_entry {
 
 /// One device: a storage that outlives its engines (restarts), and what the
 /// sim knows of it.
+template <class M>
 struct client {
     int index = 0;
     tether::memory_storage storage;
-    std::unique_ptr<engine_t> engine;
+    std::unique_ptr<typename M::engine> engine;
     tether::subscription sub;
     int restarts = 0;
     bool crash_armed = false;                          ///< the next push hook "kills the app"
@@ -158,7 +194,13 @@ struct client {
 };
 
 /// Everything one seed's run holds. Not movable: hooks capture its address.
+template <class M>
 struct world {
+    using entity = typename M::entity;
+    using engine = typename M::engine;
+    using client_type = client<M>;
+    using write_type = ack_write<entity>;
+
     world(std::uint64_t s, const config& c) : seed(s), cfg(c), random(mix64(s ^ 0x5EEDull)) {}
     world(const world&) = delete;
     world& operator=(const world&) = delete;
@@ -168,7 +210,7 @@ struct world {
     rng random;
     tether::manual_clock clock;
     tether::loopback_server server{[c = clock] { return c.now(); }};
-    std::array<client, client_count> clients;
+    std::array<client_type, client_count> clients;
     tether::timestamp start = clock.now();
 
     // Per-seed parameters (drawn in setup()).
@@ -185,7 +227,7 @@ struct world {
     // The model.
     std::uint64_t seq = 0;                  ///< global order of acknowledged writes and overrides
     std::uint64_t next_value = 0;           ///< makes every written field value unique
-    std::map<local_id, ack_write> latest;   ///< per record: the latest acknowledged write
+    std::map<local_id, write_type> latest;  ///< per record: the latest acknowledged write
     std::set<local_id> created;             ///< every record any client created
     std::set<local_id> poisoned;
     std::map<local_id, std::vector<std::string>> history;  ///< writes and overrides, for reports
@@ -216,8 +258,9 @@ struct world {
     std::int64_t elapsed_ms() const { return (clock.now() - start).count(); }
 };
 
-inline std::string describe(const Job& j) {
-    return "{" + j.title + "," + std::to_string(j.progress) + "," + j.audio_path + "}";
+template <class E>
+std::string describe(const E& v) {
+    return sim_entity<E>::describe(v);
 }
 
 inline std::string describe(const tether::error& e) {

@@ -33,20 +33,25 @@ namespace tether_sim {
 struct sim_crash {};
 
 /// A step's inner event (hook action): part of the trace, printed with --verbose.
-inline void note(world& w, const std::string& s) {
+template <class M>
+void note(world<M>& w, const std::string& s) {
     w.trace.add(s);
     if (w.cfg.verbose) w.step_log += "    " + s + "\n";
 }
 
-inline void ack(world& w, int c, const local_id& id, ack_write::kind k, const Job& value) {
-    w.latest[id] = ack_write{++w.seq, c, k, value};
+template <class M>
+void ack(world<M>& w, int c, const local_id& id, typename world<M>::write_type::kind k,
+         const typename M::entity& value) {
+    using write_type = typename world<M>::write_type;
+    w.latest[id] = write_type{++w.seq, c, k, value};
     static constexpr std::array<std::string_view, 3> kinds{"create", "update", "remove"};
     w.history[id].push_back("seq " + std::to_string(w.seq) + ": c" + std::to_string(c) + " " +
                             std::string{kinds[static_cast<std::size_t>(k)]} +
-                            (k == ack_write::kind::remove ? std::string{} : " " + describe(value)));
+                            (k == write_type::kind::remove ? std::string{} : " " + describe(value)));
 }
 
-inline void make_engine(world& w, client& cl) {
+template <class M>
+void make_engine(world<M>& w, client<M>& cl) {
     const int i = cl.index;
     const auto salt =
         w.seed * 1000003ull + static_cast<std::uint64_t>(i) * 101ull + static_cast<std::uint64_t>(cl.restarts);
@@ -58,7 +63,7 @@ inline void make_engine(world& w, client& cl) {
                                         .seed = mix64(salt ^ 0xB0FFull) | 1u};
     tether::engine_options options{
         .id_seed = mix64(salt ^ 0x1D5ull), .pull_limit = w.pull_limit, .push_batch = w.push_batch};
-    cl.engine = std::make_unique<engine_t>(cl.storage, tether::loopback_transport{w.server, "alice", w.max_batch},
+    cl.engine = std::make_unique<typename M::engine>(cl.storage, tether::loopback_transport{w.server, "alice", w.max_batch},
                                            w.clock, backoff, options);
     cl.engine->on_transition([&w, i](const tether::transition& t) { check_transition(w, i, t); });
     cl.engine->on_log([&w, i](tether::log_level level, std::string_view m) {
@@ -66,10 +71,11 @@ inline void make_engine(world& w, client& cl) {
             w.fail(0, "c" + std::to_string(i) + " logged an error: " + std::string{m});
         }
     });
-    cl.sub = cl.engine->watch([&w, i](const tether::change<Job>& ch) { check_change(w, i, ch); });
+    cl.sub = cl.engine->watch([&w, i](const tether::change<typename M::entity>& ch) { check_change(w, i, ch); });
 }
 
-inline void restart(world& w, client& cl) {
+template <class M>
+void restart(world<M>& w, client<M>& cl) {
     cl.sub.reset();
     cl.engine.reset();
     ++cl.restarts;
@@ -79,8 +85,8 @@ inline void restart(world& w, client& cl) {
 }
 
 /// A random record of the client satisfying `pred`, if any.
-template <class Pred>
-std::optional<local_id> pick(world& w, const client& cl, Pred pred) {
+template <class M, class Pred>
+std::optional<local_id> pick(world<M>& w, const client<M>& cl, Pred pred) {
     std::vector<local_id> ids;
     for (const auto& [id, m] : cl.mirror)
         if (pred(m)) ids.push_back(id);
@@ -94,17 +100,18 @@ inline bool live(const mirror_entry& m) { return !m.deleted; }
 
 /// Runs a local write with `cl.written` kept up to date *before* the watch check
 /// sees the write's own event (the id of a create is known only inside the call).
-template <class F>
-auto write(client& cl, F&& f) {
+template <class M, class F>
+auto write(client<M>& cl, F&& f) {
     cl.written_pending = true;
     auto r = std::forward<F>(f)();
     cl.written_pending = false;
     return r;
 }
 
-inline std::string op_create(world& w, client& cl) {
+template <class M>
+std::string op_create(world<M>& w, client<M>& cl) {
     const auto v = ++w.next_value;
-    Job job{"t" + std::to_string(v), static_cast<int>(v), "/a/" + std::to_string(v)};
+    auto job = sim_entity<typename M::entity>::make(v);
     const auto prio = static_cast<tether::priority>(w.random.below(8) < 6 ? 1 : w.random.below(4));
     auto r = write(cl, [&] { return cl.engine->create(job, prio); });
     if (!r) {
@@ -112,50 +119,50 @@ inline std::string op_create(world& w, client& cl) {
         return "create -> " + describe(r.error());
     }
     w.created.insert(r->id);
-    ack(w, cl.index, r->id, ack_write::kind::create, r->value);
+    ack(w, cl.index, r->id, world<M>::write_type::kind::create, r->value);
     return "create " + w.name(r->id) + " " + describe(job) + " prio " + std::string{tether::to_string(prio)};
 }
 
-inline std::string op_update(world& w, client& cl, const local_id& id) {
+template <class M>
+std::string op_update(world<M>& w, client<M>& cl, const local_id& id) {
     const auto mask = 1 + w.random.below(7);
     const auto v = ++w.next_value;
     auto r = write(cl, [&] {
-        return cl.engine->update(id, [&](Job& j) {
-            if (mask & 1) j.title = "t" + std::to_string(v);
-            if (mask & 2) j.progress = static_cast<int>(v);
-            if (mask & 4) j.audio_path = "/a/" + std::to_string(v);
-        });
+        return cl.engine->update(id, [&](typename M::entity& j) { sim_entity<typename M::entity>::edit(j, mask, v); });
     });
     if (!r) {
         w.fail(0, "c" + std::to_string(cl.index) + " update of " + w.name(id) + " failed: " + describe(r.error()));
         return "update " + w.name(id) + " -> " + describe(r.error());
     }
-    ack(w, cl.index, id, ack_write::kind::update, r->value);
+    ack(w, cl.index, id, world<M>::write_type::kind::update, r->value);
     return "update " + w.name(id) + " -> " + describe(r->value) + " " + std::string{tether::to_string(r->status)};
 }
 
 /// An update that changes nothing: a no-op (no event, status and rev unchanged).
-inline std::string op_noop_update(world& w, client& cl, const local_id& id) {
+template <class M>
+std::string op_noop_update(world<M>& w, client<M>& cl, const local_id& id) {
     const auto events = w.change_events;
     const auto before = cl.mirror.at(id);
-    auto r = cl.engine->update(id, [](Job&) {});
+    auto r = cl.engine->update(id, [](typename M::entity&) {});
     if (!r || w.change_events != events || r->status != before.status || r->version != before.version) {
         w.fail(0, "c" + std::to_string(cl.index) + " update of " + w.name(id) + " with no change was not a no-op");
     }
     return "update " + w.name(id) + " with no change";
 }
 
-inline std::string op_remove(world& w, client& cl, const local_id& id) {
+template <class M>
+std::string op_remove(world<M>& w, client<M>& cl, const local_id& id) {
     auto r = write(cl, [&] { return cl.engine->remove(id); });
     if (!r) {
         w.fail(0, "c" + std::to_string(cl.index) + " remove of " + w.name(id) + " failed: " + describe(r.error()));
         return "remove " + w.name(id) + " -> " + describe(r.error());
     }
-    ack(w, cl.index, id, ack_write::kind::remove, Job{});
+    ack(w, cl.index, id, world<M>::write_type::kind::remove, typename M::entity{});
     return "remove " + w.name(id);
 }
 
-inline std::string op_reset_failed(world& w, client& cl) {
+template <class M>
+std::string op_reset_failed(world<M>& w, client<M>& cl) {
     if (auto id = pick(w, cl, [](const mirror_entry& m) { return m.status == tether::sync_status::failed; })) {
         auto r = write(cl, [&] { return cl.engine->reset_failed(*id); });
         if (!r) {
@@ -196,9 +203,10 @@ inline std::string format(const tether::result<tether::sync_report>& r) {
 
 /// Inside a push of client `w.pushing`, after the server applied it and before
 /// its response returns: crash, write locally, or try a nested sync.
-inline void on_push(world& w) {
+template <class M>
+void on_push(world<M>& w) {
     if (!w.chaos || w.pushing < 0) return;
-    client& cl = w.clients[static_cast<std::size_t>(w.pushing)];
+    auto& cl = w.clients[static_cast<std::size_t>(w.pushing)];
     if (cl.crash_armed) {
         cl.crash_armed = false;
         note(w, "in-flight: CRASH");
@@ -231,7 +239,8 @@ inline void on_push(world& w) {
 /// After a push or sync that ended without a failure: a write made while it
 /// ran went up in a further round of the same call ("a trigger during a sync
 /// is not lost"), unless the engine's bound on rounds (8) may have been hit.
-inline void check_nothing_left(world& w, client& cl, const tether::result<tether::sync_report>& r) {
+template <class M>
+void check_nothing_left(world<M>& w, client<M>& cl, const tether::result<tether::sync_report>& r) {
     if (!r || r->skipped || r->failure || w.rerun_causes >= 7) return;
     auto due = cl.engine->store().due(w.clock.now(), 1000);
     if (!due) return;
@@ -245,7 +254,8 @@ inline void check_nothing_left(world& w, client& cl, const tether::result<tether
 }
 
 /// 0: sync, 1: push only, 2: pull only.
-inline std::string op_sync(world& w, client& cl, int which) {
+template <class M>
+std::string op_sync(world<M>& w, client<M>& cl, int which) {
     static constexpr std::array<std::string_view, 3> names{"sync", "push", "pull"};
     std::optional<tether::result<tether::sync_report>> r;
     w.pushing = cl.index;
@@ -270,7 +280,8 @@ inline std::string op_sync(world& w, client& cl, int which) {
     return head + " -> " + format(*r);
 }
 
-inline std::string op_restart(world& w, client& cl) {
+template <class M>
+std::string op_restart(world<M>& w, client<M>& cl) {
     if (w.random.chance(0.4)) {
         cl.crash_armed = true;  // the next push that reaches the server kills the app before its outcome
         auto s = op_sync(w, cl, 0);
@@ -283,7 +294,8 @@ inline std::string op_restart(world& w, client& cl) {
     return "restart";
 }
 
-inline std::string op_clock_jump(world& w) {
+template <class M>
+std::string op_clock_jump(world<M>& w) {
     ++w.st.faults[static_cast<std::size_t>(fault::clock_jump)];
     if (w.cfg.clock_back && w.random.chance(0.3)) {
         const auto d = ms{w.random.range(1000, 3600000)};
@@ -295,7 +307,8 @@ inline std::string op_clock_jump(world& w) {
     return "clock jumps " + std::to_string(d.count()) + " ms";
 }
 
-inline std::string op_poison(world& w) {
+template <class M>
+std::string op_poison(world<M>& w) {
     if (!w.poisoned.empty() && (w.poisoned.size() >= 3 || w.random.chance(0.5))) {
         auto it = w.poisoned.begin();
         std::advance(it, static_cast<std::ptrdiff_t>(w.random.below(w.poisoned.size())));
@@ -313,7 +326,8 @@ inline std::string op_poison(world& w) {
 }
 
 /// One operation of client `cl`.
-inline std::string op(world& w, client& cl) {
+template <class M>
+std::string op(world<M>& w, client<M>& cl) {
     auto& e = *cl.engine;
     if (!e.authenticated() && w.random.chance(0.4)) {
         e.set_authenticated(true);
@@ -353,7 +367,8 @@ inline std::string op(world& w, client& cl) {
 
 // ---- one seed ------------------------------------------------------------------------
 
-inline void setup(world& w) {
+template <class M>
+void setup(world<M>& w) {
     auto& r = w.random;
     w.base = ms{r.range(200, 2000)};
     w.cap = ms{r.range(5000, 60000)};
@@ -387,7 +402,8 @@ inline void setup(world& w) {
                 (w.reset_failed_at_end ? " reset-at-end" : " keep-failed") + (w.change_feed ? "" : " full-list"));
 }
 
-inline void run_step(world& w, client& cl, const std::string& line_in) {
+template <class M>
+void run_step(world<M>& w, client<M>& cl, const std::string& line_in) {
     const std::string line = "#" + std::to_string(w.step) + " +" + std::to_string(w.elapsed_ms()) + "ms c" +
                              std::to_string(cl.index) + " " + line_in;
     w.trace.add(line);
@@ -402,7 +418,8 @@ inline void run_step(world& w, client& cl, const std::string& line_in) {
 /// the seeds (drawn per seed) they are reset_failed first and must converge
 /// like the rest; in the other half they stay failed, and invariant 3 excludes
 /// them and their server counterparts.
-inline void quiesce(world& w) {
+template <class M>
+void quiesce(world<M>& w) {
     w.chaos = false;
     w.server.clear_random_faults();
     for (const auto& id : w.poisoned) w.server.unpoison(id);
@@ -455,15 +472,16 @@ struct seed_result {
     stats st;
 };
 
-inline seed_result run_seed(std::uint64_t seed, const config& cfg) {
-    world w{seed, cfg};
+template <class M>
+seed_result run_seed(std::uint64_t seed, const config& cfg) {
+    world<M> w{seed, cfg};
     setup(w);
     std::vector<int> order;
     for (int i = 0; i < client_count; ++i) order.insert(order.end(), static_cast<std::size_t>(cfg.ops), i);
     for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[w.random.below(i)]);
 
     for (int c : order) {
-        client& cl = w.clients[static_cast<std::size_t>(c)];
+        auto& cl = w.clients[static_cast<std::size_t>(c)];
         ++w.step;
         w.clock.advance(ms{w.random.range(0, 2000)});
         run_step(w, cl, op(w, cl));
