@@ -8,6 +8,8 @@
 
 #include <tether/tether.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -44,6 +46,13 @@ struct sim_entity<Job> {
         if (mask & 4) j.audio_path = "/a/" + std::to_string(v);
     }
     static constexpr std::uint64_t all_fields = 7;
+    /// The field a hostile server fills on create (a string; updates of the
+    /// hostile mode leave it alone), and its bit in `edit`'s mask.
+    static constexpr std::string_view server_field = "audio_path";
+    static constexpr std::uint64_t server_field_bit = 4;
+    /// A value over `bytes` bytes of JSON in one field (bit 0), for the value limit.
+    static void make_big(Job& j, std::size_t bytes) { j.title += std::string(bytes, 'x'); }
+    static constexpr std::uint64_t big_field_bit = 1;
     static std::string describe(const Job& j) {
         const auto title = j.title.size() > 24 ? j.title.substr(0, 12) + "...(" + std::to_string(j.title.size()) + ")"
                                                : j.title;
@@ -111,6 +120,28 @@ struct fnv1a {
     }
 };
 
+/// The simulator's modes (see docs/simulation.md). Each seed runs one.
+enum class mode : std::uint8_t {
+    classic,  ///< a polite server with network faults: the original 2,000 seeds
+    hostile,  ///< plus a hostile but legal server: filled creates, omitted ids, bad pages, a value limit,
+              ///< admin edits, one restore from a backup
+};
+inline constexpr std::size_t mode_count = 2;
+inline constexpr std::array<std::string_view, mode_count> mode_names{"classic", "hostile"};
+
+/// The hostile server's knobs (a hostile seed uses every knob of `config::knobs`).
+enum knob : unsigned {
+    knob_filler = 1,      ///< set_create_filler: the server fills `sim_entity<E>::server_field`
+    knob_omit_ids = 2,    ///< pull pages without local ids (all of them, or at random)
+    knob_bad_pages = 4,   ///< bad items in pull pages
+    knob_value_limit = 8, ///< a value limit, and values over it
+    knob_admin = 16,      ///< admin edits, deletes and creates through put/erase
+    knob_restore = 32,    ///< one restore from a backup per seed
+    knob_all = 63,
+};
+inline constexpr std::array<std::string_view, 6> knob_names{"filler", "omit-ids", "bad-pages",
+                                                            "value-limit", "admin", "restore"};
+
 /// The faults (and fault-like events) the run must exercise, each at least the
 /// toothless threshold across the run.
 enum class fault : std::uint8_t {
@@ -123,22 +154,37 @@ enum class fault : std::uint8_t {
     restart,         ///< a new engine over the same storage (some crash mid-push)
     clock_jump,      ///< the manual clock jumps (forward; backward with --clock-back)
     edit_in_flight,  ///< a local write between a push's transport call and its outcome
+    // The hostile server's kinds (hostile mode only):
+    replayed_create,   ///< a create answered with a record the server already held
+    filled_create,     ///< a create whose value the server filled
+    omitted_local_id,  ///< a pull page item without its local id
+    bad_page_item,     ///< a bad item in a pull page
+    too_large,         ///< a push refused whole for a value over the limit
+    admin_edit,        ///< an admin edit, delete or create on the server
+    restore,           ///< the server restored from a backup
+    expired_cursor,    ///< a pull answered cursor_expired
 };
-inline constexpr std::size_t fault_kinds = 9;
+inline constexpr std::size_t classic_fault_kinds = 9;
+inline constexpr std::size_t fault_kinds = 17;
 inline constexpr std::array<std::string_view, fault_kinds> fault_names{
-    "drop_request", "drop_response", "transient", "rate_limited", "unauthorized",
-    "reject_op",    "restart",       "clock_jump", "edit_in_flight"};
+    "drop_request",    "drop_response", "transient",        "rate_limited",  "unauthorized", "reject_op",
+    "restart",         "clock_jump",    "edit_in_flight",   "replayed_create", "filled_create",
+    "omitted_local_id", "bad_page_item", "too_large",       "admin_edit",    "restore",      "expired_cursor"};
 
 /// The invariants (0: engine contract, e.g. a local write that failed).
-inline constexpr std::array<std::string_view, 8> invariant_names{
-    "contract",          "no lost write",    "no duplicate create", "convergence",
-    "legal transitions", "version monotonic", "backoff bounds",     "pending coalesce"};
+inline constexpr std::array<std::string_view, 14> invariant_names{
+    "contract",          "no lost write",     "no duplicate create", "convergence",
+    "legal transitions", "version monotonic", "backoff bounds",      "pending coalesce",
+    "no lost field",     "server field kept", "no local duplicate",  "bad item harmless",
+    "too large alone",   "restore keeps unsynced"};
 
 /// Run settings, from the command line.
 struct config {
     int ops = 300;            ///< operations per client
     bool verbose = false;     ///< print every step and event
     bool clock_back = false;  ///< also jump the clock backwards
+    unsigned knobs = knob_all;  ///< the hostile knobs a hostile seed uses
+    bool strict_restore = false;  ///< invariant 13 (see model.hpp), off by default
     std::ostream* out = nullptr;
 };
 
@@ -171,10 +217,31 @@ struct ack_write {
 };
 
 /// What a client's watch stream says about one of its records.
+template <class E>
 struct mirror_entry {
     tether::sync_status status = tether::sync_status::pending;
     bool deleted = false;
     std::uint64_t version = 0;
+    std::optional<std::string> server_id;
+    E value{};  ///< the local value
+};
+
+/// One acknowledged write of one field (or a remove), for the per-field model.
+struct field_write {
+    std::uint64_t seq = 0;
+    int device = -1;       ///< -1: the server itself (an admin edit, a filled field)
+    local_id local;        ///< the record's id on that client
+    nlohmann::json value;  ///< the field's value (null for a remove)
+};
+
+/// Per record (by canonical id): the latest write of each field, the latest
+/// remove, and the values a conflict decision, a deletion on the server or a
+/// restore may legitimately have discarded.
+struct record_model {
+    std::map<std::string, field_write> fields;
+    std::optional<field_write> removed;
+    std::map<std::string, std::set<std::string>> may_lose;  ///< field -> dumped values
+    bool deleted_before_restore = false;                    ///< the server held it deleted when it was restored
 };
 
 /// One device: a storage that outlives its engines (restarts), and what the
@@ -188,7 +255,7 @@ struct client {
     int restarts = 0;
     bool crash_armed = false;                          ///< the next push hook "kills the app"
     bool written_pending = false;                      ///< inside a local write call of the sim
-    std::map<local_id, mirror_entry> mirror;           ///< from watch(): every record's status/version
+    std::map<local_id, mirror_entry<typename M::entity>> mirror;           ///< from watch(): every record's status/version
     std::set<local_id> written;                        ///< records this device wrote (any engine)
     std::map<local_id, std::uint64_t> overridden;      ///< last seq of a reported conflict/server deletion
 };
@@ -207,6 +274,7 @@ struct world {
 
     std::uint64_t seed;
     config cfg;
+    tether_sim::mode mode = tether_sim::mode::classic;
     rng random;
     tether::manual_clock clock;
     tether::loopback_server server{[c = clock] { return c.now(); }};
@@ -233,6 +301,27 @@ struct world {
     std::map<local_id, std::vector<std::string>> history;  ///< writes and overrides, for reports
     std::map<local_id, int> names;          ///< short names r1, r2, ... in order of first sight
 
+    // The per-field model (all modes), by canonical id: a record's id on the
+    // server (its create's local id), or for a record created on the server
+    // without one, a synthetic id; a device that holds it under another id
+    // (a pull without local ids) has that id as an alias.
+    std::map<local_id, local_id> alias;         ///< a device's local id -> canonical id
+    std::map<std::string, local_id> by_sid;     ///< server id -> canonical id
+    std::map<local_id, std::string> sid_of;     ///< canonical id -> server id
+    std::map<local_id, record_model> model;
+
+    // The hostile mode (drawn in setup()).
+    unsigned knobs = 0;                 ///< the hostile knobs on in this seed (0: classic)
+    std::size_t value_limit = 0;        ///< bytes; 0: none
+    double big_writes = 0;              ///< share of writes over the value limit
+    std::size_t snapshot_step = 0;      ///< the step that takes the backup (0: none)
+    std::size_t restore_step = 0;       ///< the step that restores it (0: none)
+    std::optional<tether::loopback_server::backup> backup;
+    bool restored = false;
+    std::uint64_t restore_mark = 0;     ///< versions below it come from before the restore
+    std::uint64_t restore_seq = 0;      ///< the model's seq at the restore
+    std::uint64_t synthetic = 0;        ///< synthetic canonical ids handed out
+    std::set<local_id> admin_created;   ///< canonical ids of records an admin created
     // The run.
     int pushing = -1;       ///< the client whose sync is running (for the push hook)
     int rerun_causes = 0;   ///< requests for one more sync round during the running sync

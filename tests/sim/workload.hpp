@@ -20,7 +20,7 @@
 // writes (35%: mostly an update of a record likely in flight, else a remove or
 // a create) and sometimes calls sync() again (5%: must be refused as
 // already_running).
-#include "invariants.hpp"
+#include "hostile.hpp"
 
 #include <algorithm>
 #include <string>
@@ -32,20 +32,17 @@ namespace tether_sim {
 /// Thrown from the push hook: the app dies between the transport call and its outcome.
 struct sim_crash {};
 
-/// A step's inner event (hook action): part of the trace, printed with --verbose.
-template <class M>
-void note(world<M>& w, const std::string& s) {
-    w.trace.add(s);
-    if (w.cfg.verbose) w.step_log += "    " + s + "\n";
-}
-
+/// An acknowledged local write: the classic model's latest write, the per-field
+/// model (`before`: the value an update started from; null for a create).
 template <class M>
 void ack(world<M>& w, int c, const local_id& id, typename world<M>::write_type::kind k,
-         const typename M::entity& value) {
+         const typename M::entity& value, const nlohmann::json& before = nullptr) {
     using write_type = typename world<M>::write_type;
     w.latest[id] = write_type{++w.seq, c, k, value};
+    model_write(w, c, id, before, k == write_type::kind::remove ? nlohmann::json{} : tether::entity_ops<typename M::entity>::to_json(value),
+                k == write_type::kind::remove);
     static constexpr std::array<std::string_view, 3> kinds{"create", "update", "remove"};
-    w.history[id].push_back("seq " + std::to_string(w.seq) + ": c" + std::to_string(c) + " " +
+    w.history[canon(w, id)].push_back("seq " + std::to_string(w.seq) + ": c" + std::to_string(c) + " " +
                             std::string{kinds[static_cast<std::size_t>(k)]} +
                             (k == write_type::kind::remove ? std::string{} : " " + describe(value)));
 }
@@ -94,7 +91,7 @@ std::optional<local_id> pick(world<M>& w, const client<M>& cl, Pred pred) {
     return ids[w.random.below(ids.size())];
 }
 
-inline bool live(const mirror_entry& m) { return !m.deleted; }
+inline constexpr auto live = [](const auto& m) { return !m.deleted; };
 
 // ---- local writes ------------------------------------------------------------
 
@@ -112,6 +109,7 @@ template <class M>
 std::string op_create(world<M>& w, client<M>& cl) {
     const auto v = ++w.next_value;
     auto job = sim_entity<typename M::entity>::make(v);
+    if (w.big_writes > 0 && w.random.chance(w.big_writes)) sim_entity<typename M::entity>::make_big(job, w.value_limit);
     const auto prio = static_cast<tether::priority>(w.random.below(8) < 6 ? 1 : w.random.below(4));
     auto r = write(cl, [&] { return cl.engine->create(job, prio); });
     if (!r) {
@@ -125,16 +123,25 @@ std::string op_create(world<M>& w, client<M>& cl) {
 
 template <class M>
 std::string op_update(world<M>& w, client<M>& cl, const local_id& id) {
-    const auto mask = 1 + w.random.below(7);
+    using E = typename M::entity;
+    auto mask = 1 + w.random.below(sim_entity<E>::all_fields);
+    if (w.knobs & knob_filler) mask &= ~sim_entity<E>::server_field_bit;  // the server owns that field
+    if (mask == 0) mask = 1;
+    const bool big = w.big_writes > 0 && w.random.chance(w.big_writes);
     const auto v = ++w.next_value;
+    nlohmann::json before;
     auto r = write(cl, [&] {
-        return cl.engine->update(id, [&](typename M::entity& j) { sim_entity<typename M::entity>::edit(j, mask, v); });
+        return cl.engine->update(id, [&](E& j) {
+            before = tether::entity_ops<E>::to_json(j);
+            sim_entity<E>::edit(j, mask, v);
+            if (big) sim_entity<E>::make_big(j, w.value_limit);
+        });
     });
     if (!r) {
         w.fail(0, "c" + std::to_string(cl.index) + " update of " + w.name(id) + " failed: " + describe(r.error()));
         return "update " + w.name(id) + " -> " + describe(r.error());
     }
-    ack(w, cl.index, id, world<M>::write_type::kind::update, r->value);
+    ack(w, cl.index, id, world<M>::write_type::kind::update, r->value, before);
     return "update " + w.name(id) + " -> " + describe(r->value) + " " + std::string{tether::to_string(r->status)};
 }
 
@@ -163,7 +170,7 @@ std::string op_remove(world<M>& w, client<M>& cl, const local_id& id) {
 
 template <class M>
 std::string op_reset_failed(world<M>& w, client<M>& cl) {
-    if (auto id = pick(w, cl, [](const mirror_entry& m) { return m.status == tether::sync_status::failed; })) {
+    if (auto id = pick(w, cl, [](const auto& m) { return m.status == tether::sync_status::failed; })) {
         auto r = write(cl, [&] { return cl.engine->reset_failed(*id); });
         if (!r) {
             w.fail(0, "c" + std::to_string(cl.index) + " reset_failed of failed " + w.name(*id) + ": " +
@@ -171,7 +178,7 @@ std::string op_reset_failed(world<M>& w, client<M>& cl) {
         }
         return "reset_failed " + w.name(*id) + (r ? " -> " + std::string{tether::to_string(r->status)} : " -> error");
     }
-    if (auto id = pick(w, cl, [](const mirror_entry&) { return true; })) {
+    if (auto id = pick(w, cl, [](const auto&) { return true; })) {
         auto r = cl.engine->reset_failed(*id);
         if (r || r.error().code != tether::errc::invalid_state) {
             w.fail(0, "c" + std::to_string(cl.index) + " reset_failed of non-failed " + w.name(*id) +
@@ -213,7 +220,7 @@ void on_push(world<M>& w) {
         throw sim_crash{};
     }
     if (w.random.chance(0.35)) {
-        auto id = pick(w, cl, [](const mirror_entry& m) {
+        auto id = pick(w, cl, [](const auto& m) {
             return !m.deleted && (m.status == tether::sync_status::pending || m.status == tether::sync_status::error);
         });
         if (!id) id = pick(w, cl, live);
@@ -362,6 +369,7 @@ std::string op(world<M>& w, client<M>& cl) {
         return "log out";
     }
     if (u < 960) return op_poison(w);
+    if ((w.knobs & knob_admin) && u < 975) return op_admin(w);
     return "idle";
 }
 
@@ -391,6 +399,7 @@ void setup(world<M>& w) {
     w.server.set_change_feed(w.change_feed);
     w.server.set_random_faults(w.rates, mix64(w.seed ^ 0xFA17ull));
     w.server.set_push_hook([&w] { on_push(w); });
+    if (w.mode == mode::hostile) hostile_setup(w);
     for (int i = 0; i < client_count; ++i) {
         w.clients[static_cast<std::size_t>(i)].index = i;
         make_engine(w, w.clients[static_cast<std::size_t>(i)]);
@@ -411,6 +420,16 @@ void run_step(world<M>& w, client<M>& cl, const std::string& line_in) {
     w.step_log.clear();
 }
 
+/// A failure a quiet-phase sync may report in the hostile mode: a record too
+/// large alone (invariant 12 checks it is one), or the server's answer to a
+/// cursor from before its restore (convergence then shows whether the engine
+/// pulled everything again).
+template <class M>
+bool quiet_failure_ok(const world<M>& w, const tether::error& e) {
+    return (w.value_limit > 0 && e.code == tether::errc::too_large) ||
+           (w.restored && e.code == tether::errc::cursor_expired);
+}
+
 /// The quiet phase: random faults stop, poisoned records are unpoisoned, every
 /// client comes back online and logged in, and all sync until a full round
 /// changes nothing and nothing waits to go up (pending, pending_deletion,
@@ -422,6 +441,7 @@ template <class M>
 void quiesce(world<M>& w) {
     w.chaos = false;
     w.server.clear_random_faults();
+    if (w.knobs) hostile_quiet(w);
     for (const auto& id : w.poisoned) w.server.unpoison(id);
     w.poisoned.clear();
     for (auto& cl : w.clients) {
@@ -450,7 +470,7 @@ void quiesce(world<M>& w) {
         for (auto& cl : w.clients) {
             auto r = cl.engine->sync();
             ++w.st.syncs;
-            if (!r || r->skipped || r->failure) {
+            if (!r || r->skipped || (r->failure && !quiet_failure_ok(w, *r->failure))) {
                 w.fail(3, "c" + std::to_string(cl.index) + " quiet-phase sync: " + format(r));
             }
             run_step(w, cl, "quiet round " + std::to_string(round) + " sync -> " + format(r));
@@ -473,8 +493,9 @@ struct seed_result {
 };
 
 template <class M>
-seed_result run_seed(std::uint64_t seed, const config& cfg) {
+seed_result run_seed(std::uint64_t seed, const config& cfg, mode md = mode::classic) {
     world<M> w{seed, cfg};
+    w.mode = md;
     setup(w);
     std::vector<int> order;
     for (int i = 0; i < client_count; ++i) order.insert(order.end(), static_cast<std::size_t>(cfg.ops), i);
@@ -483,6 +504,7 @@ seed_result run_seed(std::uint64_t seed, const config& cfg) {
     for (int c : order) {
         auto& cl = w.clients[static_cast<std::size_t>(c)];
         ++w.step;
+        if (w.knobs) hostile_step(w);
         w.clock.advance(ms{w.random.range(0, 2000)});
         run_step(w, cl, op(w, cl));
         ++w.st.operations;
@@ -504,6 +526,7 @@ seed_result run_seed(std::uint64_t seed, const config& cfg) {
         check_deep(w);
         check_final(w);
     }
+    if (w.knobs) hostile_faults(w.server.faults(), fs);
     w.trace.add(static_cast<std::uint64_t>(w.violations.size()));
     for (const auto& v : w.violations) w.trace.add(v.what);
     return seed_result{w.trace.h, std::move(w.violations), w.st};

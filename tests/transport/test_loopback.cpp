@@ -787,8 +787,11 @@ TEST_CASE("loopback restore takes the server back in time and expires every curs
     const std::string old_cursor = before->next_cursor;  // "5"
     CHECK(old_cursor == "5");
 
+    CHECK(f.server.last_change("alice", "jobs") == 5);
     f.server.restore(jobs);
     CHECK(f.server.faults().restores == 1);
+    CHECK(f.server.last_change("alice", "jobs") == 6);  // a mark past every issued number
+    CHECK(f.server.last_change("bob", "jobs") == 0);
     auto recs = f.server.records("alice", "jobs");
     REQUIRE(recs.size() == 2);  // a and b as they were; c forgotten
     CHECK(recs[0].value == json{{"n", 1}});

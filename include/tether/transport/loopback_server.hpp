@@ -331,6 +331,15 @@ public:
         return std::nullopt;
     }
 
+    /// @brief The last change number `user`'s `collection` has issued (0 if none):
+    /// every version it gave out is at most this, and after a `restore` every
+    /// version given out before the restore is below it.
+    [[nodiscard]] std::uint64_t last_change(std::string_view user, std::string_view collection) const {
+        std::lock_guard lock{state_->mutex};
+        const auto* data = find_data_(*state_, user, collection);
+        return data == nullptr ? 0 : data->seq;
+    }
+
     /// @brief True when pulls follow the change feed (the default), false in full-list mode.
     [[nodiscard]] bool has_change_feed() const {
         std::lock_guard lock{state_->mutex};
