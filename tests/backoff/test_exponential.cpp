@@ -234,18 +234,23 @@ TEST_CASE("out-of-range settings are tamed", "[backoff]") {
     SECTION("a negative cap counts as 0") {
         exponential_backoff p{.cap = -1s};
         CHECK(p.next_delay(1, e) == std::optional<ms>{0ms});
-        CHECK(p.next_delay(1, error_with_retry_after(5min)) == std::optional<ms>{0ms});
+        CHECK(p.next_delay(1, error_with_retry_after(5min)) == std::optional<ms>{5min});  // the server's word stands
+        exponential_backoff q{.cap = -1s, .max_retry_after = -1s};
+        CHECK(q.next_delay(1, error_with_retry_after(5min)) == std::optional<ms>{0ms});
     }
 }
 
-TEST_CASE("Retry-After is a lower bound, clamped to the cap", "[backoff]") {
+TEST_CASE("Retry-After is a lower bound, honoured above the cap up to max_retry_after", "[backoff]") {
     exponential_backoff p;
     CHECK(p.next_delay(1, error_with_retry_after(5min)) == std::optional<ms>{5min});  // raises 1 min
     CHECK(p.next_delay(4, error_with_retry_after(5min)) == std::optional<ms>{8min});  // 8 min is longer
     CHECK(p.next_delay(1, error_with_retry_after(10s)) == std::optional<ms>{1min});   // never lowers
     CHECK(p.next_delay(1, error_with_retry_after(0ms)) == std::optional<ms>{1min});
-    CHECK(p.next_delay(1, error_with_retry_after(5h)) == std::optional<ms>{1h});      // clamped to cap
-    CHECK(p.next_delay(1, error_with_retry_after(ms::max())) == std::optional<ms>{1h});
+    CHECK(p.next_delay(1, error_with_retry_after(5h)) == std::optional<ms>{5h});      // above the cap: honoured
+    CHECK(p.next_delay(1, error_with_retry_after(ms::max())) == std::optional<ms>{24h});  // max_retry_after
+    exponential_backoff short_max{.max_retry_after = 2h};
+    CHECK(short_max.next_delay(1, error_with_retry_after(5h)) == std::optional<ms>{2h});
+    CHECK(short_max.next_delay(1, error_with_retry_after(90min)) == std::optional<ms>{90min});
     CHECK(p.next_delay(1, error_with_retry_after(-30min)) == std::optional<ms>{1min}); // ignored
     CHECK(p.next_delay(1, error_with_retry_after(ms::min())) == std::optional<ms>{1min});
     CHECK(p.next_delay(5, error_with_retry_after(5min)) == std::nullopt);             // give-up wins

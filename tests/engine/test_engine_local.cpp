@@ -156,7 +156,7 @@ TEST_CASE("update of a missing or deleted record is an error", "[engine]") {
     REQUIRE(deleted.error().code == tether::errc::invalid_state);
 }
 
-TEST_CASE("update of an error record makes it pending with a fresh attempt count", "[engine]") {
+TEST_CASE("update of an error record keeps it in error with its attempts and next attempt time", "[engine]") {
     tether::memory_storage storage;
     auto seeded = seed_record(storage, tether::sync_status::synced, "s1");
     {
@@ -169,9 +169,11 @@ TEST_CASE("update of an error record makes it pending with a fresh attempt count
     }
     auto engine = tether::make_engine<Job>(storage, tether::manual_clock{});
     auto updated = engine.update(seeded.id, [](Job& j) { j.progress = 99; });
-    REQUIRE(updated->status == tether::sync_status::pending);
-    REQUIRE(updated->attempts == 0);
-    REQUIRE_FALSE(updated->next_attempt_at);
+    REQUIRE(updated->status == tether::sync_status::error);
+    REQUIRE(updated->attempts == 2);
+    REQUIRE(updated->next_attempt_at == tether::manual_clock::default_start + 10min);
+    REQUIRE(updated->value.progress == 99);
+    REQUIRE(updated->dirty.contains("progress"));
 }
 
 TEST_CASE("remove of a never-synced record deletes it at once and runs cleanup", "[engine]") {

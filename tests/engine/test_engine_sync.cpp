@@ -198,7 +198,8 @@ TEST_CASE("an edit between a lost create response and its retry is not lost", "[
     auto r = dev.create(Job{"memo", 0, ""}).value();
     w.server.drop_next_responses(1);
     REQUIRE(dev.push()->retrying == 1);
-    (void)dev.update(r.id, [](Job& j) { j.progress = 9; });
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 9; }));
+    w.clock.advance(1h);  // the edit goes up with the record's next attempt
     REQUIRE(dev.push());  // the create replays (server answers with its old copy), then an update follows
     auto cur = reload(dev, r.id);
     REQUIRE(cur.status == sync_status::synced);

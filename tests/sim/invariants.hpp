@@ -6,8 +6,8 @@
 //  3. convergence after quiescence (check_final);
 //  4. only legal status transitions (transition hook, every event);
 //  5. a record's version never decreases (watch, every event);
-//  6. backoff delays stay within [0, cap], and at least a 429's Retry-After
-//     (clamped to cap) (watch, every event);
+//  6. backoff delays stay within [0, max(cap, min(Retry-After, 24 h))], and a
+//     429's Retry-After is a lower bound (watch, every event);
 //  7. the records with unsynced changes are records the device itself wrote,
 //     so they never outnumber the distinct records written (watch, every event;
 //     store counts every step).
@@ -93,18 +93,24 @@ void check_change(world<M>& w, int c, const tether::change<typename M::entity>& 
                       " (" + ch.cause + ")");
     }
 
-    // 6: backoff delay within [0, cap], and a Retry-After (clamped to cap) is a lower bound.
+    // 6: backoff delay within [0, max(cap, min(retry_after, max_retry_after))], and a Retry-After is a lower bound.
     if (r.status == tether::sync_status::error) {
         if (!r.next_attempt_at || !r.last_attempt_at) {
             w.fail(6, who + ": error without last/next attempt times (" + ch.cause + ")");
         } else {
             const auto d = std::chrono::duration_cast<ms>(*r.next_attempt_at - *r.last_attempt_at);
-            if (d < ms{0} || d > w.cap) {
+            // The cap bounds our own backoff; a server's Retry-After is honoured
+            // above it, up to max_retry_after (24 h).
+            const ms retry_after = r.last_error && r.last_error->retry_after && *r.last_error->retry_after >= ms{0}
+                                       ? std::min<ms>(*r.last_error->retry_after, std::chrono::hours{24})
+                                       : ms{0};
+            const ms bound = std::max(w.cap, retry_after);
+            if (d < ms{0} || d > bound) {
                 w.fail(6, who + ": backoff delay " + std::to_string(d.count()) + " ms outside [0, " +
-                              std::to_string(w.cap.count()) + "] (" + ch.cause + ")");
+                              std::to_string(bound.count()) + "] (" + ch.cause + ")");
             }
             if (r.last_error && r.last_error->retry_after && *r.last_error->retry_after >= ms{0} &&
-                d < std::min(*r.last_error->retry_after, w.cap)) {
+                d < retry_after) {
                 w.fail(6, who + ": backoff delay " + std::to_string(d.count()) + " ms below Retry-After " +
                               std::to_string(r.last_error->retry_after->count()) + " ms");
             }

@@ -115,9 +115,11 @@ private:
 /// - `std::nullopt` (give up) once `n >= max_attempts`; `max_attempts == 0` never gives up;
 /// - otherwise `d = min(base * factor^(n-1), cap)`, randomised as `jitter` says;
 /// - raised to the server's `e.retry_after` when that is longer (a Retry-After is
-///   a lower bound), itself clamped to `cap`; a negative `retry_after` is ignored.
+///   a lower bound): `cap` bounds our own backoff, not the server's explicit
+///   instruction, which is clamped to `max_retry_after` instead (default 24 h);
+///   a negative `retry_after` is ignored.
 ///
-/// The result is always within `[0, cap]`. Out-of-range settings are tamed rather
+/// The result is always within `[0, max(cap, min(retry_after, max_retry_after))]`. Out-of-range settings are tamed rather
 /// than trusted: a `factor` below 1 (or NaN) counts as 1, a negative `base` or `cap`
 /// as 0, and a `base` above `cap` yields `cap`. No `n` up to `UINT32_MAX` and no
 /// `factor` overflows.
@@ -150,6 +152,7 @@ struct exponential_backoff {
     std::uint32_t max_attempts = 5;                            ///< give up after this many failures; 0 = never
     tether::jitter jitter = tether::jitter::none;              ///< how delays are randomised
     std::uint64_t seed = 0;                                    ///< jitter seed; 0 = from `std::random_device`
+    std::chrono::milliseconds max_retry_after{std::chrono::hours{24}};  ///< the longest server Retry-After honoured
 
     /// @brief Internal: the jitter's random stream. Leave it defaulted.
     detail::backoff_rng rng_{};
@@ -178,7 +181,7 @@ struct exponential_backoff {
         }
 
         if (e.retry_after && e.retry_after->count() >= 0) {
-            d = std::max(d, std::min<std::int64_t>(e.retry_after->count(), c));
+            d = std::max(d, std::min<std::int64_t>(e.retry_after->count(), std::max<std::int64_t>(max_retry_after.count(), 0)));
         }
         return std::chrono::milliseconds{d};
     }

@@ -70,6 +70,9 @@ struct health_report {
     std::optional<std::chrono::milliseconds> oldest_pending_age;  ///< now − oldest unsynced change
     engine_state state = engine_state::idle;                ///< the engine's state
     std::uint64_t cleanup_failures = 0;                     ///< cleanup hook failures since start
+    std::size_t unreadable = 0;       ///< stored records that do not decode (see `status_counts::unreadable`)
+    std::uint64_t unapplied = 0;      ///< pulled items refused or skipped since start (see `sync_report::unapplied`)
+    std::uint64_t resyncs = 0;        ///< full resyncs since start (a server gone back in time, or a 410)
 };
 
 /// @brief Why a sync call did nothing.
@@ -98,6 +101,14 @@ struct sync_report {
     std::size_t retrying = 0;             ///< records moved to `error` (will retry after backoff)
     std::size_t failed = 0;               ///< records moved to `failed`
     std::size_t removed = 0;              ///< records deleted locally (confirmed or by the server)
+    /// Pulled items that could not be applied (malformed: an empty, nil or
+    /// duplicate id; a value that does not decode): each is skipped and logged,
+    /// the rest of its page and the cursor commit, and one with a usable server
+    /// id is fetched again at a later pull.
+    std::size_t unapplied = 0;
+    /// When the server said to come back (a 429/503's Retry-After, or the pull
+    /// backoff after a failed pull): pulls before then are not sent.
+    std::optional<timestamp> retry_at;
     std::optional<skip_reason> skipped;   ///< set if the call did nothing, and why
     std::optional<tether::error> failure; ///< a failure that cut the run short (e.g. offline mid-run)
 

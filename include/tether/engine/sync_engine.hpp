@@ -22,19 +22,37 @@
 #include <tether/transport/transport.hpp>
 
 #include <atomic>
+#include <cstdlib>
 #include <concepts>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <type_traits>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 namespace tether {
+
+namespace detail {
+struct pull_run;  // engine/detail/pull.hpp
+
+/// The storage key of the seeded id generator's restart counter.
+inline constexpr std::string_view id_epoch_key = "id_epoch";
+
+/// A seed mixed with a restart counter (splitmix64's finaliser).
+constexpr std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t epoch) noexcept {
+    std::uint64_t x = seed ^ (epoch * 0x9E3779B97F4A7C15ull);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+}  // namespace detail
 
 /// @brief Keeps `record<Entity>`s in a local store and syncs them with a server.
 ///
@@ -143,10 +161,9 @@ public:
     result<record_type> create(Entity value, tether::priority prio = tether::priority::medium) {
         const auto now = clock_.now();
         record_type r;
-        {
-            std::lock_guard lock{ids_mutex_};
-            r.id = ids_(now);
-        }
+        auto id = next_id(now);
+        if (!id) return unexpected{std::move(id).error()};
+        r.id = *id;
         r.value = std::move(value);
         r.status = sync_status::pending;
         r.local_rev = 1;
@@ -154,8 +171,16 @@ public:
         r.created_at = now;
         r.updated_at = now;
         auto fx = make_effects();
-        auto done = store_.transact(
-            [&](auto& tx) { return detail::write_record(tx, fx, std::optional<sync_status>{}, r, now, "create"); });
+        auto done = store_.transact([&](auto& tx) -> result<void> {
+            // An id already held is never overwritten (a generator restarted with
+            // the same seed, or a store shared in an unexpected way).
+            auto held = detail::with_record<Entity>(tx, r.id, [&](const record_type* found) -> result<void> {
+                if (found) return unexpected{make_error(errc::conflict, "record " + r.id.to_string() + " exists")};
+                return {};
+            });
+            if (!held) return held;
+            return detail::write_record(tx, fx, std::optional<sync_status>{}, r, now, "create");
+        });
         deliver(fx, done.has_value());
         if (!done) return unexpected{std::move(done).error()};
         request_sync();
@@ -288,6 +313,9 @@ public:
         }
         h.state = state();
         h.cleanup_failures = cleanup_failures_.load(std::memory_order_relaxed);
+        h.unreadable = counts->unreadable;
+        h.unapplied = unapplied_.load(std::memory_order_relaxed);
+        h.resyncs = resyncs_.load(std::memory_order_relaxed);
         return h;
     }
 
@@ -357,6 +385,15 @@ public:
         return last_run_failed_.load() ? engine_state::error : engine_state::idle;
     }
 
+    /// @brief When the next pull may go out, if a failed pull (429, 503, a
+    /// network failure) made the engine back off: pulls before then send nothing.
+    /// Empty when pulls are not backing off.
+    [[nodiscard]] std::optional<timestamp> next_pull_at() const noexcept {
+        const auto at = pull_not_before_.load(std::memory_order_relaxed);
+        if (at == no_pull_backoff) return std::nullopt;
+        return timestamp{std::chrono::milliseconds{at}};
+    }
+
     // ---- access to the policies -------------------------------------------------
 
     /// @brief The engine's clock.
@@ -380,23 +417,58 @@ public:
     result<sync_report> pull();
 
 private:
-    // Sync half, defined in engine/detail/sync.hpp.
+    // Sync half, defined in engine/detail/{sync,push,pull}.hpp.
+    /// What one push batch leads to: the next batch, a split of this one (too
+    /// large), or the end of the push run.
+    enum class push_step : std::uint8_t { go_on, split, stop };
+    /// How a failed attempt counts: by its error (retryable backs off, else the
+    /// record fails), always backing off (a whole batch refused), or final.
+    enum class attempt_kind : std::uint8_t { per_error, backs_off, final };
+
     template <class Body>
     result<sync_report> single_flight(Body body);
     result<void> run_push(sync_report& rep);
+    result<push_step> push_batch(const std::vector<record_type>& picked, sync_report& rep);
+    result<void> mark_attempted(std::vector<record_type>& sent);
+    result<push_step> settle_batch(const std::vector<push_op>& ops, const std::vector<record_type>& sent,
+                                   const std::vector<push_outcome>& outcomes, sync_report& rep);
     result<void> run_pull(sync_report& rep);
     result<void> fail_batch(const std::vector<record_type>& batch, const error& e, sync_report& rep);
     [[nodiscard]] push_op make_op(const record_type& r) const;
-    void count_failure(record_type& r, const error& e, timestamp now, sync_report& rep);
+    void count_failure(record_type& r, const error& e, timestamp now, sync_report& rep, attempt_kind how);
     std::string settle_conflict(record_type& after, const server_record& s, Entity server_value, sync_report& rep);
+    std::string take_applied(record_type& after, const push_op& op, const record_type& sent, const push_outcome& out,
+                             detail::effects<Entity>& fx);
     template <class Tx>
-    result<void> apply_outcome(Tx& tx, detail::effects<Entity>& fx, const push_op& op, std::uint64_t rev,
+    result<void> merge_pulled_twin(Tx& tx, detail::effects<Entity>& fx, const local_id& id,
+                                   const std::string& server_id, timestamp now);
+    template <class Tx>
+    result<void> apply_outcome(Tx& tx, detail::effects<Entity>& fx, const push_op& op, const record_type& sent,
                                const push_outcome& out, timestamp now, sync_report& rep);
+    result<std::string> load_pull_meta(detail::pull_run& run);
+    void begin_resync(detail::pull_run& run, const std::string& why);
+    result<void> finish_resync(detail::pull_run& run, sync_report& rep);
+    result<void> refetch(detail::pull_run& run, sync_report& rep);
+    void pull_failed(const error& e, sync_report& rep);
+    void pull_succeeded();
+    result<void> apply_page(detail::pull_run& run, const pull_page& page, sync_report& rep);
+    result<bool> has_creates_in_doubt();
+    result<void> skip_pulled(detail::effects<Entity>& fx, detail::pull_run& run, sync_report& rep,
+                             const std::string& server_id, const std::string& why, bool fetch_later);
+    void defer_pulled(detail::pull_run& run, const std::string& server_id);
     template <class Tx>
-    result<void> apply_server_record(Tx& tx, detail::effects<Entity>& fx, const server_record& s, timestamp now,
+    result<void> apply_server_record(Tx& tx, detail::effects<Entity>& fx, detail::pull_run& run,
+                                     std::unordered_set<std::string>& in_page, const server_record& s, timestamp now,
                                      sync_report& rep);
     template <class Tx>
-    result<void> apply_tombstone(Tx& tx, detail::effects<Entity>& fx, const tombstone& t, timestamp now,
+    result<void> insert_pulled(Tx& tx, detail::effects<Entity>& fx, const server_record& s, Entity value,
+                               timestamp now, sync_report& rep);
+    template <class Tx>
+    result<void> merge_pulled(Tx& tx, detail::effects<Entity>& fx, const record_type& before, const server_record& s,
+                              Entity value, timestamp now, sync_report& rep, bool resync);
+    template <class Tx>
+    result<void> apply_tombstone(Tx& tx, detail::effects<Entity>& fx, detail::pull_run& run,
+                                 std::unordered_set<std::string>& in_page, const tombstone& t, timestamp now,
                                  sync_report& rep);
     void pause_unauthorized(const error& e, sync_report& rep);
     result<void> ensure_device_id();
@@ -419,16 +491,39 @@ private:
         }
         after.local_rev += 1;
         after.updated_at = now;
-        if (after.status == sync_status::synced || after.status == sync_status::error) {
-            after.status = sync_status::pending;
-            after.attempts = 0;
-            after.next_attempt_at.reset();
-        }
+        // A record in `error` stays there with its attempts and next attempt time:
+        // one edited forever still backs off and reaches `failed`; the edit goes
+        // up with its next attempt.
+        if (after.status == sync_status::synced) after.status = sync_status::pending;
         if (auto a = detail::account_write(tx, fx, std::optional<sync_status>{before.status}, after, now, "update"); !a) {
             return a;
         }
         out = after;
         if (put) return tx.put(std::move(after));
+        return {};
+    }
+
+    /// A fresh local id. A seeded generator is mixed, on first use, with a
+    /// counter kept in the store's metadata, so an engine restarted with the same
+    /// seed over the same store never hands out an id twice.
+    result<local_id> next_id(timestamp now) {
+        std::lock_guard lock{ids_mutex_};
+        if (auto ready = ensure_ids_locked(); !ready) return unexpected{std::move(ready).error()};
+        return ids_(now);
+    }
+
+    /// Called with `ids_mutex_` held, never inside a store transaction.
+    result<void> ensure_ids_locked() {
+        if (!options_.id_seed || ids_ready_) return {};
+        auto stored = store_.get_meta(detail::id_epoch_key);
+        if (!stored) return unexpected{std::move(stored).error()};
+        std::uint64_t epoch = 0;
+        if (*stored) epoch = std::strtoull((*stored)->c_str(), nullptr, 10);
+        ++epoch;
+        auto saved = store_.transact([&](auto& tx) { return tx.set_meta(detail::id_epoch_key, std::to_string(epoch)); });
+        if (!saved) return saved;
+        if (epoch > 1) ids_ = local_id_generator{detail::mix_seed(*options_.id_seed, epoch)};
+        ids_ready_ = true;
         return {};
     }
 
@@ -480,15 +575,30 @@ private:
                 later->transitions.swap(fx.transitions);
                 later->changes.swap(fx.changes);
                 later->erased.swap(fx.erased);
-                std::function<void()> run = [this, later] { deliver_now(*later, true); };
+                later->ticket = std::move(fx.ticket);  // dropped with a rollback: its number is handed in empty
+                std::function<void()> run = [this, later] { deliver_in_order(*later, true); };
                 if (!store_.defer_until_commit(run)) {  // no enclosing transaction: now
                     fx.transitions.swap(later->transitions);
                     fx.changes.swap(later->changes);
                     fx.erased.swap(later->erased);
+                    fx.ticket = std::move(later->ticket);
                 }
             }
         }
-        deliver_now(fx, committed);
+        deliver_in_order(fx, committed);
+    }
+
+    /// Delivers now, or, when the transaction took a delivery number, once
+    /// every transaction committed before it has been delivered (commit order
+    /// per record and overall, still outside every lock).
+    void deliver_in_order(detail::effects<Entity>& fx, bool committed) {
+        if (!fx.ticket.held()) {
+            deliver_now(fx, committed);
+            return;
+        }
+        auto moved = std::make_shared<detail::effects<Entity>>(std::move(fx));
+        auto& ticket = moved->ticket;
+        ticket.fulfil([this, moved, committed] { deliver_now(*moved, committed); });
     }
 
     void deliver_now(detail::effects<Entity>& fx, bool committed) {
@@ -537,6 +647,7 @@ private:
         fx.want_changes = !watchers_->empty();
         fx.want_erased = has_cleanup_hook_.load(std::memory_order_acquire);
         fx.want_transitions = has_transition_hook_.load(std::memory_order_acquire);
+        fx.order = &order_;
         return fx;
     }
 
@@ -547,8 +658,13 @@ private:
     }
 
     void publish_state() {
-        const auto s = state();
-        if (last_published_.exchange(s) != s) state_watchers_->notify(s);
+        // The state is read and compared under the queue's lock, so watchers
+        // hear states in the order they were reached, outside the engine's locks.
+        state_order_.post([&]() -> std::function<void()> {
+            const auto s = state();
+            if (last_published_.exchange(s) == s) return {};
+            return [w = state_watchers_, s] { w->notify(s); };
+        });
     }
 
     storage_policy_type storage_;
@@ -561,6 +677,7 @@ private:
 
     std::mutex ids_mutex_;
     local_id_generator ids_;
+    bool ids_ready_ = false;  // guarded by ids_mutex_: the seeded generator is mixed with the store's epoch
 
     std::size_t handled_still_due_ = 0;       // push bookkeeping; only the running sync touches it
     std::string device_id_;                   // this device's push origin (kept in storage meta); sync only
@@ -573,10 +690,17 @@ private:
     std::atomic<bool> last_run_failed_{false};
     std::atomic<engine_state> last_published_{engine_state::idle};
     std::atomic<std::uint64_t> cleanup_failures_{0};
+    std::atomic<std::uint64_t> unapplied_{0};                   // pulled items not applied, since start
+    std::atomic<std::uint64_t> resyncs_{0};                     // full resyncs, since start
+    static constexpr std::int64_t no_pull_backoff = std::numeric_limits<std::int64_t>::min();
+    std::atomic<std::int64_t> pull_not_before_{no_pull_backoff};  // ms since the epoch; pulls wait until then
+    std::atomic<std::uint32_t> pull_failures_{0};               // failed pulls in a row
     std::atomic<bool> has_transition_hook_{false};
     std::atomic<bool> has_cleanup_hook_{false};
     std::atomic<bool> has_sync_needed_hook_{false};
 
+    mutable detail::ordered_delivery order_;        // record effects, in commit order
+    detail::ordered_delivery state_order_;          // engine states, in the order reached
     mutable std::mutex hooks_mutex_;
     std::shared_ptr<const transition_fn> transition_hook_;
     std::shared_ptr<const cleanup_fn> cleanup_hook_;

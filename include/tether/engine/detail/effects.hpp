@@ -4,6 +4,7 @@
 #include <tether/core/record.hpp>
 #include <tether/core/result.hpp>
 #include <tether/core/status.hpp>
+#include <tether/engine/detail/delivery.hpp>
 #include <tether/engine/events.hpp>
 #include <tether/storage/storage.hpp>
 
@@ -32,6 +33,15 @@ struct effects {
     bool want_erased = true;
     bool want_transitions = true;
     std::size_t writes = 0;  // records written or erased
+    // Commit order: a number is taken (under the store's write lock) by the
+    // first change anyone hears of, and delivery waits for the ones before it.
+    ordered_delivery* order = nullptr;
+    delivery_ticket ticket;
+
+    /// Takes the delivery number if someone will hear of this transaction.
+    void heard() {
+        if (order != nullptr && (want_changes || want_erased || want_transitions)) ticket.take(*order);
+    }
 };
 
 /// Calls `f(const record<E>*)` with the record `id` as `tx` sees it (null when
@@ -79,6 +89,7 @@ result<void> account_write(Tx& tx, effects<E>& fx, std::optional<sync_status> be
             if (auto a = tx.audit(*t); !a) return a;
         }
     }
+    fx.heard();
     if (fx.want_changes) {
         fx.changes.push_back(
             change<E>{before ? change_kind::updated : change_kind::created, after.id, after, std::string{cause}});
@@ -120,15 +131,19 @@ concept editable_transaction = requires(Tx& tx, const local_id& id) {
     { tx.edit(id) } -> std::same_as<record_edit<E>>;
 };
 
-/// Erases `before` inside transaction `tx` and records the deletion.
+/// Erases `before` inside transaction `tx` and records the deletion; the
+/// cleanup hook runs for it unless `cleanup` is false (a record merged into
+/// another, whose attached resources live on).
 template <class Tx, class E>
-result<void> erase_record(Tx& tx, effects<E>& fx, const record<E>& before, timestamp now, std::string_view cause) {
+result<void> erase_record(Tx& tx, effects<E>& fx, const record<E>& before, timestamp now, std::string_view cause,
+                          bool cleanup = true) {
     transition t{before.id, before.status, std::nullopt, now, std::string{cause}, true};
     if constexpr (requires { tx.audit(t); }) {
         if (auto a = tx.audit(t); !a) return a;
     }
     const auto id = before.id;
-    if (fx.want_erased) fx.erased.push_back(before);  // `before` may point into the store: copy first
+    fx.heard();
+    if (fx.want_erased && cleanup) fx.erased.push_back(before);  // `before` may point into the store: copy first
     if (auto r = tx.erase(id); !r) return r;
     ++fx.writes;
     if (fx.want_transitions) fx.transitions.push_back(std::move(t));

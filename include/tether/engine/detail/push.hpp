@@ -18,8 +18,7 @@ namespace tether {
 template <class Entity, class... Policies>
 result<void> sync_engine<Entity, Policies...>::run_push(sync_report& rep) {
     const std::size_t max_batch = std::max<std::size_t>(1, transport_.max_batch());
-    const std::size_t batch = options_.push_batch ? std::min(options_.push_batch, max_batch) : max_batch;
-    const auto collection = std::string_view{collection_of<Entity>()};
+    std::size_t batch = options_.push_batch ? std::min(options_.push_batch, max_batch) : max_batch;
     // Each record goes up at most once per run; those still due after their
     // outcome (edited during the push) are skipped, so ask for that many more.
     if (auto d = ensure_device_id(); !d) return d;
@@ -34,87 +33,114 @@ result<void> sync_engine<Entity, Policies...>::run_push(sync_report& rep) {
             if (!handled.contains(r.id)) picked.push_back(std::move(r));
         }
         if (picked.empty()) return {};
-
-        std::vector<local_id> ids;
-        ids.reserve(picked.size());
-        for (const auto& r : picked) {
-            handled.insert(r.id);
-            ids.push_back(r.id);
-        }
-        {
-            std::lock_guard lock{state_mutex_};
-            in_flight_.insert(ids.begin(), ids.end());
-        }
-        detail::in_flight_guard<std::mutex, std::set<local_id>, std::vector<local_id>> guard{state_mutex_, in_flight_,
-                                                                                              ids};
-        // Re-read now that the records are marked in flight: a remove() that ran
-        // before the mark may have erased a never-sent record, and an edit may
-        // have landed since `due` was read. From here on, remove() of these
-        // records only marks them pending_deletion.
-        std::vector<push_op> ops;
-        ops.reserve(picked.size());
-        std::vector<record_type> batch_records;
-        batch_records.reserve(picked.size());
-        for (const auto& r : picked) {
-            auto fresh = store_.get(r.id);
-            if (!fresh) return unexpected{std::move(fresh).error()};
-            if (!*fresh || !is_due(**fresh, clock_.now())) continue;
-            ops.push_back(make_op(**fresh));
-            batch_records.push_back(std::move(**fresh));
-        }
-        if (ops.empty()) continue;
-        // A create may reach the server even if the app dies before its outcome is stored:
-        // mark it attempted first, so that a remove() after a restart goes to the server.
-        if (std::any_of(batch_records.begin(), batch_records.end(),
-                        [](const record_type& r) { return !r.server_id && !r.last_attempt_at; })) {
-            const auto sent_at = clock_.now();
-            auto marked = store_.transact([&](auto& tx) -> result<void> {
-                for (auto& r : batch_records) {
-                    if (r.server_id || r.last_attempt_at) continue;
-                    auto cur = tx.get(r.id);
-                    if (!cur) return unexpected{std::move(cur).error()};
-                    if (!*cur) continue;
-                    record_type m = **cur;
-                    m.last_attempt_at = sent_at;
-                    r.last_attempt_at = sent_at;
-                    if (auto p = tx.put(std::move(m)); !p) return p;
-                }
-                return {};
-            });
-            if (!marked) return marked;
-        }
-        auto outcomes = transport_.push(collection, std::span<const push_op>{ops});  // no lock held
-        if (outcomes && outcomes->size() != ops.size()) {
-            outcomes = unexpected{make_error(errc::transient, "server answered " + std::to_string(outcomes->size()) +
-                                                                  " outcomes for " + std::to_string(ops.size()) + " ops")};
-        }
-        if (!outcomes) {
-            if (auto f = fail_batch(batch_records, outcomes.error(), rep); !f) return f;
-            return {};
-        }
-        const auto now = clock_.now();
-        auto fx = make_effects();
-        std::optional<error> unauthorized;
-        auto done = store_.transact([&](auto& tx) -> result<void> {
-            for (std::size_t i = 0; i < ops.size(); ++i) {
-                const auto& out = (*outcomes)[i];
-                if (out.outcome == push_outcome::kind::rejected && out.failure.code == errc::unauthorized) {
-                    unauthorized = out.failure;  // not the record's fault: no attempt is counted
-                    ++handled_still_due_;
-                    continue;
-                }
-                if (auto a = apply_outcome(tx, fx, ops[i], batch_records[i].local_rev, out, now, rep); !a) return a;
-            }
-            return {};
-        });
-        deliver(fx, done.has_value());
-        if (!done) return done;
-        if (unauthorized) {
-            pause_unauthorized(*unauthorized, rep);
-            return {};
+        for (const auto& r : picked) handled.insert(r.id);
+        auto step = push_batch(picked, rep);
+        if (!step) return unexpected{std::move(step).error()};
+        if (*step == push_step::stop) return {};
+        if (*step == push_step::split) {
+            // Refused as too large: the same records go again in halves.
+            for (const auto& r : picked) handled.erase(r.id);
+            batch = std::max<std::size_t>(1, picked.size() / 2);
         }
     }
     return {};
+}
+
+template <class Entity, class... Policies>
+result<typename sync_engine<Entity, Policies...>::push_step> sync_engine<Entity, Policies...>::push_batch(
+    const std::vector<record_type>& picked, sync_report& rep) {
+    std::vector<local_id> ids;
+    ids.reserve(picked.size());
+    for (const auto& r : picked) ids.push_back(r.id);
+    {
+        std::lock_guard lock{state_mutex_};
+        in_flight_.insert(ids.begin(), ids.end());
+    }
+    detail::in_flight_guard<std::mutex, std::set<local_id>, std::vector<local_id>> guard{state_mutex_, in_flight_, ids};
+    // Re-read now that the records are marked in flight: a remove() that ran
+    // before the mark may have erased a never-sent record, and an edit may have
+    // landed since `due` was read. From here on, remove() of these records only
+    // marks them pending_deletion.
+    std::vector<push_op> ops;
+    std::vector<record_type> sent;  // the snapshots the ops were made from
+    ops.reserve(picked.size());
+    sent.reserve(picked.size());
+    for (const auto& r : picked) {
+        auto fresh = store_.get(r.id);
+        if (!fresh) return unexpected{std::move(fresh).error()};
+        if (!*fresh || !is_due(**fresh, clock_.now())) continue;
+        ops.push_back(make_op(**fresh));
+        sent.push_back(std::move(**fresh));
+    }
+    if (ops.empty()) return push_step::go_on;
+    if (auto m = mark_attempted(sent); !m) return unexpected{std::move(m).error()};
+    auto outcomes = transport_.push(collection_of<Entity>(), std::span<const push_op>{ops});  // no lock held
+    if (outcomes && outcomes->size() != ops.size()) {
+        outcomes = unexpected{make_error(errc::protocol, "server answered " + std::to_string(outcomes->size()) +
+                                                             " outcomes for " + std::to_string(ops.size()) + " ops")};
+    }
+    if (!outcomes) {
+        if (outcomes.error().code == errc::too_large && ops.size() > 1) return push_step::split;
+        if (auto f = fail_batch(sent, outcomes.error(), rep); !f) return unexpected{std::move(f).error()};
+        return push_step::stop;
+    }
+    return settle_batch(ops, sent, *outcomes, rep);
+}
+
+template <class Entity, class... Policies>
+result<void> sync_engine<Entity, Policies...>::mark_attempted(std::vector<record_type>& sent) {
+    // A create may reach the server even if the app dies before its outcome is stored:
+    // mark it attempted first, so that a remove() after a restart goes to the server.
+    if (std::none_of(sent.begin(), sent.end(), [](const record_type& r) { return !r.server_id && !r.last_attempt_at; })) {
+        return {};
+    }
+    const auto sent_at = clock_.now();
+    return store_.transact([&](auto& tx) -> result<void> {
+        for (auto& r : sent) {
+            if (r.server_id || r.last_attempt_at) continue;
+            auto cur = tx.get(r.id);
+            if (!cur) return unexpected{std::move(cur).error()};
+            if (!*cur) continue;
+            record_type m = **cur;
+            m.last_attempt_at = sent_at;
+            r.last_attempt_at = sent_at;
+            if (auto p = tx.put(std::move(m)); !p) return p;
+        }
+        return {};
+    });
+}
+
+template <class Entity, class... Policies>
+result<typename sync_engine<Entity, Policies...>::push_step> sync_engine<Entity, Policies...>::settle_batch(
+    const std::vector<push_op>& ops, const std::vector<record_type>& sent, const std::vector<push_outcome>& outcomes,
+    sync_report& rep) {
+    const auto now = clock_.now();
+    auto fx = make_effects();
+    std::optional<error> unauthorized;
+    auto done = store_.transact([&](auto& tx) -> result<void> {
+        for (std::size_t i = 0; i < ops.size(); ++i) {
+            const auto& out = outcomes[i];
+            if (out.outcome == push_outcome::kind::rejected && out.failure.code == errc::unauthorized) {
+                unauthorized = out.failure;  // not the record's fault: no attempt is counted
+                ++handled_still_due_;
+                continue;
+            }
+            // One record's outcome that cannot be stored never rolls back the others.
+            if (auto a = apply_outcome(tx, fx, ops[i], sent[i], out, now, rep); !a) {
+                if (a.error().code != errc::invalid_state) return a;  // the store itself failed
+                fx.warnings.push_back("outcome of " + ops[i].id.to_string() + " not applied: " + a.error().message);
+                ++handled_still_due_;
+            }
+        }
+        return {};
+    });
+    deliver(fx, done.has_value());
+    if (!done) return unexpected{std::move(done).error()};
+    if (unauthorized) {
+        pause_unauthorized(*unauthorized, rep);
+        return push_step::stop;
+    }
+    return push_step::go_on;
 }
 
 template <class Entity, class... Policies>
@@ -126,6 +152,9 @@ result<void> sync_engine<Entity, Policies...>::fail_batch(const std::vector<reco
     }
     rep.failure = e;
     if (e.code == errc::offline) return {};  // the request never left: not an attempt
+    // A whole batch refused for good (400, 403) says nothing of any one record:
+    // each counts an attempt and backs off; only a record too large alone fails.
+    const bool give_up_now = e.code == errc::too_large;
     const auto now = clock_.now();
     auto fx = make_effects();
     auto done = store_.transact([&](auto& tx) -> result<void> {
@@ -134,7 +163,7 @@ result<void> sync_engine<Entity, Policies...>::fail_batch(const std::vector<reco
             if (!cur) return unexpected{std::move(cur).error()};
             if (!*cur) continue;
             record_type after = **cur;
-            count_failure(after, e, now, rep);
+            count_failure(after, e, now, rep, give_up_now ? attempt_kind::final : attempt_kind::backs_off);
             if (is_due(after, now)) ++handled_still_due_;
             const std::string cause = std::string{"push failed: "} + std::string{to_string(e.code)};
             if (auto w = detail::write_record(tx, fx, *cur, std::move(after), now, cause); !w) return w;
@@ -148,8 +177,11 @@ result<void> sync_engine<Entity, Policies...>::fail_batch(const std::vector<reco
 template <class Entity, class... Policies>
 template <class Tx>
 result<void> sync_engine<Entity, Policies...>::apply_outcome(Tx& tx, detail::effects<Entity>& fx, const push_op& op,
-                                                             std::uint64_t rev, const push_outcome& out,
+                                                             const record_type& sent, const push_outcome& out,
                                                              timestamp now, sync_report& rep) {
+    if (out.outcome != push_outcome::kind::rejected && op.kind == op_kind::create) {
+        if (auto m = merge_pulled_twin(tx, fx, op.id, out.record.server_id, now); !m) return m;
+    }
     auto cur = tx.get(op.id);
     if (!cur) return unexpected{std::move(cur).error()};
     if (!*cur) return {};  // cannot happen while in flight; nothing to settle
@@ -157,48 +189,19 @@ result<void> sync_engine<Entity, Policies...>::apply_outcome(Tx& tx, detail::eff
     record_type after = before;
     std::string cause;
     switch (out.outcome) {
-        case push_outcome::kind::applied: {
+        case push_outcome::kind::applied:
             ++rep.pushed;
             if (op.kind == op_kind::remove) {
                 ++rep.removed;
                 return detail::erase_record(tx, fx, before, now, "push applied: deleted on server");
             }
-            if (!out.record.server_id.empty()) after.server_id = out.record.server_id;
-            after.version = std::max(after.version, out.record.version);
-            after.attempts = 0;
-            after.next_attempt_at.reset();
-            after.last_error.reset();
-            if (before.local_rev == rev) {
-                auto v = entity_ops<Entity>::from_json(out.record.value);
-                if (v && op.kind == op_kind::create && !entity_ops<Entity>::equal(*v, before.value)) {
-                    // A replayed create (its first response was lost): the server answers
-                    // with what it holds, which predates the local edits sent now.
-                    after.dirty = entity_ops<Entity>::diff(*v, before.value);
-                    after.status = sync_status::pending;
-                    rerun_.store(true);
-                    cause = "push applied: create replayed, local changes kept";
-                    break;
-                }
-                if (v) {
-                    after.value = std::move(*v);
-                } else {
-                    fx.warnings.push_back("server value of " + op.id.to_string() + " does not fit: " +
-                                                v.error().message + "; keeping the local value");
-                }
-                after.status = sync_status::synced;
-                after.dirty.clear();
-                after.updated_at = now;
-                cause = "push applied";
-            } else {
-                after.status = after.deleted ? sync_status::pending_deletion : sync_status::pending;
-                cause = "push applied; changed during push";
-            }
+            cause = take_applied(after, op, sent, out, fx);
+            if (after.status == sync_status::synced) after.updated_at = now;
             break;
-        }
         case push_outcome::kind::conflict: {
             auto v = entity_ops<Entity>::from_json(out.record.value);
             if (!v) {
-                count_failure(after, v.error(), now, rep);
+                count_failure(after, v.error(), now, rep, attempt_kind::backs_off);
                 cause = "push conflict with an unreadable server value";
                 break;
             }
@@ -210,7 +213,7 @@ result<void> sync_engine<Entity, Policies...>::apply_outcome(Tx& tx, detail::eff
             after.updated_at = now;
             break;
         }
-        case push_outcome::kind::rejected: {
+        case push_outcome::kind::rejected:
             if (out.failure.code == errc::not_found) {
                 // The server has no such record: a delete is done; an edit met a server-side deletion.
                 if (op.kind != op_kind::remove) ++rep.conflicts;
@@ -219,13 +222,53 @@ result<void> sync_engine<Entity, Policies...>::apply_outcome(Tx& tx, detail::eff
                                             op.kind == op_kind::remove ? "push applied: already deleted on server"
                                                                        : "deleted on server");
             }
-            count_failure(after, out.failure, now, rep);
+            count_failure(after, out.failure, now, rep, attempt_kind::per_error);
             cause = std::string{"push rejected: "} + std::string{to_string(out.failure.code)};
             break;
-        }
     }
     if (is_due(after, now)) ++handled_still_due_;
     return detail::write_record(tx, fx, *cur, std::move(after), now, cause);
+}
+
+template <class Entity, class... Policies>
+std::string sync_engine<Entity, Policies...>::take_applied(record_type& after, const push_op& op,
+                                                           const record_type& sent, const push_outcome& out,
+                                                           detail::effects<Entity>& fx) {
+    if (!out.record.server_id.empty()) after.server_id = out.record.server_id;
+    after.version = std::max(after.version, out.record.version);
+    after.attempts = 0;
+    after.next_attempt_at.reset();
+    after.last_error.reset();
+    auto answer = entity_ops<Entity>::from_json(out.record.value);
+    if (!answer) {
+        fx.warnings.push_back("server value of " + op.id.to_string() + " does not fit: " + answer.error().message +
+                              "; keeping the local value");
+    }
+    // Server wins: its answer is the new value. What the device changed since
+    // the pushed snapshot goes up again on top of it. A replayed create's answer
+    // predates every local edit since the record was made, so those (its dirty
+    // fields) go up again; a fresh create's answer is the value as the server
+    // stored it (fields it fills in included) and is taken as it is.
+    const bool replay = op.kind == op_kind::create && out.replayed;
+    const field_set changed = replay ? after.dirty : entity_ops<Entity>::diff(sent.value, after.value);
+    if (answer) {
+        Entity merged = entity_ops<Entity>::merge(*answer, after.value, changed);
+        after.dirty = entity_ops<Entity>::diff(*answer, merged);
+        after.value = std::move(merged);
+    } else {
+        after.dirty = changed;
+    }
+    if (after.deleted) {
+        after.status = sync_status::pending_deletion;
+        return "push applied; deleted during push";
+    }
+    if (after.dirty.empty()) {
+        after.status = sync_status::synced;
+        return replay ? "push applied: create replayed" : "push applied";
+    }
+    after.status = sync_status::pending;
+    rerun_.store(true);
+    return replay ? "push applied: create replayed, local changes kept" : "push applied; changed during push";
 }
 
 }  // namespace tether

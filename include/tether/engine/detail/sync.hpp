@@ -87,8 +87,11 @@ result<sync_report> sync_engine<Entity, Policies...>::single_flight(Body body) {
     last_run_failed_.store(!outcome || rep.failure.has_value());
     running_.store(false);
     publish_state();
-    if (outcome && !rep.failure && rerun_.load()) {
-        // Writes kept coming: let the app schedule another run rather than loop here.
+    if (rerun_.load()) {
+        // Writes kept coming, or the run failed with a rerun pending: let the app
+        // schedule another run rather than loop here. After a failure, records
+        // back off and pulls wait for `next_pull_at()` (`rep.retry_at`), so a
+        // run the hook starts at once sends nothing to a server that is down.
         if (auto h = hook(sync_needed_hook_)) (*h)();
     }
     if (!outcome) return unexpected{std::move(outcome).error()};
@@ -137,13 +140,13 @@ push_op sync_engine<Entity, Policies...>::make_op(const record_type& r) const {
 }
 
 template <class Entity, class... Policies>
-void sync_engine<Entity, Policies...>::count_failure(record_type& r, const error& e, timestamp now,
-                                                     sync_report& rep) {
+void sync_engine<Entity, Policies...>::count_failure(record_type& r, const error& e, timestamp now, sync_report& rep,
+                                                     attempt_kind how) {
     r.attempts += 1;
     r.last_attempt_at = now;
     r.last_error = e;
     std::optional<std::chrono::milliseconds> delay;
-    if (is_retryable(e)) {
+    if (how == attempt_kind::backs_off || (how == attempt_kind::per_error && is_retryable(e))) {
         std::lock_guard lock{state_mutex_};
         delay = backoff_.next_delay(r.attempts, e);
     }
@@ -156,6 +159,37 @@ void sync_engine<Entity, Policies...>::count_failure(record_type& r, const error
         r.next_attempt_at.reset();
         ++rep.failed;
     }
+}
+
+template <class Entity, class... Policies>
+template <class Tx>
+result<void> sync_engine<Entity, Policies...>::merge_pulled_twin(Tx& tx, detail::effects<Entity>& fx,
+                                                                 const local_id& id, const std::string& server_id,
+                                                                 timestamp now) {
+    // A create's answer names a server id that a record pulled earlier holds
+    // (a pull brought the record back without its local id before the create's
+    // answer came): the two are one record. The pulled twin goes, without a
+    // cleanup (its attached resources are the original's), and its local edits
+    // move to the original, which keeps its local id.
+    if (server_id.empty()) return {};
+    auto twin = tx.find_by_server_id(server_id);
+    if (!twin) return unexpected{std::move(twin).error()};
+    if (!*twin || (*twin)->id == id) return {};
+    const record_type gone = std::move(**twin);
+    if (!gone.dirty.empty() && !gone.deleted) {
+        auto cur = tx.get(id);
+        if (!cur) return unexpected{std::move(cur).error()};
+        if (*cur) {
+            record_type orig = std::move(**cur);
+            orig.value = entity_ops<Entity>::merge(std::move(orig.value), gone.value, gone.dirty);
+            for (const auto& f : gone.dirty) orig.dirty.emplace(f);
+            orig.local_rev += 1;
+            if (auto p = tx.put(std::move(orig)); !p) return p;
+        }
+    }
+    fx.warnings.push_back("record " + gone.id.to_string() + " (server id " + server_id + ") is " + id.to_string() +
+                          ", pulled before its create was answered: merged");
+    return detail::erase_record(tx, fx, gone, now, "merged into " + id.to_string(), false);
 }
 
 template <class Entity, class... Policies>
@@ -230,17 +264,19 @@ std::string sync_engine<Entity, Policies...>::settle_conflict(record_type& after
 template <class Entity, class... Policies>
 result<void> sync_engine<Entity, Policies...>::ensure_device_id() {
     if (!device_id_.empty()) return {};
+    {
+        std::lock_guard lock{ids_mutex_};  // pulled records take ids inside transactions: be ready first
+        if (auto ready = ensure_ids_locked(); !ready) return ready;
+    }
     auto stored = store_.get_meta(detail::device_id_key);
     if (!stored) return unexpected{std::move(stored).error()};
     if (*stored && !(*stored)->empty()) {
         device_id_ = **stored;
         return {};
     }
-    std::string fresh;
-    {
-        std::lock_guard lock{ids_mutex_};
-        fresh = ids_(clock_.now()).to_string();
-    }
+    auto id = next_id(clock_.now());
+    if (!id) return unexpected{std::move(id).error()};
+    std::string fresh = id->to_string();
     auto saved = store_.transact([&](auto& tx) { return tx.set_meta(detail::device_id_key, fresh); });
     if (!saved) return saved;
     device_id_ = std::move(fresh);
@@ -286,3 +322,4 @@ std::string sync_engine<Entity, Policies...>::rebase_on_own_write(record_type& a
 
 #include <tether/engine/detail/pull.hpp>
 #include <tether/engine/detail/push.hpp>
+#include <tether/engine/detail/resync.hpp>
