@@ -472,6 +472,12 @@ TEST_CASE("pull failures with 429 and 503 back off engine-wide", "[sync][hostile
     CHECK_FALSE(ok->failure);
     CHECK(t.s->pulls == pulls + 1);
     CHECK_FALSE(dev.next_pull_at());
+    // A clock set back before the failed pull ends the wait.
+    failing = 1;
+    REQUIRE(dev.pull()->failure);
+    REQUIRE(dev.next_pull_at());
+    w.clock.advance(-1min);
+    CHECK_FALSE(dev.next_pull_at());
 }
 
 TEST_CASE("the sync-needed hook fires after a failed sync that had a rerun pending", "[sync][hostile]") {

@@ -80,7 +80,7 @@ enum class skip_reason : std::uint8_t {
     offline,          ///< `set_online(false)` was called
     unauthorized,     ///< not authenticated (or paused by a 401)
     already_running,  ///< another sync was running; it goes round once more unless it failed or hit
-                      ///< its round limit, in which case the sync-needed hook fires
+                      ///< its round limit, in which case the sync-needed hook fires when it ends
 };
 
 /// @brief The canonical name of a skip reason.

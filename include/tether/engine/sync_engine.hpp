@@ -138,7 +138,11 @@ public:
     /// @brief The log hook (default: warnings and errors to `std::clog`).
     using log_fn = std::function<void(log_level, std::string_view)>;
     /// @brief Called after every successful local write and whenever sync
-    /// should run again (connectivity or login restored, a rerun requested).
+    /// should run again: connectivity or login restored, or a run that ended
+    /// with a rerun pending (writes kept coming, or the run failed after a write
+    /// asked for more). After a failure, records back off and pulls wait for
+    /// `next_pull_at()`, so a sync started from the hook at once sends nothing
+    /// to a server that is down.
     using sync_needed_fn = std::function<void()>;
 
     /// @brief An engine over the given policies (any order; missing kinds take defaults).
@@ -388,9 +392,14 @@ public:
     /// @brief When the next pull may go out, if a failed pull (429, 503, a
     /// network failure) made the engine back off: pulls before then send nothing.
     /// Empty when pulls are not backing off.
-    [[nodiscard]] std::optional<timestamp> next_pull_at() const noexcept {
+    /// A clock set back before the failed pull ends the wait (as it makes a
+    /// record in `error` due), so a clock change never stalls pulls for long.
+    [[nodiscard]] std::optional<timestamp> next_pull_at() const {
         const auto at = pull_not_before_.load(std::memory_order_relaxed);
         if (at == no_pull_backoff) return std::nullopt;
+        if (clock_.now().time_since_epoch().count() < pull_failed_at_.load(std::memory_order_relaxed)) {
+            return std::nullopt;
+        }
         return timestamp{std::chrono::milliseconds{at}};
     }
 
@@ -694,6 +703,7 @@ private:
     std::atomic<std::uint64_t> resyncs_{0};                     // full resyncs, since start
     static constexpr std::int64_t no_pull_backoff = std::numeric_limits<std::int64_t>::min();
     std::atomic<std::int64_t> pull_not_before_{no_pull_backoff};  // ms since the epoch; pulls wait until then
+    std::atomic<std::int64_t> pull_failed_at_{0};               // ms since the epoch of the failed pull
     std::atomic<std::uint32_t> pull_failures_{0};               // failed pulls in a row
     std::atomic<bool> has_transition_hook_{false};
     std::atomic<bool> has_cleanup_hook_{false};

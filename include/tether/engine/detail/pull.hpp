@@ -156,7 +156,9 @@ void sync_engine<Entity, Policies...>::pull_failed(const error& e, sync_report& 
     }
     auto d = delay.value_or(std::chrono::milliseconds{0});
     if (e.retry_after && *e.retry_after > d) d = *e.retry_after;
-    const auto at = clock_.now() + d;
+    const auto now = clock_.now();
+    const auto at = now + d;
+    pull_failed_at_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
     pull_not_before_.store(at.time_since_epoch().count(), std::memory_order_relaxed);
     rep.retry_at = at;
 }
