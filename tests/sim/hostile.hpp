@@ -35,7 +35,11 @@ void hostile_setup(world<M>& w) {
     if (w.knobs & knob_filler) {
         const std::string field{sim_entity<E>::server_field};
         w.server.set_create_filler([field](nlohmann::json& v) {
-            if (auto it = v.find(field); it != v.end() && it->is_string()) *it = "/srv" + it->template get<std::string>();
+            // Once: a record a device sends again (after a restore) keeps what the server gave it.
+            auto it = v.find(field);
+            if (it == v.end() || !it->is_string()) return;
+            const auto sent = it->template get<std::string>();
+            if (!sent.starts_with("/srv")) *it = "/srv" + sent;
         });
     }
     bool omit_all = false;

@@ -48,6 +48,9 @@ void check_change(world<M>& w, int c, const tether::change<typename M::entity>& 
     auto& cl = w.clients[static_cast<std::size_t>(c)];
     ++w.change_events;
     if (cl.written_pending) cl.written.insert(ch.id);  // the sim's own local write, whose id a create only now knows
+    // After a restore, a full resync sends again the records the server lost: the
+    // device now writes them (to 7, a record it re-creates is one it wrote).
+    if (w.restored && ch.cause.starts_with("resync")) cl.written.insert(ch.id);
     w.trace.add(static_cast<std::uint64_t>(c));
     w.trace.add(ch.id);
     w.trace.add(ch.cause);

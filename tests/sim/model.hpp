@@ -134,8 +134,9 @@ void model_on_change(world<M>& w, int c, const tether::change<typename M::entity
             if (r.server_id->empty()) w.fail(10, who + ": a local record with an empty server id (" + ch.cause + ")");
             if (!prev || prev->server_id != r.server_id) learn_sid(w, c, ch.id, *r.server_id);
         }
-        if (w.value_limit > 0 && r.last_error && r.last_error->code == tether::errc::too_large &&
-            op_size(r) <= w.value_limit) {
+        // Checked where a push settles the record: a local edit keeps the error of the last attempt.
+        if (w.value_limit > 0 && ch.cause.starts_with("push") && r.last_error &&
+            r.last_error->code == tether::errc::too_large && op_size(r) <= w.value_limit) {
             w.fail(12, who + " is " + std::string{tether::to_string(r.status)} + " with too_large, but its own op is " +
                            std::to_string(op_size(r)) + " bytes, within the limit of " +
                            std::to_string(w.value_limit) + " (" + ch.cause + ")");

@@ -812,9 +812,21 @@ TEST_CASE("loopback restore takes the server back in time and expires every curs
     REQUIRE(fresh.has_value());
     CHECK(fresh->records.size() == 2);
     CHECK(fresh->tombstones.empty());
-    CHECK(fresh->next_cursor == "6");
+    CHECK(fresh->next_cursor == "6@1");  // the last change number, and the restores so far
     CHECK(f.alice.pull("jobs", fresh->next_cursor, 10)->records.empty());
-    CHECK(f.alice.pull("jobs", "7", 10).error().code == errc::cursor_expired);  // beyond the last change
+    CHECK(f.alice.pull("jobs", "7@1", 10).error().code == errc::cursor_expired);  // beyond the last change
+    CHECK(f.alice.pull("jobs", "1@x", 10).error().code == errc::invalid_argument);
+
+    // Restored records keep their old versions: cursors issued page by page after the restore still work.
+    auto p1 = f.alice.pull("jobs", "", 1);
+    REQUIRE(p1.has_value());
+    CHECK(p1->records.at(0).version == 1);
+    CHECK(p1->next_cursor == "1@1");
+    CHECK(p1->has_more);
+    auto p2 = f.alice.pull("jobs", p1->next_cursor, 1);
+    REQUIRE(p2.has_value());
+    CHECK(p2->records.at(0).server_id == b.server_id);
+    CHECK(p2->next_cursor == "6@1");
 
     // New changes are numbered after every number issued before; server ids are never reused.
     auto d = push_one(f.alice, create_op(make_id(4), {{"n", 4}})).record;
@@ -831,7 +843,8 @@ TEST_CASE("loopback restore takes the server back in time and expires every curs
     f.server.restore(whole);
     CHECK(f.server.records("alice", "jobs").size() == 2);
     CHECK(f.server.records("alice", "notes").size() == 1);
-    CHECK(f.alice.pull("jobs", "6", 10).error().code == errc::cursor_expired);
+    CHECK(f.alice.pull("jobs", "6@1", 10).error().code == errc::cursor_expired);
+    CHECK(f.alice.pull("jobs", "", 10)->next_cursor == "10@3");
     CHECK(f.server.faults().restores == 3);
     f.server.restore(loopback_server::backup{});  // an empty backup empties the server
     CHECK(f.server.records("alice", "jobs").empty());

@@ -174,7 +174,7 @@ class loopback_server {
 
     struct collection_data {
         std::uint64_t seq = 0;              // last change number issued (never decreases, even by a restore)
-        std::uint64_t expired_through = 0;  // cursors 1..expired_through were issued before a restore
+        std::uint64_t epoch = 0;            // restores so far; cursors carry it (see cursor_)
         std::map<std::string, stored_record, detail::loopback_id_less> records;  // by server id
         std::unordered_map<local_id, std::string> by_local_id;              // local id -> server id
         std::map<std::uint64_t, std::string> changes;                       // version -> server id
@@ -242,10 +242,12 @@ public:
     /// is the last returned version, or on the last page (`has_more` false) the
     /// collection's last change number (the same, unless a `restore` took the
     /// collection back); `has_more` says whether more are waiting. A cursor that
-    /// is not a decimal number is `errc::invalid_argument`; one the server cannot
+    /// is not a cursor is `errc::invalid_argument`; one the server cannot
     /// vouch for is `errc::cursor_expired` (HTTP 410: pull again from `""`):
     /// a cursor beyond the collection's last change number, or, after a
-    /// `restore`, any cursor issued before it. With the change feed off
+    /// `restore`, any cursor issued before it. Cursors are decimal change
+    /// numbers; after a restore they also carry the number of restores
+    /// (`"23@1"`), since restored records keep their old version numbers. With the change feed off
     /// (`set_change_feed(false)`) every pull returns all live records, no
     /// tombstones, `next_cursor` `""`, and the cursor is ignored. An answered page
     /// may then lose local ids and gain a bad item (`set_omit_local_ids`,
@@ -499,9 +501,10 @@ public:
         ++state_->counts.restores;
         auto take_back = [](collection_data& now, const collection_data* then) {
             const std::uint64_t issued = now.seq;
+            const std::uint64_t epoch = now.epoch;
             now = then ? *then : collection_data{};
             now.seq = std::max(issued, now.seq) + 1;  // a mark: no cursor issued so far
-            now.expired_through = issued;
+            now.epoch = std::max(epoch, now.epoch) + 1;
         };
         if (b.scope_) {
             const auto& [user, collection] = *b.scope_;
@@ -885,14 +888,19 @@ private:
             }
             return page;
         }
+        // A cursor is "<change number>", or "<change number>@<epoch>" after a restore.
         std::uint64_t after = 0;
+        std::uint64_t epoch = 0;
         if (!cursor.empty()) {
-            const auto [end, ec] = std::from_chars(cursor.data(), cursor.data() + cursor.size(), after);
-            if (ec != std::errc{} || end != cursor.data() + cursor.size())
+            const char* end = cursor.data() + cursor.size();
+            auto parsed = std::from_chars(cursor.data(), end, after);
+            if (parsed.ec == std::errc{} && parsed.ptr != end && *parsed.ptr == '@' && parsed.ptr + 1 != end)
+                parsed = std::from_chars(parsed.ptr + 1, end, epoch);
+            if (parsed.ec != std::errc{} || parsed.ptr != end)
                 return unexpected{error{errc::invalid_argument,
                                         "bad cursor '" + std::string{cursor.substr(0, 64)} + "'", 400, std::nullopt}};
         }
-        if (data != nullptr && after != 0 && (after > data->seq || after <= data->expired_through))
+        if (data != nullptr && !cursor.empty() && (after > data->seq || epoch != data->epoch))
             return unexpected{error{errc::cursor_expired,
                                     "cursor " + std::string{cursor} + " expired: pull again from the start", 410,
                                     std::nullopt}};
@@ -905,11 +913,18 @@ private:
             const auto& r = data->records.find(it->second)->second;
             if (r.deleted) page.tombstones.push_back(tombstone{r.rec.server_id, r.rec.id, r.rec.version});
             else page.records.push_back(r.rec);
-            page.next_cursor = std::to_string(it->first);
+            page.next_cursor = cursor_(*data, it->first);
         }
         page.has_more = it != data->changes.end();
-        if (!page.has_more) page.next_cursor = std::to_string(data->seq);
+        if (!page.has_more) page.next_cursor = cursor_(*data, data->seq);
         return page;
+    }
+
+    // The cursor after change `n`: its number, and after a restore the epoch, so a
+    // number issued before the restore (restored records keep their old versions)
+    // never passes for one issued after it.
+    static std::string cursor_(const collection_data& data, std::uint64_t n) {
+        return data.epoch == 0 ? std::to_string(n) : std::to_string(n) + "@" + std::to_string(data.epoch);
     }
 
     // Omits local ids and adds a bad item to an answered page (under the lock).
