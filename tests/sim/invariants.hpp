@@ -479,10 +479,12 @@ void check_server_field(world<M>& w) {
 }
 
 /// After quiescence: the classic checks (2, 3 and 1 by local id) or, in the
-/// hostile mode, 2 and 3 by server id and 9; then 8 in every mode.
+/// other modes, 2 and 3 by server id (and 9 with the filler); then 8 in every
+/// mode. (Invariant 1 holds its whole-value form only under server_wins
+/// without a hostile server; 8 is its per-field form for every mode.)
 template <class M>
 void check_final(world<M>& w) {
-    if (w.knobs == 0) {
+    if (w.mode == mode::classic) {
         check_final_classic(w);
     } else {
         for (const auto& id : w.created) {

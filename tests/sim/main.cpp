@@ -38,7 +38,7 @@ struct cli {
     std::cerr << argv0 << ": " << why << "\nusage: " << argv0
               << " [--seeds N] [--first-seed S] [--ops N] [--clock-back] [--mode M[,M...]] [--knobs K[,K...]]"
                  " [--strict-restore] [--replay SEED [--verbose]] [--check-determinism SEED]\n"
-                 "  modes: classic hostile; knobs (hostile): filler omit-ids bad-pages value-limit admin restore,"
+                 "  modes: classic hostile policies; knobs (hostile): filler omit-ids bad-pages value-limit admin restore,"
                  " all, none\n";
     std::exit(2);
 }
@@ -118,6 +118,7 @@ seed_result run(std::uint64_t seed, const config& cfg, mode m) {
     switch (m) {
         case mode::classic:
         case mode::hostile: return run_seed<classic_types>(seed, cfg, m);
+        case mode::policies: return run_seed<policies_types>(seed, cfg, m);
     }
     return {};
 }
@@ -206,6 +207,10 @@ struct mode_total {
     std::int64_t max_quiet_ms = 0;
     std::array<std::uint64_t, invariant_names.size()> by_invariant{};
     std::uint64_t violations = 0;
+    std::array<std::uint64_t, policy_count> policy_seeds{};
+    std::array<std::uint64_t, policy_count> policy_failed{};
+    std::array<std::uint64_t, policy_count> policy_conflicts{};
+    std::array<std::array<std::uint64_t, 3>, policy_count> policy_decisions{};
 };
 
 /// The toothless threshold of fault kind `k` for `seeds` seeds of mode `m`
@@ -245,6 +250,11 @@ int main(int argc, char** argv) {
         t.st.failed_left += r.st.failed_left;
         t.max_quiet_rounds = std::max(t.max_quiet_rounds, r.st.quiet_rounds);
         t.max_quiet_ms = std::max(t.max_quiet_ms, r.st.quiet_time_ms);
+        const auto p = static_cast<std::size_t>(r.policy);
+        ++t.policy_seeds[p];
+        t.policy_conflicts[p] += r.st.conflicts;
+        for (std::size_t d = 0; d < 3; ++d) t.policy_decisions[p][d] += r.st.decisions[d];
+        if (!r.violations.empty()) ++t.policy_failed[p];
         if (r.violations.empty()) {
             ++t.passed;
             continue;
@@ -288,6 +298,18 @@ int main(int argc, char** argv) {
                       << (low ? "  << TOOTHLESS" : "") << '\n';
         }
         std::cout << "  (of the restarts, " << t.st.crashes << " crashed mid-push)\n";
+        if (m == mode::policies) {
+            std::cout << "  per policy (seeds, failed, conflicts/server deletions, decisions take_server/keep_local/merged):\n";
+            for (std::size_t p = 0; p < policy_count; ++p) {
+                const bool low = t.policy_decisions[p][0] + t.policy_decisions[p][1] + t.policy_decisions[p][2] <
+                                 threshold(m, 0, t.seeds, c.cfg.knobs) / policy_count;
+                toothless = toothless || low;
+                std::cout << "    " << policy_names[p] << ": " << t.policy_seeds[p] << " seeds, " << t.policy_failed[p]
+                          << " failed, " << t.policy_conflicts[p] << " conflicts, decisions " << t.policy_decisions[p][0]
+                          << "/" << t.policy_decisions[p][1] << "/" << t.policy_decisions[p][2]
+                          << (low ? "  << TOOTHLESS" : "") << '\n';
+            }
+        }
         std::cout << "  quiet phase: at most " << t.max_quiet_rounds << " rounds, " << t.max_quiet_ms / 1000
                   << " s of simulated time; " << t.st.failed_left << " failed records kept at the end\n";
         std::cout << "  violations: " << t.violations;

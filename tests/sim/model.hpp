@@ -142,6 +142,7 @@ void model_on_change(world<M>& w, int c, const tether::change<typename M::entity
                            std::to_string(w.value_limit) + " (" + ch.cause + ")");
         }
     }
+    if (ch.cause.starts_with("conflict:")) check_decision_applied(w, c, ch);
     if (prev == nullptr) return;
     if (ch.cause.starts_with("conflict:")) {
         const auto now_value = ch.current ? tether::entity_ops<E>::to_json(ch.current->value) : nlohmann::json{};
@@ -163,6 +164,50 @@ void model_on_change(world<M>& w, int c, const tether::change<typename M::entity
                            std::string{tether::to_string(prev->status)} +
                            "), but the server never deleted it: it forgot it in the restore");
         }
+    }
+}
+
+/// A conflict policy's decision on client `c` (policies mode): the values it
+/// discards may be lost (the local side's and the server's alike), and the
+/// value it decides is what the engine must hold after the conflict's event.
+template <class M>
+void on_decision(world<M>& w, int c, const tether::conflict<typename M::entity>& cf,
+                 const tether::resolution<typename M::entity>& r) {
+    using E = typename M::entity;
+    const auto local = tether::entity_ops<E>::to_json(cf.local.value);
+    const auto server = tether::entity_ops<E>::to_json(cf.server_value);
+    nlohmann::json decided;  // null: the record is deleted
+    switch (r.kind) {
+        case tether::resolution_kind::take_server:
+            decided = server;
+            ++w.st.decisions[0];
+            break;
+        case tether::resolution_kind::keep_local:
+            if (!cf.local.deleted) decided = local;
+            ++w.st.decisions[1];
+            break;
+        case tether::resolution_kind::merged:
+            decided = r.value ? tether::entity_ops<E>::to_json(*r.value) : server;
+            ++w.st.decisions[2];
+            break;
+    }
+    may_lose(w, cf.local.id, local, decided.is_null() ? nullptr : &decided);
+    may_lose(w, cf.local.id, server, decided.is_null() ? nullptr : &decided);
+    w.decided[{c, cf.local.id}] = std::move(decided);
+}
+
+/// At a conflict's watch event: the engine holds the value its policy decided.
+template <class M>
+void check_decision_applied(world<M>& w, int c, const tether::change<typename M::entity>& ch) {
+    auto it = w.decided.find({c, ch.id});
+    if (it == w.decided.end()) return;
+    const auto decided = std::move(it->second);
+    w.decided.erase(it);
+    if (decided.is_null() || !ch.current || ch.current->deleted) return;
+    const auto held = tether::entity_ops<typename M::entity>::to_json(ch.current->value);
+    if (held != decided) {
+        w.fail(0, "c" + std::to_string(c) + " " + w.name(ch.id) + ": the policy decided " + decided.dump() +
+                      " but the engine holds " + held.dump() + " (" + ch.cause + ")");
     }
 }
 

@@ -4,6 +4,7 @@
 // engine over its own memory_storage) against one loopback server, one manual
 // clock, one seeded random stream, and the model the invariants are checked
 // against. Single-threaded: every run of a seed is the same run.
+#include "policies.hpp"
 #include "support/entities.hpp"
 
 #include <tether/tether.hpp>
@@ -73,6 +74,14 @@ using classic_engine = tether::sync_engine<Job, tether::memory_storage, tether::
                                            tether::exponential_backoff, tether::engine_options>;
 using classic_types = sim_types<Job, classic_engine>;
 
+/// The policies mode's engine: every conflict policy behind one type (see policies.hpp).
+using policies_engine = tether::sync_engine<Job, tether::memory_storage, tether::loopback_transport,
+                                            tether::manual_clock, tether::exponential_backoff, sim_policy<Job>,
+                                            tether::engine_options>;
+struct policies_types : sim_types<Job, policies_engine> {
+    using policy = sim_policy<Job>;
+};
+
 /// splitmix64's finaliser: a well-mixed function of `x` (seeds of sub-streams).
 constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
     x += 0x9E3779B97F4A7C15ull;
@@ -125,9 +134,10 @@ enum class mode : std::uint8_t {
     classic,  ///< a polite server with network faults: the original 2,000 seeds
     hostile,  ///< plus a hostile but legal server: filled creates, omitted ids, bad pages, a value limit,
               ///< admin edits, one restore from a backup
+    policies, ///< every conflict policy across seeds, each decision recorded
 };
-inline constexpr std::size_t mode_count = 2;
-inline constexpr std::array<std::string_view, mode_count> mode_names{"classic", "hostile"};
+inline constexpr std::size_t mode_count = 3;
+inline constexpr std::array<std::string_view, mode_count> mode_names{"classic", "hostile", "policies"};
 
 /// The hostile server's knobs (a hostile seed uses every knob of `config::knobs`).
 enum knob : unsigned {
@@ -199,6 +209,7 @@ struct stats {
     std::uint64_t quiet_rounds = 0;     ///< rounds the quiet phase took (max over seeds when summed)
     std::int64_t quiet_time_ms = 0;     ///< simulated time the quiet phase took (max over seeds)
     std::uint64_t failed_left = 0;      ///< failed records left at the end (seeds that keep them)
+    std::array<std::uint64_t, 3> decisions{};  ///< policy decisions: take_server, keep_local, merged
 };
 
 struct violation {
@@ -309,6 +320,11 @@ struct world {
     std::map<std::string, local_id> by_sid;     ///< server id -> canonical id
     std::map<local_id, std::string> sid_of;     ///< canonical id -> server id
     std::map<local_id, record_model> model;
+
+    // The policies mode (drawn in setup()).
+    policy_choice policy = policy_choice::server_wins;
+    typename sim_policy<entity>::sink_type decision_sink;  ///< the policy's decisions, to on_decision()
+    std::map<std::pair<int, local_id>, nlohmann::json> decided;  ///< a decision's value, until its event
 
     // The hostile mode (drawn in setup()).
     unsigned knobs = 0;                 ///< the hostile knobs on in this seed (0: classic)

@@ -60,8 +60,13 @@ void make_engine(world<M>& w, client<M>& cl) {
                                         .seed = mix64(salt ^ 0xB0FFull) | 1u};
     tether::engine_options options{
         .id_seed = mix64(salt ^ 0x1D5ull), .pull_limit = w.pull_limit, .push_batch = w.push_batch};
-    cl.engine = std::make_unique<typename M::engine>(cl.storage, tether::loopback_transport{w.server, "alice", w.max_batch},
-                                           w.clock, backoff, options);
+    tether::loopback_transport transport{w.server, "alice", w.max_batch};
+    if constexpr (requires { typename M::policy; }) {
+        cl.engine = std::make_unique<typename M::engine>(cl.storage, transport, w.clock, backoff,
+                                                         typename M::policy{w.policy, &w.decision_sink, i}, options);
+    } else {
+        cl.engine = std::make_unique<typename M::engine>(cl.storage, transport, w.clock, backoff, options);
+    }
     cl.engine->on_transition([&w, i](const tether::transition& t) { check_transition(w, i, t); });
     cl.engine->on_log([&w, i](tether::log_level level, std::string_view m) {
         if (level >= tether::log_level::error) {
@@ -400,6 +405,11 @@ void setup(world<M>& w) {
     w.server.set_random_faults(w.rates, mix64(w.seed ^ 0xFA17ull));
     w.server.set_push_hook([&w] { on_push(w); });
     if (w.mode == mode::hostile) hostile_setup(w);
+    if (w.mode == mode::policies) {
+        w.policy = static_cast<policy_choice>(r.below(policy_count));
+        w.decision_sink = [&w](int c, const auto& cf, const auto& res) { on_decision(w, c, cf, res); };
+        w.trace.add("policy " + std::string{policy_names[static_cast<std::size_t>(w.policy)]});
+    }
     for (int i = 0; i < client_count; ++i) {
         w.clients[static_cast<std::size_t>(i)].index = i;
         make_engine(w, w.clients[static_cast<std::size_t>(i)]);
@@ -490,6 +500,7 @@ struct seed_result {
     std::uint64_t hash = 0;
     std::vector<violation> violations;
     stats st;
+    policy_choice policy = policy_choice::server_wins;  ///< the conflict policy the seed ran
 };
 
 template <class M>
@@ -529,7 +540,7 @@ seed_result run_seed(std::uint64_t seed, const config& cfg, mode md = mode::clas
     if (w.knobs) hostile_faults(w.server.faults(), fs);
     w.trace.add(static_cast<std::uint64_t>(w.violations.size()));
     for (const auto& v : w.violations) w.trace.add(v.what);
-    return seed_result{w.trace.h, std::move(w.violations), w.st};
+    return seed_result{w.trace.h, std::move(w.violations), w.st, w.policy};
 }
 
 }  // namespace tether_sim
