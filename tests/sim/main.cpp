@@ -38,7 +38,7 @@ struct cli {
     std::cerr << argv0 << ": " << why << "\nusage: " << argv0
               << " [--seeds N] [--first-seed S] [--ops N] [--clock-back] [--mode M[,M...]] [--knobs K[,K...]]"
                  " [--strict-restore] [--replay SEED [--verbose]] [--check-determinism SEED]\n"
-                 "  modes: classic hostile policies; knobs (hostile): filler omit-ids bad-pages value-limit admin restore,"
+                 "  modes: classic hostile policies sqlite; knobs (hostile): filler omit-ids bad-pages value-limit admin restore,"
                  " all, none\n";
     std::exit(2);
 }
@@ -119,6 +119,7 @@ seed_result run(std::uint64_t seed, const config& cfg, mode m) {
         case mode::classic:
         case mode::hostile: return run_seed<classic_types>(seed, cfg, m);
         case mode::policies: return run_seed<policies_types>(seed, cfg, m);
+        case mode::sqlite: return run_seed<sqlite_types>(seed, cfg, m);
     }
     return {};
 }
@@ -217,8 +218,12 @@ struct mode_total {
 /// (0: the kind is not expected in that mode).
 std::uint64_t threshold(mode m, std::size_t k, std::uint64_t seeds, unsigned knobs) {
     if (k < classic_fault_kinds) return static_cast<std::uint64_t>(std::ceil(500.0 * static_cast<double>(seeds) / 2000.0));
+    if (k >= hostile_fault_end) {
+        if (m != mode::sqlite) return 0;
+        return static_cast<std::uint64_t>(std::ceil(200.0 * static_cast<double>(seeds) / 1000.0));
+    }
     if (m != mode::hostile) return 0;
-    static constexpr std::array<unsigned, fault_kinds - classic_fault_kinds> needs{
+    static constexpr std::array<unsigned, hostile_fault_end - classic_fault_kinds> needs{
         0, knob_filler, knob_omit_ids, knob_bad_pages, knob_value_limit, knob_admin, knob_restore, knob_restore};
     const unsigned need = needs[k - classic_fault_kinds];
     if (need != 0 && !(knobs & need)) return 0;
@@ -248,6 +253,8 @@ int main(int argc, char** argv) {
         t.st.crashes += r.st.crashes;
         t.st.pushed += r.st.pushed;
         t.st.failed_left += r.st.failed_left;
+        t.st.sqlite_clients += r.st.sqlite_clients;
+        t.st.rollbacks += r.st.rollbacks;
         t.max_quiet_rounds = std::max(t.max_quiet_rounds, r.st.quiet_rounds);
         t.max_quiet_ms = std::max(t.max_quiet_ms, r.st.quiet_time_ms);
         const auto p = static_cast<std::size_t>(r.policy);
@@ -298,6 +305,10 @@ int main(int argc, char** argv) {
                       << (low ? "  << TOOTHLESS" : "") << '\n';
         }
         std::cout << "  (of the restarts, " << t.st.crashes << " crashed mid-push)\n";
+        if (m == mode::sqlite) {
+            std::cout << "  " << t.st.sqlite_clients << " of " << t.seeds * client_count << " devices on SQLite; "
+                      << t.st.rollbacks << " db.transact batches rolled back\n";
+        }
         if (m == mode::policies) {
             std::cout << "  per policy (seeds, failed, conflicts/server deletions, decisions take_server/keep_local/merged):\n";
             for (std::size_t p = 0; p < policy_count; ++p) {

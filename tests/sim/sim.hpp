@@ -5,7 +5,9 @@
 // clock, one seeded random stream, and the model the invariants are checked
 // against. Single-threaded: every run of a seed is the same run.
 #include "policies.hpp"
+#include "storage.hpp"
 #include "support/entities.hpp"
+#include "support/temp_dir.hpp"
 
 #include <tether/tether.hpp>
 
@@ -63,10 +65,11 @@ struct sim_entity<Job> {
 
 /// The types a simulator mode runs: the entity and the engine over it (one
 /// engine type per mode: each instantiation costs seconds of build time).
-template <class Entity, class Engine>
+template <class Entity, class Engine, class Storage = tether::memory_storage>
 struct sim_types {
     using entity = Entity;
     using engine = Engine;
+    using storage_type = Storage;  ///< a device's storage (outlives its engines)
 };
 
 /// The classic mode's engine: memory storage, the default `server_wins`.
@@ -81,6 +84,11 @@ using policies_engine = tether::sync_engine<Job, tether::memory_storage, tether:
 struct policies_types : sim_types<Job, policies_engine> {
     using policy = sim_policy<Job>;
 };
+
+/// The sqlite mode's engine: each device on memory or SQLite (see storage.hpp).
+using sqlite_engine = tether::sync_engine<Job, sim_storage, tether::loopback_transport, tether::manual_clock,
+                                          tether::exponential_backoff, tether::engine_options>;
+using sqlite_types = sim_types<Job, sqlite_engine, sim_storage>;
 
 /// splitmix64's finaliser: a well-mixed function of `x` (seeds of sub-streams).
 constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
@@ -135,9 +143,10 @@ enum class mode : std::uint8_t {
     hostile,  ///< plus a hostile but legal server: filled creates, omitted ids, bad pages, a value limit,
               ///< admin edits, one restore from a backup
     policies, ///< every conflict policy across seeds, each decision recorded
+    sqlite,   ///< some devices on SQLite files (restarts reopen them), writes inside db.transact
 };
-inline constexpr std::size_t mode_count = 3;
-inline constexpr std::array<std::string_view, mode_count> mode_names{"classic", "hostile", "policies"};
+inline constexpr std::size_t mode_count = 4;
+inline constexpr std::array<std::string_view, mode_count> mode_names{"classic", "hostile", "policies", "sqlite"};
 
 /// The hostile server's knobs (a hostile seed uses every knob of `config::knobs`).
 enum knob : unsigned {
@@ -173,13 +182,18 @@ enum class fault : std::uint8_t {
     admin_edit,        ///< an admin edit, delete or create on the server
     restore,           ///< the server restored from a backup
     expired_cursor,    ///< a pull answered cursor_expired
+    // The sqlite mode's kinds:
+    db_transact,       ///< writes inside sqlite_database::transact (committed or rolled back)
+    reopen,            ///< a restart that reopens the device's SQLite file
 };
 inline constexpr std::size_t classic_fault_kinds = 9;
-inline constexpr std::size_t fault_kinds = 17;
+inline constexpr std::size_t hostile_fault_end = 17;
+inline constexpr std::size_t fault_kinds = 19;
 inline constexpr std::array<std::string_view, fault_kinds> fault_names{
     "drop_request",    "drop_response", "transient",        "rate_limited",  "unauthorized", "reject_op",
     "restart",         "clock_jump",    "edit_in_flight",   "replayed_create", "filled_create",
-    "omitted_local_id", "bad_page_item", "too_large",       "admin_edit",    "restore",      "expired_cursor"};
+    "omitted_local_id", "bad_page_item", "too_large",       "admin_edit",    "restore",      "expired_cursor",
+    "db_transact",     "reopen"};
 
 /// The invariants (0: engine contract, e.g. a local write that failed).
 inline constexpr std::array<std::string_view, 14> invariant_names{
@@ -210,6 +224,8 @@ struct stats {
     std::int64_t quiet_time_ms = 0;     ///< simulated time the quiet phase took (max over seeds)
     std::uint64_t failed_left = 0;      ///< failed records left at the end (seeds that keep them)
     std::array<std::uint64_t, 3> decisions{};  ///< policy decisions: take_server, keep_local, merged
+    std::uint64_t sqlite_clients = 0;   ///< devices on SQLite (sqlite mode)
+    std::uint64_t rollbacks = 0;        ///< db.transact batches rolled back (sqlite mode)
 };
 
 struct violation {
@@ -260,7 +276,8 @@ struct record_model {
 template <class M>
 struct client {
     int index = 0;
-    tether::memory_storage storage;
+    typename M::storage_type storage;
+    std::string db_path;  ///< sqlite mode: this device's database file (empty: memory)
     std::unique_ptr<typename M::engine> engine;
     tether::subscription sub;
     int restarts = 0;
@@ -289,6 +306,7 @@ struct world {
     rng random;
     tether::manual_clock clock;
     tether::loopback_server server{[c = clock] { return c.now(); }};
+    std::unique_ptr<tether_test::temp_dir> dir;  ///< sqlite mode: the databases (outlives the clients)
     std::array<client_type, client_count> clients;
     tether::timestamp start = clock.now();
 

@@ -76,10 +76,30 @@ void make_engine(world<M>& w, client<M>& cl) {
     cl.sub = cl.engine->watch([&w, i](const tether::change<typename M::entity>& ch) { check_change(w, i, ch); });
 }
 
+/// The sqlite mode's storage for a device on SQLite: its file, (re)opened.
+template <class M>
+void open_sqlite(world<M>& w, client<M>& cl) {
+    if constexpr (std::is_same_v<typename M::storage_type, sim_storage>) {
+        tether::sqlite_options opts;
+        opts.synchronous = tether::sqlite_options::sync_mode::normal;  // an app crash is what the sim makes
+        auto db = tether::sqlite_database::open(cl.db_path, opts);
+        if (!db) {
+            w.fail(0, "c" + std::to_string(cl.index) + " cannot open " + cl.db_path + ": " + describe(db.error()));
+            return;
+        }
+        cl.storage = sim_storage{std::move(*db)};
+    }
+}
+
 template <class M>
 void restart(world<M>& w, client<M>& cl) {
     cl.sub.reset();
     cl.engine.reset();
+    if (!cl.db_path.empty()) {  // the app's process ends: its database closes, the next one opens the file
+        cl.storage = typename M::storage_type{};
+        open_sqlite(w, cl);
+        ++w.st.faults[static_cast<std::size_t>(fault::reopen)];
+    }
     ++cl.restarts;
     cl.crash_armed = false;
     make_engine(w, cl);
@@ -337,6 +357,89 @@ std::string op_poison(world<M>& w) {
     return "server poisons " + w.name(*it);
 }
 
+/// sqlite mode: two to four writes in one `sqlite_database::transact` (creates,
+/// updates, removes); one batch in five is rolled back after its writes. The
+/// writes are acknowledged only if the batch commits; watchers hear of them
+/// only then (and never of a rolled-back one).
+template <class M>
+std::string op_batch(world<M>& w, client<M>& cl) {
+    using E = typename M::entity;
+    using kind = typename world<M>::write_type::kind;
+    if constexpr (!std::is_same_v<typename M::storage_type, sim_storage>) {
+        return "batch (no database)";
+    } else {
+        ++w.st.faults[static_cast<std::size_t>(fault::db_transact)];
+        struct pending_ack {
+            local_id id;
+            kind what;
+            E value;
+            nlohmann::json before;
+        };
+        std::vector<pending_ack> acks;
+        std::string what;
+        const bool roll_back = w.random.chance(0.2);
+        const auto n = 2 + w.random.below(3);
+        const auto events = w.change_events;
+        cl.written_pending = true;
+        auto done = cl.storage.database().transact([&]() -> tether::result<void> {
+            std::set<local_id> removed;  // the watch stream hears of the batch only after it commits
+            for (std::uint64_t k = 0; k < n; ++k) {
+                const auto u = w.random.below(10);
+                auto id = pick(w, cl, live);
+                if (id && removed.contains(*id)) id.reset();
+                if (!id || u < 4) {
+                    auto job = sim_entity<E>::make(++w.next_value);
+                    auto r = cl.engine->create(job);
+                    if (!r) return tether::unexpected{r.error()};
+                    acks.push_back({r->id, kind::create, r->value, nullptr});
+                    what += " create " + w.name(r->id);
+                } else if (u < 9) {
+                    const auto mask = 1 + w.random.below(sim_entity<E>::all_fields);
+                    const auto v = ++w.next_value;
+                    nlohmann::json before;
+                    auto r = cl.engine->update(*id, [&](E& j) {
+                        before = tether::entity_ops<E>::to_json(j);
+                        sim_entity<E>::edit(j, mask, v);
+                    });
+                    if (!r) return tether::unexpected{r.error()};
+                    acks.push_back({*id, kind::update, r->value, std::move(before)});
+                    what += " update " + w.name(*id);
+                } else {
+                    auto r = cl.engine->remove(*id);
+                    if (!r) return tether::unexpected{r.error()};
+                    acks.push_back({*id, kind::remove, E{}, nullptr});
+                    removed.insert(*id);
+                    what += " remove " + w.name(*id);
+                }
+            }
+            if (roll_back) return tether::unexpected{tether::make_error(tether::errc::invalid_state, "rolled back")};
+            return {};
+        });
+        cl.written_pending = false;
+        if (roll_back) {
+            ++w.st.rollbacks;
+            if (done || done.error().message != "rolled back") {
+                w.fail(0, "c" + std::to_string(cl.index) + " db.transact did not roll back: " +
+                              (done ? std::string{"committed"} : describe(done.error())));
+            }
+            if (w.change_events != events) {
+                w.fail(0, "c" + std::to_string(cl.index) + " watchers heard of writes that rolled back");
+            }
+            // Nothing of it happened: the records are as before (the watch stream agrees, check_deep).
+            return "batch rolled back:" + what;
+        }
+        if (!done) {
+            w.fail(0, "c" + std::to_string(cl.index) + " db.transact failed: " + describe(done.error()));
+            return "batch failed:" + what;
+        }
+        for (const auto& a : acks) {
+            if (a.what == kind::create) w.created.insert(a.id);
+            ack(w, cl.index, a.id, a.what, a.value, a.before);
+        }
+        return "batch committed:" + what;
+    }
+}
+
 /// One operation of client `cl`.
 template <class M>
 std::string op(world<M>& w, client<M>& cl) {
@@ -375,6 +478,7 @@ std::string op(world<M>& w, client<M>& cl) {
     }
     if (u < 960) return op_poison(w);
     if ((w.knobs & knob_admin) && u < 975) return op_admin(w);
+    if (!cl.db_path.empty() && u >= 975 && u < 995) return op_batch(w, cl);
     return "idle";
 }
 
@@ -405,6 +509,23 @@ void setup(world<M>& w) {
     w.server.set_random_faults(w.rates, mix64(w.seed ^ 0xFA17ull));
     w.server.set_push_hook([&w] { on_push(w); });
     if (w.mode == mode::hostile) hostile_setup(w);
+    if (w.mode == mode::sqlite) {
+        // Each device on SQLite with probability 1/2, at least one per seed.
+        w.dir = std::make_unique<tether_test::temp_dir>("tether-sim");
+        std::array<bool, client_count> on_sqlite{};
+        for (auto& b : on_sqlite) b = r.chance(0.5);
+        if (std::none_of(on_sqlite.begin(), on_sqlite.end(), [](bool b) { return b; }))
+            on_sqlite[r.below(client_count)] = true;
+        for (int i = 0; i < client_count; ++i) {
+            if (!on_sqlite[static_cast<std::size_t>(i)]) continue;
+            auto& cl = w.clients[static_cast<std::size_t>(i)];
+            cl.index = i;
+            cl.db_path = w.dir->file("c" + std::to_string(i) + ".db");
+            open_sqlite(w, cl);
+            ++w.st.sqlite_clients;
+        }
+        w.trace.add("sqlite clients " + std::to_string(w.st.sqlite_clients));
+    }
     if (w.mode == mode::policies) {
         w.policy = static_cast<policy_choice>(r.below(policy_count));
         w.decision_sink = [&w](int c, const auto& cf, const auto& res) { on_decision(w, c, cf, res); };
