@@ -8,8 +8,12 @@
 #include <boost/hana/define_struct.hpp>
 #include <nlohmann/json.hpp>
 
+#include <limits>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 using nlohmann::json;
 using tether::errc;
@@ -312,4 +316,176 @@ TEST_CASE("entity_ops::from_json: a fraction or an out-of-range number for an in
     CHECK(job_ops::from_json(json{{"title", "t"}, {"progress", 1e20}}).error().code == errc::protocol);
     CHECK(job_ops::from_json(json{{"title", "t"}, {"progress", 4294967296LL}}).error().code == errc::protocol);
     CHECK(job_ops::from_json(json{{"title", "t"}, {"progress", -5}})->progress == -5);
+}
+
+// ---- entity_ops<E>::validate: NaN and infinity have no JSON form -------------
+
+namespace entity_test {
+
+struct Point {
+    BOOST_HANA_DEFINE_STRUCT(Point, (double, x), (double, y));
+};
+inline void to_json(json& j, const Point& p) { j = json{{"x", p.x}, {"y", p.y}}; }
+inline void from_json(const json& j, Point& p) {
+    j.at("x").get_to(p.x);
+    j.at("y").get_to(p.y);
+}
+
+// Floating-point values in every place validate looks.
+struct Trace {
+    BOOST_HANA_DEFINE_STRUCT(Trace, (std::string, name), (double, gain), (float, ratio),
+                             (std::vector<double>, samples), (Point, origin), (std::vector<Point>, path),
+                             (std::map<std::string, double>, weights), (std::map<int, std::vector<double>>, bins));
+    static constexpr std::string_view collection = "traces";
+};
+
+// std::optional members: nlohmann_json 3.11.2 has no std::optional conversion,
+// so this type cannot be stored; validate walks its members all the same.
+struct Calibrated {
+    BOOST_HANA_DEFINE_STRUCT(Calibrated, (std::optional<double>, offset), (std::vector<std::optional<double>>, taps));
+    static constexpr std::string_view collection = "calibrated";
+};
+
+// Its own to_json: validate walks the JSON it produces.
+struct Reading {
+    double value = 0;
+    std::vector<double> series;
+    static constexpr std::string_view collection = "readings";
+};
+inline void to_json(json& j, const Reading& r) { j = json{{"value", r.value}, {"series", r.series}}; }
+inline void from_json(const json& j, Reading& r) {
+    j.at("value").get_to(r.value);
+    j.at("series").get_to(r.series);
+}
+
+// A recursive type: the compile-time scan stops at a depth and walks the value.
+struct Tree {
+    BOOST_HANA_DEFINE_STRUCT(Tree, (double, weight), (std::vector<Tree>, kids));
+};
+
+// No floating-point member anywhere: validate must be free.
+struct Tally {
+    BOOST_HANA_DEFINE_STRUCT(Tally, (std::string, label), (std::vector<int>, counts),
+                             (std::map<std::string, std::vector<std::string>>, tags), (std::optional<long>, cap));
+    static constexpr std::string_view collection = "tallies";
+};
+
+}  // namespace entity_test
+
+namespace {
+
+entity_test::Trace finite_trace() {
+    entity_test::Trace t;
+    t.name = "t";
+    t.gain = 1.5;
+    t.ratio = 0.25F;
+    t.samples = {0.0, -1.0, 1e300, 4.0};
+    t.origin = {1.0, 2.0};
+    t.path = {{0.0, 0.0}, {3.0, 4.0}};
+    t.weights = {{"a", 1.0}, {"b", 2.0}};
+    t.bins = {{-2, {1.0}}, {5, {2.0, 3.0}}};
+    return t;
+}
+
+std::string validate_message(const entity_test::Trace& t) {
+    const auto r = tether::entity_ops<entity_test::Trace>::validate(t);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == errc::invalid_argument);
+    return r.error().message;
+}
+
+constexpr double nan_v = std::numeric_limits<double>::quiet_NaN();
+constexpr double inf_v = std::numeric_limits<double>::infinity();
+
+}  // namespace
+
+TEST_CASE("entity_ops::validate accepts finite values", "[entity][validate]") {
+    CHECK(tether::entity_ops<entity_test::Trace>::validate(finite_trace()));
+    CHECK(tether::entity_ops<entity_test::Trace>::validate(entity_test::Trace{}));
+    CHECK(tether::entity_ops<entity_test::Reading>::validate(entity_test::Reading{2.0, {1.0, 2.0}}));
+    CHECK(tether::entity_ops<entity_test::Calibrated>::validate(entity_test::Calibrated{}));
+    CHECK(tether::entity_ops<entity_test::Calibrated>::validate(entity_test::Calibrated{1.0, {std::nullopt, 2.0}}));
+    CHECK(job_ops::validate(make_job("a", 1, "b")));
+    CHECK(note_ops::validate(Note{"n", 3}));
+}
+
+TEST_CASE("entity_ops::validate names the member holding NaN or infinity", "[entity][validate]") {
+    auto t = finite_trace();
+    SECTION("an element of a vector") {
+        t.samples[3] = nan_v;
+        CHECK(validate_message(t) == "member 'samples[3]' is NaN; JSON cannot carry it");
+    }
+    SECTION("a plain member, +infinity") {
+        t.gain = inf_v;
+        CHECK(validate_message(t) == "member 'gain' is +infinity; JSON cannot carry it");
+    }
+    SECTION("a float member") {
+        t.ratio = -std::numeric_limits<float>::infinity();
+        CHECK(validate_message(t) == "member 'ratio' is -infinity; JSON cannot carry it");
+    }
+    SECTION("a nested struct, -infinity") {
+        t.origin.y = -inf_v;
+        CHECK(validate_message(t) == "member 'origin.y' is -infinity; JSON cannot carry it");
+    }
+    SECTION("a struct inside a vector") {
+        t.path[1].x = nan_v;
+        CHECK(validate_message(t) == "member 'path[1].x' is NaN; JSON cannot carry it");
+    }
+    SECTION("a map with string keys") {
+        t.weights["b"] = nan_v;
+        CHECK(validate_message(t) == "member 'weights[\"b\"]' is NaN; JSON cannot carry it");
+    }
+    SECTION("a map with integer keys, holding vectors") {
+        t.bins[-2].push_back(inf_v);
+        CHECK(validate_message(t) == "member 'bins[-2][1]' is +infinity; JSON cannot carry it");
+    }
+    SECTION("the first bad value is the one named") {
+        t.gain = nan_v;
+        t.samples[0] = nan_v;
+        CHECK(validate_message(t) == "member 'gain' is NaN; JSON cannot carry it");
+    }
+}
+
+TEST_CASE("entity_ops::validate looks inside std::optional", "[entity][validate]") {
+    using ops = tether::entity_ops<entity_test::Calibrated>;
+    const auto plain = ops::validate(entity_test::Calibrated{nan_v, {}});
+    REQUIRE_FALSE(plain);
+    CHECK(plain.error().code == errc::invalid_argument);
+    CHECK(plain.error().message == "member 'offset' is NaN; JSON cannot carry it");
+    const auto nested = ops::validate(entity_test::Calibrated{std::nullopt, {1.0, std::nullopt, -inf_v}});
+    REQUIRE_FALSE(nested);
+    CHECK(nested.error().message == "member 'taps[2]' is -infinity; JSON cannot carry it");
+}
+
+TEST_CASE("entity_ops::validate walks the JSON of an entity with its own to_json", "[entity][validate]") {
+    using ops = tether::entity_ops<entity_test::Reading>;
+    const auto series = ops::validate(entity_test::Reading{1.0, {1.0, nan_v}});
+    REQUIRE_FALSE(series);
+    CHECK(series.error().code == errc::invalid_argument);
+    CHECK(series.error().message == "member 'series[1]' is NaN; JSON cannot carry it");
+    const auto value = ops::validate(entity_test::Reading{inf_v, {}});
+    REQUIRE_FALSE(value);
+    CHECK(value.error().message == "member 'value' is +infinity; JSON cannot carry it");
+}
+
+TEST_CASE("entity_ops::validate handles a recursive type", "[entity][validate]") {
+    entity_test::Tree t{1.0, {entity_test::Tree{2.0, {entity_test::Tree{3.0, {}}}}}};
+    CHECK(tether::entity_ops<entity_test::Tree>::validate(t));
+    t.kids[0].kids[0].weight = nan_v;
+    const auto r = tether::entity_ops<entity_test::Tree>::validate(t);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message == "member 'kids[0].kids[0].weight' is NaN; JSON cannot carry it");
+}
+
+TEST_CASE("entity_ops::validate is decided at compile time for entities without floating-point members",
+          "[entity][validate]") {
+    STATIC_REQUIRE_FALSE(tether::detail::may_hold_floating<Job>());
+    STATIC_REQUIRE_FALSE(tether::detail::may_hold_floating<entity_test::Tally>());
+    STATIC_REQUIRE_FALSE(tether::detail::may_hold_floating<entity_test::Contact>());
+    STATIC_REQUIRE(tether::detail::may_hold_floating<entity_test::Trace>());
+    STATIC_REQUIRE(tether::detail::may_hold_floating<entity_test::Calibrated>());
+    STATIC_REQUIRE(tether::detail::may_hold_floating<entity_test::Point>());
+    STATIC_REQUIRE(tether::detail::may_hold_floating<std::map<double, int>>());
+    STATIC_REQUIRE(tether::detail::may_hold_floating<json>());
+    CHECK(tether::entity_ops<entity_test::Tally>::validate(entity_test::Tally{"x", {1, 2}, {{"k", {"v"}}}, 3L}));
 }

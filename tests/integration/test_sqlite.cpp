@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -106,6 +107,17 @@ tether::sqlite_database open_ok(const std::string& path, tether::sqlite_options 
     auto db = tether::sqlite_database::open(path, opts);
     if (!db) FAIL("open failed: " << db.error());
     return *db;
+}
+
+/// The id's 16 bytes as hex, for a SQL blob literal (x'...').
+std::string hex_of(const tether::local_id& id) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (const auto b : id.bytes()) {
+        out += digits[static_cast<unsigned char>(b) >> 4];
+        out += digits[static_cast<unsigned char>(b) & 0xF];
+    }
+    return out;
 }
 
 bool contains(std::string_view haystack, std::string_view needle) {
@@ -661,30 +673,39 @@ TEST_CASE("sqlite: queries are served by indexes", "[sqlite][index]") {
     CHECK_FALSE(contains(all, "TEMP B-TREE"));
 }
 
-TEST_CASE("sqlite: an undecodable row is a storage error, not a crash", "[sqlite][corrupt]") {
+TEST_CASE("sqlite: an undecodable row is a storage error for itself only, not a crash", "[sqlite][corrupt]") {
     temp_dir dir;
     const auto path = dir.file("rows.db");
     auto db = open_ok(path);
     item_store items{tether::sqlite_storage{db}};
     REQUIRE(put_all(items, std::vector{make_record(1), make_record(2)}));
     raw_db raw{path};
+    const auto where_1 = " WHERE local_id = x'" + hex_of(id_n(1)) + "'";
 
     SECTION("bad JSON") {
-        REQUIRE(raw.exec("UPDATE conformance_items SET value = '{not json'") == SQLITE_OK);
-        CHECK(items.get(id_n(1)).error().code == tether::errc::storage);
-        CHECK(items.list().error().code == tether::errc::storage);
+        REQUIRE(raw.exec("UPDATE conformance_items SET value = '{not json'" + where_1) == SQLITE_OK);
+        auto g = items.get(id_n(1));
+        REQUIRE_FALSE(g);
+        CHECK(g.error().code == tether::errc::storage);
+        CHECK(contains(g.error().message, "not valid JSON"));
+        CHECK(tether_test::ids_of(items.list().value()) == std::vector{id_n(2)});
     }
     SECTION("JSON that does not fit the entity") {
-        REQUIRE(raw.exec("UPDATE conformance_items SET value = '{\"count\":\"seven\"}'") == SQLITE_OK);
+        REQUIRE(raw.exec("UPDATE conformance_items SET value = '{\"count\":\"seven\"}'" + where_1) == SQLITE_OK);
         auto g = items.get(id_n(1));
         REQUIRE_FALSE(g);
         CHECK(g.error().code == tether::errc::storage);
         CHECK(contains(g.error().message, id_n(1).to_string()));
+        CHECK(tether_test::ids_of(items.due(at_ms(1'000'000), 10).value()) == std::vector{id_n(2)});
     }
     SECTION("an unknown status") {
-        REQUIRE(raw.exec("UPDATE conformance_items SET status = 'bogus'") == SQLITE_OK);
-        CHECK(items.counts().error().code == tether::errc::storage);
-        CHECK(items.get(id_n(2)).error().code == tether::errc::storage);
+        REQUIRE(raw.exec("UPDATE conformance_items SET status = 'bogus'" + where_1) == SQLITE_OK);
+        CHECK(items.get(id_n(1)).error().code == tether::errc::storage);
+        CHECK(tether_test::ids_of(items.list().value()) == std::vector{id_n(2)});
+        auto c = items.counts();
+        REQUIRE(c);  // the row counts as unreadable, under no status
+        CHECK(c->pending == 1);
+        CHECK(c->unreadable == 1);
     }
     SECTION("a duplicate server id") {
         auto a = make_record(1);
@@ -696,4 +717,232 @@ TEST_CASE("sqlite: an undecodable row is a storage error, not a crash", "[sqlite
         CHECK(contains(r.error().message, "UNIQUE"));
         CHECK_FALSE(items.get(id_n(1)).value().value().server_id.has_value());  // rolled back
     }
+}
+
+namespace {
+
+/// An entity with a vector of doubles: a NaN in it is written as `null`, which
+/// does not read back into a double.
+struct sampled {
+    BOOST_HANA_DEFINE_STRUCT(sampled, (std::string, name), (std::vector<double>, samples));
+    static constexpr std::string_view collection = "samples";
+};
+using sampled_store = tether::sqlite_store<sampled>;
+
+tether::record<sampled> sampled_record(std::uint64_t n, std::vector<double> samples,
+                                       tether::priority p = tether::priority::medium) {
+    auto r = make_record<sampled>(n, tether::sync_status::pending, 1000 + static_cast<std::int64_t>(n), p);
+    r.value = sampled{"s" + std::to_string(n), std::move(samples)};
+    return r;
+}
+
+constexpr double nan_v = std::numeric_limits<double>::quiet_NaN();
+const tether::timestamp later = at_ms(1'000'000);
+
+std::vector<tether::local_id> unreadable_ids(const sampled_store& s) {
+    std::vector<tether::local_id> out;
+    for (const auto& u : s.unreadable().value()) out.push_back(u.id);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("sqlite: the unreadable-rows capability is detectable by the engine", "[sqlite][unreadable]") {
+    STATIC_REQUIRE(tether::reports_unreadable<item_store, conformance_item>);
+    STATIC_REQUIRE(tether::reports_unreadable<sampled_store, sampled>);
+    STATIC_REQUIRE_FALSE(tether::reports_unreadable<tether::memory_store<conformance_item>, conformance_item>);
+}
+
+TEST_CASE("sqlite: a row holding NaN (stored as null) affects only itself", "[sqlite][unreadable]") {
+    temp_dir dir;
+    const auto path = dir.file("nan.db");
+    auto db = open_ok(path);
+    sampled_store store{tether::sqlite_storage{db}};
+    // The store refuses nothing itself (the engine validates): NaN goes out as null.
+    REQUIRE(put_all(store, std::vector{sampled_record(1, {1.0}), sampled_record(2, {1.0, nan_v}),
+                                       sampled_record(3, {3.0})}));
+    raw_db raw{path};
+    CHECK(raw.column("SELECT value FROM samples WHERE local_id = x'" + hex_of(id_n(2)) + "'") ==
+          std::vector<std::string>{R"({"name":"s2","samples":[1.0,null]})"});
+
+    SECTION("list and due skip it; counts and unreadable() report it") {
+        CHECK(store.counts().value().unreadable == 0);  // not met by a read yet
+        CHECK(tether_test::ids_of(store.list().value()) == std::vector{id_n(1), id_n(3)});
+        CHECK(tether_test::ids_of(store.due(later, 10).value()) == std::vector{id_n(1), id_n(3)});
+        CHECK(tether_test::ids_of(store.due(later, 2).value()) == std::vector{id_n(1), id_n(3)});
+        const auto c = store.counts().value();
+        CHECK(c.unreadable == 1);
+        CHECK(c.pending == 3);  // its status still reads
+        const auto u = store.unreadable().value();
+        REQUIRE(u.size() == 1);
+        CHECK(u[0].id == id_n(2));
+        CHECK(u[0].why.code == tether::errc::storage);
+        CHECK(contains(u[0].why.message, id_n(2).to_string()));
+        CHECK(contains(u[0].why.message, "does not decode"));
+    }
+    SECTION("get, tx.get and tx.peek of it are storage errors naming it and why") {
+        auto g = store.get(id_n(2));
+        REQUIRE_FALSE(g);
+        CHECK(g.error().code == tether::errc::storage);
+        CHECK(contains(g.error().message, id_n(2).to_string()));
+        CHECK(contains(g.error().message, "samples"));  // the table
+        CHECK(contains(g.error().message, "null"));     // why: a null where a number belongs
+        CHECK(unreadable_ids(store) == std::vector{id_n(2)});
+        REQUIRE(store.transact([](auto& tx) -> tether::result<void> {
+            auto tg = tx.get(id_n(2));
+            REQUIRE_FALSE(tg);
+            CHECK(tg.error().code == tether::errc::storage);
+            CHECK(contains(tg.error().message, id_n(2).to_string()));
+            auto tp = tx.peek(id_n(2));
+            REQUIRE_FALSE(tp);
+            CHECK(tp.error().code == tether::errc::storage);
+            CHECK(tx.get(id_n(1)).value().has_value());  // its neighbours read as ever
+            return {};
+        }));
+        CHECK(store.get(id_n(3)).value().has_value());
+    }
+    SECTION("tx.unreadable tells it apart from good and absent rows") {
+        REQUIRE(store.transact([](auto& tx) -> tether::result<void> {
+            CHECK(tx.unreadable(id_n(2)));
+            CHECK_FALSE(tx.unreadable(id_n(1)));
+            CHECK_FALSE(tx.unreadable(id_n(99)));
+            return {};
+        }));
+        CHECK(unreadable_ids(store) == std::vector{id_n(2)});  // noted by that read
+    }
+    SECTION("tx.erase removes it without decoding it, and clears the count") {
+        REQUIRE(store.list());
+        REQUIRE(store.counts().value().unreadable == 1);
+        REQUIRE(store.transact([](auto& tx) {
+            REQUIRE(tx.unreadable(id_n(2)));
+            return tx.erase(id_n(2));
+        }));
+        CHECK_FALSE(store.get(id_n(2)).value().has_value());
+        CHECK(store.counts().value().unreadable == 0);
+        CHECK(store.counts().value().pending == 2);
+        CHECK(store.unreadable().value().empty());
+        CHECK(raw.column("SELECT count(*) FROM samples") == std::vector<std::string>{"2"});
+    }
+    SECTION("a put of it replaces it and clears the count") {
+        REQUIRE_FALSE(store.get(id_n(2)));
+        REQUIRE(store.counts().value().unreadable == 1);
+        REQUIRE(put_all(store, std::vector{sampled_record(2, {2.0})}));
+        CHECK(store.counts().value().unreadable == 0);
+        CHECK(store.get(id_n(2)).value().value().value.samples == std::vector{2.0});
+        CHECK(tether_test::ids_of(store.list().value()) == std::vector{id_n(1), id_n(2), id_n(3)});
+    }
+    SECTION("an erase rolled back leaves the row, found again by the next read") {
+        REQUIRE(store.list());
+        auto r = store.transact([](auto& tx) -> tether::result<void> {
+            if (auto e = tx.erase(id_n(2)); !e) return e;
+            return tether::unexpected{tether::make_error(tether::errc::invalid_state, "changed my mind")};
+        });
+        REQUIRE_FALSE(r);
+        CHECK(store.counts().value().unreadable == 0);  // as documented: not read again yet
+        CHECK(tether_test::ids_of(store.list().value()) == std::vector{id_n(1), id_n(3)});
+        CHECK(store.counts().value().unreadable == 1);
+    }
+    SECTION("a row mended outside the store is dropped from the list by the next read of it") {
+        REQUIRE_FALSE(store.get(id_n(2)));
+        REQUIRE(raw.exec(R"(UPDATE samples SET value = '{"name":"s2","samples":[5.0]}')") == SQLITE_OK);
+        CHECK(store.counts().value().unreadable == 1);  // nothing read since
+        CHECK(store.list().value().size() == 3);
+        CHECK(store.counts().value().unreadable == 0);
+    }
+}
+
+TEST_CASE("sqlite: due returns up to limit readable records past any number of unreadable ones",
+          "[sqlite][unreadable]") {
+    temp_dir dir;
+    const auto path = dir.file("due.db");
+    {
+        auto db = open_ok(path);
+        sampled_store store{tether::sqlite_storage{db}};
+        std::vector<tether::record<sampled>> recs;
+        for (std::uint64_t n = 1; n <= 5; ++n) recs.push_back(sampled_record(n, {nan_v}, tether::priority::critical));
+        for (std::uint64_t n = 6; n <= 9; ++n) recs.push_back(sampled_record(n, {1.0}, tether::priority::low));
+        REQUIRE(put_all(store, recs));
+    }
+    auto db = open_ok(path);  // a fresh handle: nothing known yet
+    sampled_store store{tether::sqlite_storage{db}};
+    CHECK(tether_test::ids_of(store.due(later, 3).value()) == std::vector{id_n(6), id_n(7), id_n(8)});
+    CHECK(store.counts().value().unreadable == 5);
+    CHECK(tether_test::ids_of(store.due(later, 3).value()) == std::vector{id_n(6), id_n(7), id_n(8)});
+    CHECK(tether_test::ids_of(store.due(later, 100).value()) == std::vector{id_n(6), id_n(7), id_n(8), id_n(9)});
+    CHECK(tether_test::ids_of(store.due(later, 1).value()) == std::vector{id_n(6)});
+}
+
+namespace {
+
+// The same table seen by two versions of an app: version 2 changed `level`
+// from a number to a list of names.
+struct gauge_v1 {
+    BOOST_HANA_DEFINE_STRUCT(gauge_v1, (std::string, name), (std::int64_t, level));
+    static constexpr std::string_view collection = "gauges";
+};
+struct gauge_v2 {
+    BOOST_HANA_DEFINE_STRUCT(gauge_v2, (std::string, name), (std::vector<std::string>, level));
+    static constexpr std::string_view collection = "gauges";
+};
+
+}  // namespace
+
+TEST_CASE("sqlite: rows written before an entity member changed type are reported, never brick the table",
+          "[sqlite][unreadable][upgrade]") {
+    temp_dir dir;
+    const auto path = dir.file("upgrade.db");
+    {
+        auto db = open_ok(path);
+        tether::sqlite_store<gauge_v1> old_store{tether::sqlite_storage{db}};
+        std::vector<tether::record<gauge_v1>> recs;
+        for (std::uint64_t n : {1, 3, 5}) {
+            auto r = make_record<gauge_v1>(n, n == 5 ? tether::sync_status::synced : tether::sync_status::pending);
+            r.value = gauge_v1{"old " + std::to_string(n), static_cast<std::int64_t>(n) * 10};
+            recs.push_back(r);
+        }
+        REQUIRE(put_all(old_store, recs));
+    }
+    // The app is upgraded: the same file, the same table, the new type.
+    auto db = open_ok(path);
+    tether::sqlite_store<gauge_v2> store{tether::sqlite_storage{db}};
+    std::vector<tether::record<gauge_v2>> fresh;
+    for (std::uint64_t n : {2, 4}) {
+        auto r = make_record<gauge_v2>(n);
+        r.value = gauge_v2{"new " + std::to_string(n), {"low", "high"}};
+        fresh.push_back(r);
+    }
+    REQUIRE(put_all(store, fresh));
+
+    const auto listed = store.list();
+    REQUIRE(listed);
+    CHECK(tether_test::ids_of(*listed) == std::vector{id_n(2), id_n(4)});
+    CHECK((*listed)[0].value.level == std::vector<std::string>{"low", "high"});
+    CHECK(tether_test::ids_of(store.due(later, 10).value()) == std::vector{id_n(2), id_n(4)});
+
+    const auto c = store.counts().value();
+    CHECK(c.unreadable == 3);
+    CHECK(c.pending == 4);
+    CHECK(c.synced == 1);
+    const auto u = store.unreadable().value();
+    REQUIRE(u.size() == 3);
+    CHECK(u[0].id == id_n(1));
+    CHECK(u[1].id == id_n(3));
+    CHECK(u[2].id == id_n(5));
+    for (const auto& bad : u) {
+        CHECK(bad.why.code == tether::errc::storage);
+        CHECK(contains(bad.why.message, bad.id.to_string()));
+    }
+    CHECK(store.get(id_n(3)).error().code == tether::errc::storage);
+
+    // The app may drop them, one by one, without decoding them.
+    REQUIRE(store.transact([&](auto& tx) -> tether::result<void> {
+        for (const auto& bad : u) {
+            if (!tx.unreadable(bad.id)) return tether::unexpected{tether::make_error(tether::errc::invalid_state, "a row that should not decode did")};
+            if (auto e = tx.erase(bad.id); !e) return e;
+        }
+        return {};
+    }));
+    CHECK(store.counts().value().unreadable == 0);
+    CHECK(store.counts().value().pending == 2);
+    CHECK(store.list().value().size() == 2);
 }

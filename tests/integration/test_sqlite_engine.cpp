@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+#include <string>
 #include <vector>
 
 using tether_test::Job;
@@ -176,4 +178,63 @@ TEST_CASE("sqlite engine: each write stores its own dirty fields", "[sqlite][eng
     CHECK(other.get(b.id).value().dirty == tether::field_set{"progress", "title"});
     CHECK(other.get(a.id).value().value.progress == 1);
     CHECK(other.get(b.id).value().value.title == "b2");
+}
+
+namespace {
+struct Sampled {
+    BOOST_HANA_DEFINE_STRUCT(Sampled, (std::string, name), (std::vector<double>, samples));
+    static constexpr std::string_view collection = "samples";
+};
+}  // namespace
+
+TEST_CASE("sqlite engine: one undecodable row affects only itself; NaN is refused at the door", "[sqlite][engine]") {
+    temp_dir dir;
+    auto db = tether::sqlite_database::open(dir.file("app.db")).value();
+    tether::manual_clock clock;
+    tether::loopback_server server{[c = clock] { return c.now(); }};
+    auto dev = tether::make_engine<Sampled>(tether::sqlite_storage{db}, tether::loopback_transport{server, "alice"},
+                                            clock);
+    std::vector<std::string> warnings;
+    dev.on_log([&](tether::log_level l, std::string_view m) {
+        if (l >= tether::log_level::warning) warnings.emplace_back(m);
+    });
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+
+    // The engine refuses NaN and infinities on create and update: JSON cannot carry them.
+    auto refused = dev.create(Sampled{"bad", {1.0, nan}});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == tether::errc::invalid_argument);
+    auto good = dev.create(Sampled{"good", {1.0}}).value();
+    auto inf = dev.update(good.id, [](Sampled& s) { s.samples.push_back(std::numeric_limits<double>::infinity()); });
+    REQUIRE_FALSE(inf);
+    CHECK(inf.error().code == tether::errc::invalid_argument);
+    CHECK(dev.get(good.id)->value.samples == std::vector<double>{1.0});
+
+    // A row that does not decode (written past the engine, or by an older app).
+    auto poison = good;
+    poison.id = tether::local_id_generator{99}(clock.now());
+    poison.value = Sampled{"poison", {2.0, nan}};
+    {
+        tether::sqlite_storage::rebind<Sampled> raw{tether::sqlite_storage{db}};
+        REQUIRE(raw.transact([&](auto& tx) { return tx.put(poison); }));
+    }
+    auto other = dev.create(Sampled{"other", {3.0}}).value();
+    CHECK(dev.list()->size() == 2);
+    auto got = dev.get(poison.id);
+    REQUIRE_FALSE(got);
+    CHECK(got.error().code == tether::errc::storage);
+    auto rep = dev.sync();  // the good records sync all the same
+    REQUIRE(rep);
+    CHECK_FALSE(rep->failure);
+    CHECK(rep->pushed == 2);
+    CHECK(dev.get(good.id)->status == tether::sync_status::synced);
+    CHECK(dev.get(other.id)->status == tether::sync_status::synced);
+    CHECK(dev.health()->unreadable == 1);
+    bool logged = false;
+    for (const auto& w : warnings) logged = logged || w.find(poison.id.to_string()) != std::string::npos;
+    CHECK(logged);
+    // remove works on it without decoding it.
+    REQUIRE(dev.remove(poison.id));
+    CHECK(dev.get(poison.id).error().code == tether::errc::not_found);
+    CHECK(dev.health()->unreadable == 0);
 }

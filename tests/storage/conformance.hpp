@@ -339,6 +339,25 @@ void storage_conformance(MakePolicy make_policy) {
         CHECK(c->oldest_pending == at_ms(50));
     }
 
+    SECTION("records that were put all read back: nothing is unreadable") {
+        REQUIRE(put_all(store, population()));
+        REQUIRE(store.list());
+        REQUIRE(store.due(at_ms(std::int64_t{1} << 50), 100));
+        auto c = store.counts();
+        REQUIRE(c);
+        CHECK(c->unreadable == 0);
+        if constexpr (reports_unreadable<S, item>) {
+            auto u = store.unreadable();
+            REQUIRE(u);
+            CHECK(u->empty());
+            REQUIRE(store.transact([](auto& tx) -> result<void> {
+                CHECK_FALSE(tx.unreadable(id_n(1)));   // present, decodes
+                CHECK_FALSE(tx.unreadable(id_n(99)));  // absent
+                return {};
+            }));
+        }
+    }
+
     SECTION("metadata is read and written in transactions") {
         REQUIRE(store.transact([](auto& tx) { return tx.set_meta("cursor", "c1"); }));
         auto m = store.get_meta("cursor");

@@ -1,5 +1,7 @@
 // The transport conformance suite: it passes against the loopback server and
 // names each rule a deliberately broken transport breaks.
+#include "custom_policy/dict_transport.hpp"
+
 #include <tether/testing/transport_conformance.hpp>
 #include <tether/transport/loopback.hpp>
 
@@ -92,4 +94,11 @@ TEST_CASE("the transport conformance suite names each broken rule", "[testing][c
         INFO(describe(failures));
         CHECK(checks(failures).contains(check));
     }
+}
+
+TEST_CASE("the example's own transport keeps every protocol rule", "[testing][conformance]") {
+    custom::dict_transport server;
+    auto failures = tether::testing::check_transport([&] { return server; });
+    INFO(describe(failures));
+    CHECK(failures.empty());
 }

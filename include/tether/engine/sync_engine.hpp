@@ -163,6 +163,7 @@ public:
 
     /// @brief Creates a record (`pending`, no server id) and returns it.
     result<record_type> create(Entity value, tether::priority prio = tether::priority::medium) {
+        if (auto ok = entity_ops<Entity>::validate(value); !ok) return unexpected{std::move(ok).error()};
         const auto now = clock_.now();
         record_type r;
         auto id = next_id(now);
@@ -233,7 +234,7 @@ public:
         const auto now = clock_.now();
         auto fx = make_effects();
         auto done = store_.transact([&](auto& tx) -> result<void> {
-            return detail::with_record<Entity>(tx, id, [&](const record_type* found) -> result<void> {
+            auto removed = detail::with_record<Entity>(tx, id, [&](const record_type* found) -> result<void> {
             if (!found) return unexpected{not_found(id)};
             const record_type& before = *found;
             if (before.deleted) return {};
@@ -249,6 +250,8 @@ public:
             return detail::write_record(tx, fx, std::optional<sync_status>{before.status}, std::move(after), now,
                                         "remove");
             });
+            if (removed) return removed;
+            return remove_unreadable(tx, fx, id, std::move(removed).error());
         });
         deliver(fx, done.has_value());
         if (!done) return done;
@@ -494,6 +497,11 @@ private:
             return unexpected{make_error(errc::invalid_state, "record " + before.id.to_string() + " is deleted")};
         }
         std::invoke(fn, after.value);
+        // NaN and infinities cannot travel as JSON: refused on every storage alike.
+        if (auto ok = entity_ops<Entity>::validate(after.value); !ok) {
+            if (!put) after = before;  // an in-place edit is undone (the store keeps `before` for rollback too)
+            return ok;
+        }
         if (!entity_ops<Entity>::diff_into(before.value, after.value, after.dirty)) {
             out = after;  // no change: no write, no status change, no sync
             return {};
@@ -534,6 +542,40 @@ private:
         if (epoch > 1) ids_ = local_id_generator{detail::mix_seed(*options_.id_seed, epoch)};
         ids_ready_ = true;
         return {};
+    }
+
+    /// `remove` of a record the store holds but cannot decode: it is erased
+    /// without being read (the server, if it knows it, keeps its copy, which a
+    /// later pull brings back in a form this app may read).
+    template <class Tx>
+    result<void> remove_unreadable(Tx& tx, detail::effects<Entity>& fx, const local_id& id, error why) {
+        if constexpr (reports_unreadable<store_type, Entity>) {
+            if (tx.unreadable(id)) {
+                if (auto e = tx.erase(id); !e) return e;
+                ++fx.writes;
+                fx.heard();
+                if (fx.want_changes) fx.changes.push_back(change<Entity>{change_kind::removed, id, std::nullopt, "remove"});
+                fx.warnings.push_back("removed " + id.to_string() + ", which could not be read: " + why.message);
+                return {};
+            }
+        }
+        return unexpected{std::move(why)};
+    }
+
+    /// Logs, once each, the records the store found it cannot decode.
+    void report_unreadable() {
+        if constexpr (reports_unreadable<store_type, Entity>) {
+            auto found = store_.unreadable();
+            if (!found) return;
+            for (const auto& u : *found) {
+                {
+                    std::lock_guard lock{state_mutex_};
+                    if (!reported_unreadable_.insert(u.id).second) continue;
+                }
+                log(log_level::warning, "record " + u.id.to_string() + " cannot be read and is skipped: " +
+                                            u.why.message);
+            }
+        }
     }
 
     static error not_found(const local_id& id) {
@@ -692,6 +734,7 @@ private:
     std::string device_id_;                   // this device's push origin (kept in storage meta); sync only
     mutable std::mutex state_mutex_;          // guards in_flight_ and backoff_ (its jitter state)
     std::set<local_id> in_flight_;
+    std::set<local_id> reported_unreadable_;  // logged once each (guarded by state_mutex_)
     std::atomic<bool> online_{true};
     std::atomic<bool> authenticated_{true};
     std::atomic<bool> running_{false};

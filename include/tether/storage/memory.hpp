@@ -30,7 +30,8 @@ class memory_store;
 /// by building a new engine over a copy of the same storage. Each entity type
 /// gets its own table (keyed by collection name). Transactions are atomic: all
 /// of a transaction's writes apply, or (on an error result or an exception)
-/// none do.
+/// none do. It keeps `record<E>` values, which always decode, so it does not
+/// offer `reports_unreadable` and its `counts().unreadable` is always 0.
 ///
 /// @code
 /// tether::memory_storage storage;

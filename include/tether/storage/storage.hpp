@@ -1,6 +1,7 @@
 #pragma once
 
 #include <tether/clock/clock.hpp>
+#include <tether/core/error.hpp>
 #include <tether/core/ids.hpp>
 #include <tether/core/record.hpp>
 #include <tether/core/result.hpp>
@@ -28,7 +29,11 @@ struct status_counts {
     std::optional<timestamp> oldest_pending;  ///< least `updated_at` among pending, pending_deletion and error
     /// Records the store holds but cannot decode (a value written by another
     /// version of the app, a corrupt row): `list()` and `due()` skip them, and
-    /// `get` of one returns an error. A store that always decodes leaves it 0.
+    /// `get` of one returns an error. Counts the rows the store's reads have met
+    /// so far (see `reports_unreadable`, and the store's own documentation for
+    /// exactly which). It overlaps the counts above: a store that can still read
+    /// such a row's status counts it there too. A store that always decodes
+    /// leaves it 0.
     std::size_t unreadable = 0;
 
     friend bool operator==(const status_counts&, const status_counts&) = default;
@@ -118,6 +123,42 @@ concept record_store = storage_transaction<typename S::transaction, E>
            { cs.due(now, limit) } -> std::same_as<result<std::vector<record<E>>>>;
            { cs.counts() } -> std::same_as<result<status_counts>>;
            { cs.get_meta(key) } -> std::same_as<result<std::optional<std::string>>>;
+       };
+
+/// @brief A record a store holds but cannot decode, as `reports_unreadable`
+/// stores list them.
+struct unreadable_record {
+    local_id id;  ///< the record's id
+    error why;    ///< what reading it returns: `errc::storage`, naming the id and the cause
+
+    friend bool operator==(const unreadable_record&, const unreadable_record&) = default;
+};
+
+/// @brief Optional capability of a `record_store`: it can hold records it
+/// cannot decode, and says which.
+///
+/// A persistent store may meet a row it cannot turn back into a `record<E>`: an
+/// entity written by an older version of the app whose member has since changed
+/// type, a value damaged outside tether. Such a row affects only itself:
+/// `list()` and `due()` skip it (`due` still returns up to `limit` readable
+/// records), `get` / `tx.get` / `tx.peek` of it return an `errc::storage` error
+/// naming it, `tx.erase` removes it without decoding it, and
+/// `counts().unreadable` counts it. What the capability buys the engine:
+///
+/// - `s.unreadable()`: the rows the store has found undecodable so far (by any
+///   read), in `local_id` order, so that the engine can report skipped rows
+///   once rather than on every sync;
+/// - `tx.unreadable(id)`: true if the row `id` exists but does not decode (false
+///   if it decodes, is absent, or cannot be read at all), so that the engine's
+///   `remove(id)` can erase such a row instead of failing on it.
+///
+/// `memory_storage` does not offer it: what it holds are `record<E>` values,
+/// which always "decode", so its `counts().unreadable` is always 0.
+template <class S, class E>
+concept reports_unreadable = record_store<S, E>
+    && requires(const S& cs, typename S::transaction& tx, const local_id& id) {
+           { cs.unreadable() } -> std::same_as<result<std::vector<unreadable_record>>>;
+           { tx.unreadable(id) } -> std::same_as<bool>;
        };
 
 /// @brief The store type a storage policy `P` gives for entity `E`:

@@ -27,6 +27,7 @@ result<void> sync_engine<Entity, Policies...>::run_push(sync_report& rep) {
     while (online_.load() && authenticated_.load()) {
         auto due = store_.due(clock_.now(), batch + handled_still_due_);
         if (!due) return unexpected{std::move(due).error()};
+        report_unreadable();
         std::vector<record_type> picked;
         for (auto& r : *due) {
             if (picked.size() == batch) break;

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -85,6 +86,13 @@ private:
 /// `value`; metadata (cursors) lives in `tether_meta`. Every member is
 /// thread-safe and reports failure as a `result` error, never by throwing
 /// (except that `transact` rethrows what its callable throws, after the rollback).
+///
+/// A row that does not decode (written by a version of the app whose entity
+/// type differed, or changed outside tether) affects only itself: `list()` and
+/// `due()` skip it, reading it alone is an `errc::storage` error naming it, and
+/// `erase` removes it without decoding it. The store remembers the rows it has
+/// found so (`unreadable()`, `counts().unreadable`): it satisfies
+/// `reports_unreadable<sqlite_store<E>, E>`.
 template <class E>
 class sqlite_store {
     static_assert(entity<E>, "tether::sqlite_store<E>: E must be a tether::entity (see tether/core/entity.hpp)");
@@ -116,8 +124,13 @@ public:
         /// store's record cache if that holds the record).
         result<void> put(record<E>&& r) { return store_->put_(std::move(r)); }
 
-        /// @brief Removes the record with `id` (absent is fine).
+        /// @brief Removes the record with `id` (absent is fine). Never decodes
+        /// the row: a record that does not decode can be erased.
         result<void> erase(const local_id& id) { return store_->erase_(id); }
+
+        /// @brief True if the record `id` exists but does not decode (false if it
+        /// decodes, is absent, or the read itself fails): see `reports_unreadable`.
+        [[nodiscard]] bool unreadable(const local_id& id) const { return store_->tx_unreadable_(id); }
 
         /// @brief A metadata value (e.g. the pull cursor).
         result<std::optional<std::string>> get_meta(std::string_view key) const { return store_->meta_(key); }
@@ -211,40 +224,62 @@ public:
         return find_server_(sid);
     }
 
-    /// @brief Every record, in `local_id` order.
+    /// @brief Every record that decodes, in `local_id` order. Rows that do not
+    /// decode are skipped; having read them all, the store's list of such rows
+    /// (`unreadable()`) is exactly the ones this call skipped.
     result<std::vector<record<E>>> list() const {
         std::lock_guard lock{conn_->mutex()};
         if (auto r = ready_(); !r) return unexpected{std::move(r).error()};
         auto st = conn_->prepare(sql_->select_all);
         if (!st) return unexpected{std::move(st).error()};
-        return collect_(*st, std::numeric_limits<std::size_t>::max(), "list", nullptr);
+        std::map<local_id, error> skipped;
+        auto out = collect_(*st, std::numeric_limits<std::size_t>::max(), "list", nullptr, &skipped);
+        if (out) cache_->unreadable = std::move(skipped);
+        return out;
     }
 
     /// @brief Up to `limit` records due at `now` (`is_due`), highest priority
     /// first, then least `updated_at`, then `local_id`; served by the `<table>_due` index.
+    /// Rows that do not decode are skipped, and as many readable ones as there
+    /// are (up to `limit`) returned in their place.
     result<std::vector<record<E>>> due(timestamp now, std::size_t limit) const {
         std::lock_guard lock{conn_->mutex()};
         if (auto r = ready_(); !r) return unexpected{std::move(r).error()};
         if (limit == 0) return std::vector<record<E>>{};
         auto st = conn_->prepare(sql_->select_due);
         if (!st) return unexpected{std::move(st).error()};
+        // Room for the rows already known not to decode, which will be skipped;
+        // if more are skipped and the limit cut the rows short, once more without one.
         const auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-        st->bind(1, detail::sqlite_time(now)).bind(2, static_cast<std::int64_t>(std::min(limit, max)));
-        return collect_(*st, limit, "due", &now);
+        const std::size_t known = cache_->unreadable.size();
+        const auto bound = std::min(limit, max - known) + known;
+        st->bind(1, detail::sqlite_time(now)).bind(2, static_cast<std::int64_t>(bound));
+        std::size_t rows = 0;
+        auto out = collect_(*st, limit, "due", &now, nullptr, &rows);
+        if (!out || out->size() >= limit || rows < bound) return out;
+        st->reset();
+        st->bind(1, detail::sqlite_time(now)).bind(2, std::int64_t{-1});  // no limit: stops at `limit` readable rows
+        return collect_(*st, limit, "due", &now, nullptr, nullptr);
     }
 
     /// @brief Record counts by status and the oldest unsynced change.
+    /// `unreadable` is the number of rows of this table that reads through this
+    /// database handle have found undecodable and that have not since been put,
+    /// erased, or read back whole (see `unreadable()`); rows with an unknown
+    /// status count only there.
     result<status_counts> counts() const {
         std::lock_guard lock{conn_->mutex()};
         if (auto r = ready_(); !r) return unexpected{std::move(r).error()};
         auto st = conn_->prepare(sql_->select_counts);
         if (!st) return unexpected{std::move(st).error()};
         status_counts c;
+        c.unreadable = cache_->unreadable.size();
         int rc = SQLITE_ROW;
         while ((rc = st->step()) == SQLITE_ROW) {
+            // Rows with a status this build does not know do not decode: they are
+            // counted in `unreadable` once a read has met them, not here.
             const auto status = sync_status_from_string(st->text(0));
-            if (!status) return unexpected{make_error(errc::storage, "sqlite: " + table_ + ": unknown status '" +
-                                                                         std::string{st->text(0)} + "'")};
+            if (!status) continue;
             const auto n = static_cast<std::size_t>(st->int64(1));
             switch (*status) {
                 case sync_status::pending: c.pending = n; break;
@@ -261,6 +296,25 @@ public:
         }
         if (rc != SQLITE_DONE) return unexpected{fail_(rc, "counts")};
         return c;
+    }
+
+    /// @brief The rows of this table known not to decode, in `local_id` order,
+    /// each with the error reading it returns.
+    ///
+    /// "Known" means: met by a read through this database handle (any store of
+    /// the table on it: `get`, `find_by_server_id`, `list`, `due`, the
+    /// transaction's `get`, `peek` and `unreadable`), and neither put nor erased
+    /// since, nor read back since as a good record. A `list()` reads every row,
+    /// so after one the list is exact. Nothing is read here: a row not yet met
+    /// is not listed, and one whose put or erase was rolled back is listed again
+    /// only when a read meets it again.
+    result<std::vector<unreadable_record>> unreadable() const {
+        std::lock_guard lock{conn_->mutex()};
+        if (auto r = ready_(); !r) return unexpected{std::move(r).error()};
+        std::vector<unreadable_record> out;
+        out.reserve(cache_->unreadable.size());
+        for (const auto& [id, why] : cache_->unreadable) out.push_back(unreadable_record{id, why});
+        return out;
     }
 
     /// @brief A metadata value, if set.
@@ -331,29 +385,72 @@ private:
         return detail::sqlite_error(conn_->handle(), rc, table_ + ": " + std::string{what});
     }
 
+    // The id of the current row of `st`, if its local_id column holds one.
+    static std::optional<local_id> row_id_(const detail::sqlite_statement& st) {
+        const auto blob = st.blob(0);
+        if (blob.size() != 16) return std::nullopt;
+        local_id::bytes_type bytes{};
+        std::copy(blob.begin(), blob.end(), bytes.begin());
+        return local_id{bytes};
+    }
+
+    // Notes that row `id` does not decode (`why`), or that it does or is gone.
+    // A row whose local_id column is itself unreadable cannot be named, so is
+    // skipped without being noted. Caller holds the lock.
+    void note_unreadable_(const detail::sqlite_statement& st, const error& why) const {
+        if (auto id = row_id_(st)) cache_->unreadable.insert_or_assign(*id, why);
+    }
+    void note_readable_(const local_id& id) const {
+        if (!cache_->unreadable.empty()) cache_->unreadable.erase(id);
+    }
+
+    // One row of `st`; `undecodable` (if given) is set when the row exists but
+    // does not decode (the result is then that error).
     result<std::optional<record<E>>> one_(detail::sqlite_statement& st, std::string_view what,
-                                          const local_id* id = nullptr) const {
+                                          const local_id* id = nullptr, bool* undecodable = nullptr) const {
         const int rc = st.step();
-        if (rc == SQLITE_DONE) return std::optional<record<E>>{};
+        if (rc == SQLITE_DONE) {
+            if (id != nullptr) note_readable_(*id);
+            return std::optional<record<E>>{};
+        }
         if (rc != SQLITE_ROW) {
             return unexpected{fail_(rc, id != nullptr ? std::string{what} + " " + id->to_string() : std::string{what})};
         }
         auto r = detail::sqlite_read_record<E>(st, table_);
-        if (!r) return unexpected{std::move(r).error()};
+        if (!r) {
+            note_unreadable_(st, r.error());
+            if (undecodable != nullptr) *undecodable = true;
+            return unexpected{std::move(r).error()};
+        }
+        note_readable_(r->id);
         return std::optional<record<E>>{std::move(*r)};
     }
 
+    // Up to `limit` records from the rows of `st`, skipping (and noting) those
+    // that do not decode: into `skipped` too, if given. `rows` (if given) is set
+    // to the number of rows stepped over.
     result<std::vector<record<E>>> collect_(detail::sqlite_statement& st, std::size_t limit, std::string_view what,
-                                            const timestamp* due_at) const {
+                                            const timestamp* due_at, std::map<local_id, error>* skipped = nullptr,
+                                            std::size_t* rows = nullptr) const {
         std::vector<record<E>> out;
+        std::size_t stepped = 0;
         int rc = SQLITE_ROW;
         while (out.size() < limit && (rc = st.step()) == SQLITE_ROW) {
+            ++stepped;
             auto r = detail::sqlite_read_record<E>(st, table_);
-            if (!r) return unexpected{std::move(r).error()};
+            if (!r) {
+                note_unreadable_(st, r.error());
+                if (skipped != nullptr) {
+                    if (auto id = row_id_(st)) skipped->insert_or_assign(*id, std::move(r).error());
+                }
+                continue;
+            }
+            note_readable_(r->id);
             // The SQL filter mirrors is_due(); the check keeps the two from drifting apart.
             if (due_at != nullptr && !is_due(*r, *due_at)) continue;
             out.push_back(std::move(*r));
         }
+        if (rows != nullptr) *rows = stepped;
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) return unexpected{fail_(rc, what)};
         return out;
     }
@@ -364,9 +461,14 @@ private:
     // connection committed, no scope rolled back); used only inside
     // transactions, where the write lock keeps other connections out. Shared by
     // every store of the table on the connection.
+    //
+    // It also keeps the table's rows known not to decode (see `unreadable()`),
+    // which outlive epochs: they are facts about rows, corrected by the next
+    // read, put or erase of each.
     struct record_cache {
         std::uint64_t epoch = 0;
         std::unordered_map<local_id, record<E>> records;
+        std::map<local_id, error> unreadable;
     };
     static constexpr std::size_t cache_capacity = 4096;  // records; emptied when full
 
@@ -400,6 +502,17 @@ private:
         if (!*found) return static_cast<const record<E>*>(nullptr);
         cache_put_(std::move(**found));
         return &c.records.find(id)->second;
+    }
+
+    bool tx_unreadable_(const local_id& id) const {
+        if (cache_now_().records.contains(id)) return false;  // decoded already
+        auto st = conn_->prepare(keys_.select_by_id);
+        if (!st) return false;
+        st->bind_blob(1, id.bytes());
+        bool undecodable = false;
+        auto found = one_(*st, "get", &id, &undecodable);
+        if (found && *found) cache_put_(std::move(**found));
+        return undecodable;
     }
 
     result<std::optional<record<E>>> get_cached_(const local_id& id) const {
@@ -450,6 +563,7 @@ private:
         std::string value;  // bound without a copy: lives until the step is done
         if (auto b = detail::sqlite_bind_record(*st, r, value, *dirty); !b) return b;
         if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "put " + r.id.to_string())};
+        note_readable_(r.id);
         // Kept only if already cached (read or updated before): a record just
         // created need not cost a copy until it is read or updated.
         cache_refresh_(std::forward<R>(r));
@@ -462,6 +576,7 @@ private:
         st->bind_blob(1, id.bytes());
         if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "erase " + id.to_string())};
         cache_now_().records.erase(id);
+        note_readable_(id);
         return {};
     }
 
