@@ -10,7 +10,7 @@
 // any violation, or when the run was toothless (a fault kind fired fewer times
 // than its threshold, scaled to the number of seeds of the mode: 500 per 2,000
 // seeds for the network faults, 200 per 1,000 hostile seeds for the hostile kinds).
-#include "workload.hpp"
+#include "sim.hpp"
 
 #include <chrono>
 #include <cmath>
@@ -38,7 +38,7 @@ struct cli {
     std::cerr << argv0 << ": " << why << "\nusage: " << argv0
               << " [--seeds N] [--first-seed S] [--ops N] [--clock-back] [--mode M[,M...]] [--knobs K[,K...]]"
                  " [--strict-restore] [--replay SEED [--verbose]] [--check-determinism SEED]\n"
-                 "  modes: classic hostile policies sqlite; knobs (hostile): filler omit-ids bad-pages value-limit admin restore,"
+                 "  modes: classic hostile policies sqlite rich; knobs (hostile): filler omit-ids bad-pages value-limit admin restore,"
                  " all, none\n";
     std::exit(2);
 }
@@ -114,12 +114,17 @@ mode mode_of(const std::vector<mode>& modes, std::uint64_t seed) {
     return modes[mix64(seed ^ 0x30DE5ull) % modes.size()];
 }
 
+/// The rich mode's entity for `seed`: 0 Survey (Hana), 1 Reading (its own JSON).
+std::size_t rich_entity(std::uint64_t seed) { return mix64(seed ^ 0x41C4ull) & 1; }
+inline constexpr std::array<std::string_view, 2> rich_entity_names{"Survey (Hana)", "Reading (own to_json/from_json)"};
+
 seed_result run(std::uint64_t seed, const config& cfg, mode m) {
     switch (m) {
         case mode::classic:
-        case mode::hostile: return run_seed<classic_types>(seed, cfg, m);
-        case mode::policies: return run_seed<policies_types>(seed, cfg, m);
-        case mode::sqlite: return run_seed<sqlite_types>(seed, cfg, m);
+        case mode::hostile: return run_classic(seed, cfg, m);
+        case mode::policies: return run_policies(seed, cfg);
+        case mode::sqlite: return run_sqlite(seed, cfg);
+        case mode::rich: return run_rich(seed, cfg, rich_entity(seed));
     }
     return {};
 }
@@ -212,12 +217,17 @@ struct mode_total {
     std::array<std::uint64_t, policy_count> policy_failed{};
     std::array<std::uint64_t, policy_count> policy_conflicts{};
     std::array<std::array<std::uint64_t, 3>, policy_count> policy_decisions{};
+    std::array<std::uint64_t, 2> entity_seeds{};
 };
 
 /// The toothless threshold of fault kind `k` for `seeds` seeds of mode `m`
 /// (0: the kind is not expected in that mode).
 std::uint64_t threshold(mode m, std::size_t k, std::uint64_t seeds, unsigned knobs) {
     if (k < classic_fault_kinds) return static_cast<std::uint64_t>(std::ceil(500.0 * static_cast<double>(seeds) / 2000.0));
+    if (k >= sqlite_fault_end) {
+        if (m != mode::rich) return 0;
+        return static_cast<std::uint64_t>(std::ceil(200.0 * static_cast<double>(seeds) / 1000.0));
+    }
     if (k >= hostile_fault_end) {
         if (m != mode::sqlite) return 0;
         return static_cast<std::uint64_t>(std::ceil(200.0 * static_cast<double>(seeds) / 1000.0));
@@ -257,6 +267,7 @@ int main(int argc, char** argv) {
         t.st.rollbacks += r.st.rollbacks;
         t.max_quiet_rounds = std::max(t.max_quiet_rounds, r.st.quiet_rounds);
         t.max_quiet_ms = std::max(t.max_quiet_ms, r.st.quiet_time_ms);
+        if (m == mode::rich) ++t.entity_seeds[rich_entity(seed)];
         const auto p = static_cast<std::size_t>(r.policy);
         ++t.policy_seeds[p];
         t.policy_conflicts[p] += r.st.conflicts;
@@ -305,6 +316,10 @@ int main(int argc, char** argv) {
                       << (low ? "  << TOOTHLESS" : "") << '\n';
         }
         std::cout << "  (of the restarts, " << t.st.crashes << " crashed mid-push)\n";
+        if (m == mode::rich) {
+            std::cout << "  entities: " << rich_entity_names[0] << " " << t.entity_seeds[0] << " seeds, "
+                      << rich_entity_names[1] << " " << t.entity_seeds[1] << " seeds\n";
+        }
         if (m == mode::sqlite) {
             std::cout << "  " << t.st.sqlite_clients << " of " << t.seeds * client_count << " devices on SQLite; "
                       << t.st.rollbacks << " db.transact batches rolled back\n";

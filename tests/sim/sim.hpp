@@ -56,12 +56,19 @@ struct sim_entity<Job> {
     /// A value over `bytes` bytes of JSON in one field (bit 0), for the value limit.
     static void make_big(Job& j, std::size_t bytes) { j.title += std::string(bytes, 'x'); }
     static constexpr std::uint64_t big_field_bit = 1;
+    static void poison(Job&) {}  // no floating-point member
     static std::string describe(const Job& j) {
         const auto title = j.title.size() > 24 ? j.title.substr(0, 12) + "...(" + std::to_string(j.title.size()) + ")"
                                                : j.title;
         return "{" + title + "," + std::to_string(j.progress) + "," + j.audio_path + "}";
     }
 };
+
+}  // namespace tether_sim
+
+#include "rich.hpp"
+
+namespace tether_sim {
 
 /// The types a simulator mode runs: the entity and the engine over it (one
 /// engine type per mode: each instantiation costs seconds of build time).
@@ -89,6 +96,14 @@ struct policies_types : sim_types<Job, policies_engine> {
 using sqlite_engine = tether::sync_engine<Job, sim_storage, tether::loopback_transport, tether::manual_clock,
                                           tether::exponential_backoff, tether::engine_options>;
 using sqlite_types = sim_types<Job, sqlite_engine, sim_storage>;
+
+/// The rich mode's engines, one per entity (drawn per seed).
+using survey_engine = tether::sync_engine<tether_test::Survey, tether::memory_storage, tether::loopback_transport,
+                                          tether::manual_clock, tether::exponential_backoff, tether::engine_options>;
+using reading_engine = tether::sync_engine<tether_test::Reading, tether::memory_storage, tether::loopback_transport,
+                                           tether::manual_clock, tether::exponential_backoff, tether::engine_options>;
+using survey_types = sim_types<tether_test::Survey, survey_engine>;
+using reading_types = sim_types<tether_test::Reading, reading_engine>;
 
 /// splitmix64's finaliser: a well-mixed function of `x` (seeds of sub-streams).
 constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
@@ -144,9 +159,11 @@ enum class mode : std::uint8_t {
               ///< admin edits, one restore from a backup
     policies, ///< every conflict policy across seeds, each decision recorded
     sqlite,   ///< some devices on SQLite files (restarts reopen them), writes inside db.transact
+    rich,     ///< richer entities: doubles, vectors, a nested struct, unicode and large strings
 };
-inline constexpr std::size_t mode_count = 4;
-inline constexpr std::array<std::string_view, mode_count> mode_names{"classic", "hostile", "policies", "sqlite"};
+inline constexpr std::size_t mode_count = 5;
+inline constexpr std::array<std::string_view, mode_count> mode_names{"classic", "hostile", "policies", "sqlite",
+                                                                     "rich"};
 
 /// The hostile server's knobs (a hostile seed uses every knob of `config::knobs`).
 enum knob : unsigned {
@@ -185,15 +202,18 @@ enum class fault : std::uint8_t {
     // The sqlite mode's kinds:
     db_transact,       ///< writes inside sqlite_database::transact (committed or rolled back)
     reopen,            ///< a restart that reopens the device's SQLite file
+    // The rich mode's kind:
+    non_finite,        ///< a write of NaN or an infinity, which must be refused
 };
 inline constexpr std::size_t classic_fault_kinds = 9;
 inline constexpr std::size_t hostile_fault_end = 17;
-inline constexpr std::size_t fault_kinds = 19;
+inline constexpr std::size_t sqlite_fault_end = 19;
+inline constexpr std::size_t fault_kinds = 20;
 inline constexpr std::array<std::string_view, fault_kinds> fault_names{
     "drop_request",    "drop_response", "transient",        "rate_limited",  "unauthorized", "reject_op",
     "restart",         "clock_jump",    "edit_in_flight",   "replayed_create", "filled_create",
     "omitted_local_id", "bad_page_item", "too_large",       "admin_edit",    "restore",      "expired_cursor",
-    "db_transact",     "reopen"};
+    "db_transact",     "reopen",        "non_finite"};
 
 /// The invariants (0: engine contract, e.g. a local write that failed).
 inline constexpr std::array<std::string_view, 14> invariant_names{
@@ -380,6 +400,21 @@ struct world {
 
     std::int64_t elapsed_ms() const { return (clock.now() - start).count(); }
 };
+
+/// What one seed's run gives back.
+struct seed_result {
+    std::uint64_t hash = 0;
+    std::vector<violation> violations;
+    stats st;
+    policy_choice policy = policy_choice::server_wins;  ///< the conflict policy the seed ran
+};
+
+/// One seed of each mode, each in its own translation unit (mode_*.cpp), so the
+/// engine types build in parallel and a change to one mode rebuilds one file.
+seed_result run_classic(std::uint64_t seed, const config& cfg, mode m);  ///< classic and hostile
+seed_result run_policies(std::uint64_t seed, const config& cfg);
+seed_result run_sqlite(std::uint64_t seed, const config& cfg);
+seed_result run_rich(std::uint64_t seed, const config& cfg, std::size_t entity);
 
 template <class E>
 std::string describe(const E& v) {

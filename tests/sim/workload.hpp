@@ -440,6 +440,36 @@ std::string op_batch(world<M>& w, client<M>& cl) {
     }
 }
 
+/// rich mode: a create or an update that writes NaN or an infinity must be
+/// refused (`invalid_argument`, JSON cannot carry it) and change nothing.
+template <class M>
+std::string op_non_finite(world<M>& w, client<M>& cl) {
+    using E = typename M::entity;
+    ++w.st.faults[static_cast<std::size_t>(fault::non_finite)];
+    const auto events = w.change_events;
+    const std::string who = "c" + std::to_string(cl.index);
+    auto id = pick(w, cl, live);
+    if (!id || w.random.chance(0.3)) {
+        auto bad = sim_entity<E>::make(++w.next_value);
+        sim_entity<E>::poison(bad);
+        auto r = write(cl, [&] { return cl.engine->create(bad); });
+        if (r || r.error().code != tether::errc::invalid_argument || w.change_events != events) {
+            w.fail(0, who + " a create of a non-finite value was not refused: " +
+                          (r ? "created " + w.name(r->id) : describe(r.error())));
+        }
+        return "create with a non-finite value -> " + (r ? std::string{"created"} : describe(r.error()));
+    }
+    const auto before = cl.mirror.at(*id);
+    auto r = write(cl, [&] { return cl.engine->update(*id, [](E& e) { sim_entity<E>::poison(e); }); });
+    auto now = cl.engine->get(*id);
+    if (r || r.error().code != tether::errc::invalid_argument || w.change_events != events || !now ||
+        !(now->value == before.value) || now->status != before.status) {
+        w.fail(0, who + " an update of " + w.name(*id) + " to a non-finite value was not refused, or changed it: " +
+                      (r ? std::string{"updated"} : describe(r.error())));
+    }
+    return "update " + w.name(*id) + " to a non-finite value -> " + (r ? std::string{"updated"} : describe(r.error()));
+}
+
 /// One operation of client `cl`.
 template <class M>
 std::string op(world<M>& w, client<M>& cl) {
@@ -479,6 +509,7 @@ std::string op(world<M>& w, client<M>& cl) {
     if (u < 960) return op_poison(w);
     if ((w.knobs & knob_admin) && u < 975) return op_admin(w);
     if (!cl.db_path.empty() && u >= 975 && u < 995) return op_batch(w, cl);
+    if (w.mode == mode::rich && u >= 975 && u < 985) return op_non_finite(w, cl);
     return "idle";
 }
 
@@ -616,13 +647,6 @@ void quiesce(world<M>& w) {
     w.st.quiet_time_ms = (w.clock.now() - t0).count();
     if (!quiet) w.fail(3, "did not converge within " + std::to_string(max_rounds) + " quiet rounds");
 }
-
-struct seed_result {
-    std::uint64_t hash = 0;
-    std::vector<violation> violations;
-    stats st;
-    policy_choice policy = policy_choice::server_wins;  ///< the conflict policy the seed ran
-};
 
 template <class M>
 seed_result run_seed(std::uint64_t seed, const config& cfg, mode md = mode::classic) {
