@@ -38,7 +38,7 @@ struct cli {
     std::cerr << argv0 << ": " << why << "\nusage: " << argv0
               << " [--seeds N] [--first-seed S] [--ops N] [--clock-back] [--mode M[,M...]] [--knobs K[,K...]]"
                  " [--strict-restore] [--replay SEED [--verbose]] [--check-determinism SEED]\n"
-                 "  modes: classic hostile policies sqlite rich; knobs (hostile): filler omit-ids bad-pages value-limit admin restore,"
+                 "  modes: classic hostile policies sqlite rich threaded; knobs (hostile): filler omit-ids bad-pages value-limit admin restore,"
                  " all, none\n";
     std::exit(2);
 }
@@ -125,6 +125,7 @@ seed_result run(std::uint64_t seed, const config& cfg, mode m) {
         case mode::policies: return run_policies(seed, cfg);
         case mode::sqlite: return run_sqlite(seed, cfg);
         case mode::rich: return run_rich(seed, cfg, rich_entity(seed));
+        case mode::threaded: return run_threaded(seed, cfg);
     }
     return {};
 }
@@ -223,7 +224,16 @@ struct mode_total {
 /// The toothless threshold of fault kind `k` for `seeds` seeds of mode `m`
 /// (0: the kind is not expected in that mode).
 std::uint64_t threshold(mode m, std::size_t k, std::uint64_t seeds, unsigned knobs) {
+    if (m == mode::threaded) {  // network faults and clock jumps only, and its own kind
+        const auto f = static_cast<fault>(k);
+        if (f == fault::reject_op || f == fault::restart || f == fault::edit_in_flight) return 0;
+        if (k >= classic_fault_kinds && f != fault::racing_write) return 0;
+    }
     if (k < classic_fault_kinds) return static_cast<std::uint64_t>(std::ceil(500.0 * static_cast<double>(seeds) / 2000.0));
+    if (k >= rich_fault_end) {
+        if (m != mode::threaded) return 0;
+        return static_cast<std::uint64_t>(std::ceil(200.0 * static_cast<double>(seeds) / 1000.0));
+    }
     if (k >= sqlite_fault_end) {
         if (m != mode::rich) return 0;
         return static_cast<std::uint64_t>(std::ceil(200.0 * static_cast<double>(seeds) / 1000.0));

@@ -160,10 +160,11 @@ enum class mode : std::uint8_t {
     policies, ///< every conflict policy across seeds, each decision recorded
     sqlite,   ///< some devices on SQLite files (restarts reopen them), writes inside db.transact
     rich,     ///< richer entities: doubles, vectors, a nested struct, unicode and large strings
+    threaded, ///< writer threads racing sync threads on real engines (not replayable)
 };
-inline constexpr std::size_t mode_count = 5;
+inline constexpr std::size_t mode_count = 6;
 inline constexpr std::array<std::string_view, mode_count> mode_names{"classic", "hostile", "policies", "sqlite",
-                                                                     "rich"};
+                                                                     "rich",    "threaded"};
 
 /// The hostile server's knobs (a hostile seed uses every knob of `config::knobs`).
 enum knob : unsigned {
@@ -204,16 +205,19 @@ enum class fault : std::uint8_t {
     reopen,            ///< a restart that reopens the device's SQLite file
     // The rich mode's kind:
     non_finite,        ///< a write of NaN or an infinity, which must be refused
+    // The threaded mode's kind:
+    racing_write,      ///< a local write while a sync of the same device ran on another thread
 };
 inline constexpr std::size_t classic_fault_kinds = 9;
 inline constexpr std::size_t hostile_fault_end = 17;
 inline constexpr std::size_t sqlite_fault_end = 19;
-inline constexpr std::size_t fault_kinds = 20;
+inline constexpr std::size_t rich_fault_end = 20;
+inline constexpr std::size_t fault_kinds = 21;
 inline constexpr std::array<std::string_view, fault_kinds> fault_names{
     "drop_request",    "drop_response", "transient",        "rate_limited",  "unauthorized", "reject_op",
     "restart",         "clock_jump",    "edit_in_flight",   "replayed_create", "filled_create",
     "omitted_local_id", "bad_page_item", "too_large",       "admin_edit",    "restore",      "expired_cursor",
-    "db_transact",     "reopen",        "non_finite"};
+    "db_transact",     "reopen",        "non_finite",       "racing_write"};
 
 /// The invariants (0: engine contract, e.g. a local write that failed).
 inline constexpr std::array<std::string_view, 14> invariant_names{
@@ -415,6 +419,7 @@ seed_result run_classic(std::uint64_t seed, const config& cfg, mode m);  ///< cl
 seed_result run_policies(std::uint64_t seed, const config& cfg);
 seed_result run_sqlite(std::uint64_t seed, const config& cfg);
 seed_result run_rich(std::uint64_t seed, const config& cfg, std::size_t entity);
+seed_result run_threaded(std::uint64_t seed, const config& cfg);
 
 template <class E>
 std::string describe(const E& v) {
