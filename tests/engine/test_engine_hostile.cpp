@@ -212,6 +212,25 @@ TEST_CASE("a replayed create is the base on which later edits go up", "[sync][ho
     CHECK(reload(dev, r.id).status == sync_status::synced);
 }
 
+TEST_CASE("a server that never says replayed loses no edit made after a lost create answer", "[sync][hostile]") {
+    world w;
+    auto t = w.transport();
+    t.s->after_push = [](std::vector<tether::push_outcome>& out) {
+        for (auto& o : out) o.replayed = false;  // an older server: the flag is never set
+    };
+    auto dev = w.device(t);
+    auto r = dev.create(Job{"memo", 0, "/a"}).value();
+    w.server.drop_next_responses(1);
+    REQUIRE(dev.push());
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 150; }));
+    w.clock.advance(1h);
+    REQUIRE(dev.sync());
+    REQUIRE(dev.sync());
+    CHECK(w.on_server().at(0).value["progress"] == 150);
+    CHECK(reload(dev, r.id).value.progress == 150);
+    CHECK(reload(dev, r.id).status == sync_status::synced);
+}
+
 // ---- break 5: batches refused whole --------------------------------------------
 
 TEST_CASE("a batch refused as too large is split; only a record too large alone fails", "[sync][hostile]") {

@@ -13,7 +13,9 @@
 //   (the cursor of a page is the largest version in it);
 // - creates are idempotent on the local id (a second create answers with the
 //   record the first made, or `conflict` if it has changed since; a deleted one
-//   answers `errc::not_found`); updates
+//   answers `errc::not_found`), without setting `push_outcome::replayed`, like a
+//   server older than that flag, so the engine's fallback for such servers is
+//   exercised; updates
 //   merge the sent fields and removes leave tombstones, both checked against
 //   `base_version` (a mismatch is a `conflict` with the current record), except
 //   that an op naming its record by local id alone with `base_version` 0 skips

@@ -441,7 +441,7 @@ private:
     result<sync_report> single_flight(Body body);
     result<void> run_push(sync_report& rep);
     result<push_step> push_batch(const std::vector<record_type>& picked, sync_report& rep);
-    result<void> mark_attempted(std::vector<record_type>& sent);
+    result<void> mark_attempted(const std::vector<record_type>& sent);
     result<push_step> settle_batch(const std::vector<push_op>& ops, const std::vector<record_type>& sent,
                                    const std::vector<push_outcome>& outcomes, sync_report& rep);
     result<void> run_pull(sync_report& rep);

@@ -89,7 +89,7 @@ result<typename sync_engine<Entity, Policies...>::push_step> sync_engine<Entity,
 }
 
 template <class Entity, class... Policies>
-result<void> sync_engine<Entity, Policies...>::mark_attempted(std::vector<record_type>& sent) {
+result<void> sync_engine<Entity, Policies...>::mark_attempted(const std::vector<record_type>& sent) {
     // A create may reach the server even if the app dies before its outcome is stored:
     // mark it attempted first, so that a remove() after a restart goes to the server.
     if (std::none_of(sent.begin(), sent.end(), [](const record_type& r) { return !r.server_id && !r.last_attempt_at; })) {
@@ -97,14 +97,13 @@ result<void> sync_engine<Entity, Policies...>::mark_attempted(std::vector<record
     }
     const auto sent_at = clock_.now();
     return store_.transact([&](auto& tx) -> result<void> {
-        for (auto& r : sent) {
+        for (const auto& r : sent) {
             if (r.server_id || r.last_attempt_at) continue;
             auto cur = tx.get(r.id);
             if (!cur) return unexpected{std::move(cur).error()};
             if (!*cur) continue;
             record_type m = **cur;
-            m.last_attempt_at = sent_at;
-            r.last_attempt_at = sent_at;
+            m.last_attempt_at = sent_at;  // `r` keeps what it was: no earlier attempt (see take_applied)
             if (auto p = tx.put(std::move(m)); !p) return p;
         }
         return {};
@@ -235,41 +234,19 @@ template <class Entity, class... Policies>
 std::string sync_engine<Entity, Policies...>::take_applied(record_type& after, const push_op& op,
                                                            const record_type& sent, const push_outcome& out,
                                                            detail::effects<Entity>& fx) {
-    if (!out.record.server_id.empty()) after.server_id = out.record.server_id;
-    after.version = std::max(after.version, out.record.version);
-    after.attempts = 0;
-    after.next_attempt_at.reset();
-    after.last_error.reset();
     auto answer = entity_ops<Entity>::from_json(out.record.value);
     if (!answer) {
         fx.warnings.push_back("server value of " + op.id.to_string() + " does not fit: " + answer.error().message +
                               "; keeping the local value");
     }
-    // Server wins: its answer is the new value. What the device changed since
-    // the pushed snapshot goes up again on top of it. A replayed create's answer
-    // predates every local edit since the record was made, so those (its dirty
-    // fields) go up again; a fresh create's answer is the value as the server
-    // stored it (fields it fills in included) and is taken as it is.
-    const bool replay = op.kind == op_kind::create && out.replayed;
-    const field_set changed = replay ? after.dirty : entity_ops<Entity>::diff(sent.value, after.value);
-    if (answer) {
-        Entity merged = entity_ops<Entity>::merge(*answer, after.value, changed);
-        after.dirty = entity_ops<Entity>::diff(*answer, merged);
-        after.value = std::move(merged);
-    } else {
-        after.dirty = changed;
-    }
-    if (after.deleted) {
-        after.status = sync_status::pending_deletion;
-        return "push applied; deleted during push";
-    }
-    if (after.dirty.empty()) {
-        after.status = sync_status::synced;
-        return replay ? "push applied: create replayed" : "push applied";
-    }
-    after.status = sync_status::pending;
-    rerun_.store(true);
-    return replay ? "push applied: create replayed, local changes kept" : "push applied; changed during push";
+    // A create sent before (its answer lost) may be answered with the earlier
+    // copy by a server that does not say `replayed`: treated as a replay too, so
+    // no edit made since is lost; a first create is taken as it is.
+    const bool replay = op.kind == op_kind::create && (out.replayed || sent.last_attempt_at.has_value());
+    const auto why = transitions::applied(after, sent.value, answer ? std::optional<Entity>{std::move(*answer)} : std::nullopt,
+                                          replay, out.record.server_id, out.record.version);
+    if (transitions::wants_push(after)) rerun_.store(true);
+    return std::string{to_string(why)};
 }
 
 }  // namespace tether

@@ -4,6 +4,7 @@
 // push.hpp and pull.hpp hold the two directions. Included at the end of
 // engine/sync_engine.hpp; not a public entry point.
 #include <tether/engine/sync_engine.hpp>
+#include <tether/core/transitions.hpp>
 
 #include <algorithm>
 #include <string>
@@ -142,23 +143,13 @@ push_op sync_engine<Entity, Policies...>::make_op(const record_type& r) const {
 template <class Entity, class... Policies>
 void sync_engine<Entity, Policies...>::count_failure(record_type& r, const error& e, timestamp now, sync_report& rep,
                                                      attempt_kind how) {
-    r.attempts += 1;
-    r.last_attempt_at = now;
-    r.last_error = e;
     std::optional<std::chrono::milliseconds> delay;
     if (how == attempt_kind::backs_off || (how == attempt_kind::per_error && is_retryable(e))) {
         std::lock_guard lock{state_mutex_};
-        delay = backoff_.next_delay(r.attempts, e);
+        delay = backoff_.next_delay(r.attempts + 1, e);
     }
-    if (delay) {
-        r.status = sync_status::error;
-        r.next_attempt_at = now + *delay;
-        ++rep.retrying;
-    } else {
-        r.status = sync_status::failed;
-        r.next_attempt_at.reset();
-        ++rep.failed;
-    }
+    if (transitions::fail_attempt(r, e, now, delay)) ++rep.retrying;
+    else ++rep.failed;
 }
 
 template <class Entity, class... Policies>
@@ -196,69 +187,10 @@ template <class Entity, class... Policies>
 std::string sync_engine<Entity, Policies...>::settle_conflict(record_type& after, const server_record& s,
                                                               Entity server_value, sync_report& rep) {
     ++rep.conflicts;
-    const record_type before = after;
-    const auto decision = conflict_.resolve(conflict<Entity>{before, server_value, s.version, s.updated_at});
-    if (!s.server_id.empty()) after.server_id = s.server_id;
-    after.version = std::max(after.version, s.version);
-    // A record that leaves `failed` (or `error`) starts its attempts afresh; one
-    // that stays `failed` keeps its count and error, so the user still sees why.
-    struct fresh_attempts_unless_failed {
-        record_type& r;
-        ~fresh_attempts_unless_failed() {
-            if (r.status == sync_status::failed) return;
-            r.attempts = 0;
-            r.next_attempt_at.reset();
-            r.last_error.reset();
-        }
-    } attempts_guard{after};
-    auto take_server = [&] {
-        after.value = std::move(server_value);
-        after.status = sync_status::synced;
-        after.deleted = false;
-        after.dirty.clear();
-    };
-    // A resolution that keeps local changes goes up in the next round of this sync.
-    struct rerun_if_pending {
-        const record_type& r;
-        std::atomic<bool>& rerun;
-        ~rerun_if_pending() {
-            if (r.status == sync_status::pending || r.status == sync_status::pending_deletion) rerun.store(true);
-        }
-    } rerun_guard{after, rerun_};
-    switch (decision.kind) {
-        case resolution_kind::take_server:
-            take_server();
-            return "conflict: server wins";
-        case resolution_kind::keep_local:
-            if (after.deleted) {
-                after.status = sync_status::pending_deletion;
-                after.dirty.clear();
-                return "conflict: local delete kept";
-            }
-            after.dirty = entity_ops<Entity>::diff(server_value, after.value);
-            if (after.dirty.empty()) {
-                take_server();
-                return "conflict: local equals server";
-            }
-            if (after.status != sync_status::failed) after.status = sync_status::pending;
-            return "conflict: local kept";
-        case resolution_kind::merged:
-            if (!decision.value) {
-                take_server();
-                return "conflict: server wins (empty merge)";
-            }
-            after.value = *decision.value;
-            after.deleted = false;
-            after.dirty = entity_ops<Entity>::diff(server_value, after.value);
-            if (after.dirty.empty()) {
-                take_server();
-                return "conflict: merge equals server";
-            }
-            after.status = sync_status::pending;
-            return "conflict: merged";
-    }
-    take_server();
-    return "conflict: server wins";
+    const auto decision = conflict_.resolve(conflict<Entity>{after, server_value, s.version, s.updated_at});
+    const auto why = transitions::settle(after, decision, std::move(server_value), s.server_id, s.version);
+    if (transitions::wants_push(after)) rerun_.store(true);  // goes up in the next round of this sync
+    return std::string{to_string(why)};
 }
 
 template <class Entity, class... Policies>
@@ -291,31 +223,9 @@ bool sync_engine<Entity, Policies...>::is_own_write(const server_record& s) cons
 template <class Entity, class... Policies>
 std::string sync_engine<Entity, Policies...>::rebase_on_own_write(record_type& after, const server_record& s,
                                                                   const Entity& server_value) {
-    // The server's current version is this device's own earlier push (its
-    // response was lost): no other writer is involved, so nothing conflicts.
-    // Take that version as the base and send what changed since.
-    if (!s.server_id.empty()) after.server_id = s.server_id;
-    after.version = std::max(after.version, s.version);
-    if (after.status != sync_status::failed) {
-        after.attempts = 0;
-        after.next_attempt_at.reset();
-        after.last_error.reset();
-    }
-    if (after.deleted) {
-        if (after.status != sync_status::failed) after.status = sync_status::pending_deletion;
-        rerun_.store(true);
-        return "own earlier write confirmed; delete kept";
-    }
-    after.dirty = entity_ops<Entity>::diff(server_value, after.value);
-    if (after.dirty.empty()) {
-        if (after.status != sync_status::failed) after.status = sync_status::synced;
-        return "own earlier write confirmed";
-    }
-    if (after.status != sync_status::failed) {
-        after.status = sync_status::pending;
-        rerun_.store(true);
-    }
-    return "own earlier write confirmed; later changes kept";
+    const auto why = transitions::rebase_on_own_write(after, server_value, s.server_id, s.version);
+    if (transitions::wants_push(after)) rerun_.store(true);
+    return std::string{to_string(why)};
 }
 
 }  // namespace tether

@@ -1,0 +1,150 @@
+// The record transitions of sync, each on its own: no engine, store or transport.
+#include "support/entities.hpp"
+
+#include <tether/core/transitions.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <optional>
+#include <set>
+#include <string_view>
+
+using tether_test::Job;
+using tether::cause;
+using tether::sync_status;
+namespace tr = tether::transitions;
+using namespace std::chrono_literals;
+
+namespace {
+const tether::timestamp t0{std::chrono::milliseconds{1'700'000'000'000}};
+
+tether::record<Job> pending(Job v) {
+    tether::record<Job> r;
+    r.value = std::move(v);
+    r.status = sync_status::pending;
+    r.local_rev = 1;
+    return r;
+}
+}  // namespace
+
+TEST_CASE("fail_attempt counts the attempt and backs off, or fails without a delay", "[transitions]") {
+    auto r = pending(Job{"a", 0, ""});
+    const tether::error e{tether::errc::transient, "down", 503, std::nullopt};
+    CHECK(tr::fail_attempt(r, e, t0, std::optional{30s}));
+    CHECK(r.status == sync_status::error);
+    CHECK(r.attempts == 1);
+    CHECK(r.last_attempt_at == t0);
+    CHECK(r.next_attempt_at == t0 + 30s);
+    CHECK(r.last_error == e);
+    CHECK_FALSE(tr::fail_attempt(r, e, t0 + 1min, std::nullopt));
+    CHECK(r.status == sync_status::failed);
+    CHECK(r.attempts == 2);
+    CHECK_FALSE(r.next_attempt_at);
+}
+
+TEST_CASE("applied: the server's answer wins; only edits since the snapshot stay dirty", "[transitions]") {
+    SECTION("unchanged since the push: synced with the answer, server-filled fields kept") {
+        auto r = pending(Job{"memo", 0, ""});
+        r.attempts = 2;
+        const auto why = tr::applied(r, Job{"memo", 0, ""}, Job{"memo", 0, "/srv"}, false, "s1", 3);
+        CHECK(why == cause::push_applied);
+        CHECK(r.status == sync_status::synced);
+        CHECK(r.value == Job{"memo", 0, "/srv"});
+        CHECK(r.server_id == "s1");
+        CHECK(r.version == 3);
+        CHECK(r.attempts == 0);
+        CHECK(r.dirty.empty());
+    }
+    SECTION("edited during the push: the edit is laid over the answer and stays dirty") {
+        auto r = pending(Job{"memo", 7, ""});
+        r.dirty = tether::field_set{"title", "progress"};
+        const auto why = tr::applied(r, Job{"memo", 0, ""}, Job{"memo", 0, "/srv"}, false, "s1", 3);
+        CHECK(why == cause::push_applied_changed);
+        CHECK(r.status == sync_status::pending);
+        CHECK(r.value == Job{"memo", 7, "/srv"});
+        CHECK(r.dirty == tether::field_set{"progress"});
+    }
+    SECTION("a replayed create: every edit since creation goes up over the older answer") {
+        auto r = pending(Job{"memo", 60, ""});
+        r.dirty = tether::field_set{"progress"};
+        const auto why = tr::applied(r, Job{"memo", 60, ""}, Job{"memo", 0, "/srv"}, true, "s1", 1);
+        CHECK(why == cause::push_applied_replayed_changes);
+        CHECK(r.value == Job{"memo", 60, "/srv"});
+        CHECK(r.dirty == tether::field_set{"progress"});
+    }
+    SECTION("removed during the push: stays a delete") {
+        auto r = pending(Job{"memo", 0, ""});
+        r.deleted = true;
+        CHECK(tr::applied(r, r.value, r.value, false, "s1", 2) == cause::push_applied_deleted);
+        CHECK(r.status == sync_status::pending_deletion);
+    }
+    SECTION("an answer that does not decode keeps the local value") {
+        auto r = pending(Job{"memo", 1, ""});
+        CHECK(tr::applied(r, Job{"memo", 1, ""}, std::nullopt, false, "s1", 2) == cause::push_applied);
+        CHECK(r.value == Job{"memo", 1, ""});
+        CHECK(r.status == sync_status::synced);
+    }
+}
+
+TEST_CASE("settle applies each kind of decision", "[transitions]") {
+    const Job server{"theirs", 5, "/s"};
+    SECTION("take_server") {
+        auto r = pending(Job{"mine", 1, ""});
+        CHECK(tr::settle(r, tether::resolution<Job>::take_server(), server, "s1", 9) == cause::conflict_server_wins);
+        CHECK(r.value == server);
+        CHECK(r.status == sync_status::synced);
+        CHECK(r.version == 9);
+    }
+    SECTION("keep_local keeps the edit, dirty against the server's copy") {
+        auto r = pending(Job{"mine", 5, "/s"});
+        CHECK(tr::settle(r, tether::resolution<Job>::keep_local(), server, "s1", 9) == cause::conflict_local_kept);
+        CHECK(r.status == sync_status::pending);
+        CHECK(r.dirty == tether::field_set{"title"});
+    }
+    SECTION("keep_local of a failed record leaves it failed with its attempts") {
+        auto r = pending(Job{"mine", 5, "/s"});
+        r.status = sync_status::failed;
+        r.attempts = 5;
+        CHECK(tr::settle(r, tether::resolution<Job>::keep_local(), server, "s1", 9) == cause::conflict_local_kept);
+        CHECK(r.status == sync_status::failed);
+        CHECK(r.attempts == 5);
+    }
+    SECTION("a merge equal to the server's copy is the server's copy") {
+        auto r = pending(Job{"mine", 1, ""});
+        CHECK(tr::settle(r, tether::resolution<Job>::merged(server, {}), server, "s1", 9) ==
+              cause::conflict_merge_equals_server);
+        CHECK(r.status == sync_status::synced);
+    }
+    SECTION("merged") {
+        auto r = pending(Job{"mine", 1, ""});
+        const Job merged{"mine", 5, "/s"};
+        CHECK(tr::settle(r, tether::resolution<Job>::merged(merged, {"title"}), server, "s1", 9) ==
+              cause::conflict_merged);
+        CHECK(r.value == merged);
+        CHECK(r.dirty == tether::field_set{"title"});
+        CHECK(r.status == sync_status::pending);
+    }
+}
+
+TEST_CASE("rebase_on_own_write takes the server's version as the base", "[transitions]") {
+    auto r = pending(Job{"memo", 9, ""});
+    r.attempts = 1;
+    CHECK(tr::rebase_on_own_write(r, Job{"memo", 5, ""}, "s1", 4) == cause::own_write_changes_kept);
+    CHECK(r.version == 4);
+    CHECK(r.dirty == tether::field_set{"progress"});
+    CHECK(r.attempts == 0);
+    auto same = pending(Job{"memo", 5, ""});
+    CHECK(tr::rebase_on_own_write(same, Job{"memo", 5, ""}, "s1", 4) == cause::own_write_confirmed);
+    CHECK(same.status == sync_status::synced);
+}
+
+TEST_CASE("every cause has its own text", "[transitions]") {
+    std::set<std::string_view> texts;
+    for (int c = 0; c <= static_cast<int>(cause::merged_twin); ++c) {
+        const auto t = tether::to_string(static_cast<cause>(c));
+        CHECK(t != "unknown");
+        texts.insert(t);
+    }
+    CHECK(texts.size() == static_cast<std::size_t>(cause::merged_twin) + 1);
+}
