@@ -563,8 +563,17 @@ void setup(world<M>& w) {
         w.trace.add("policy " + std::string{policy_names[static_cast<std::size_t>(w.policy)]});
     }
     for (int i = 0; i < client_count; ++i) {
-        w.clients[static_cast<std::size_t>(i)].index = i;
-        make_engine(w, w.clients[static_cast<std::size_t>(i)]);
+        auto& cl = w.clients[static_cast<std::size_t>(i)];
+        cl.index = i;
+        make_engine(w, cl);
+        // A SQLite store makes its table at its first call. If that first call is
+        // a write inside a db.transact batch that rolls back, the table goes with
+        // it while the store believes it made it (an open finding): unless
+        // --cold-tables, a first read makes the table before any batch.
+        if (!cl.db_path.empty() && !w.cfg.cold_tables) {
+            if (auto c = cl.engine->store().counts(); !c)
+                w.fail(0, "c" + std::to_string(i) + " first counts() failed: " + describe(c.error()));
+        }
     }
     w.trace.add("seed " + std::to_string(w.seed) + " base " + std::to_string(w.base.count()) + " cap " +
                 std::to_string(w.cap.count()) + " jitter " + std::to_string(static_cast<int>(w.jitter)) + " batch " +
