@@ -20,7 +20,7 @@
 // writes (35%: mostly an update of a record likely in flight, else a remove or
 // a create) and sometimes calls sync() again (5%: must be refused as
 // already_running).
-#include "invariants.hpp"
+#include "hostile.hpp"
 
 #include <algorithm>
 #include <string>
@@ -32,21 +32,23 @@ namespace tether_sim {
 /// Thrown from the push hook: the app dies between the transport call and its outcome.
 struct sim_crash {};
 
-/// A step's inner event (hook action): part of the trace, printed with --verbose.
-inline void note(world& w, const std::string& s) {
-    w.trace.add(s);
-    if (w.cfg.verbose) w.step_log += "    " + s + "\n";
-}
-
-inline void ack(world& w, int c, const local_id& id, ack_write::kind k, const Job& value) {
-    w.latest[id] = ack_write{++w.seq, c, k, value};
+/// An acknowledged local write: the classic model's latest write, the per-field
+/// model (`before`: the value an update started from; null for a create).
+template <class M>
+void ack(world<M>& w, int c, const local_id& id, typename world<M>::write_type::kind k,
+         const typename M::entity& value, const nlohmann::json& before = nullptr) {
+    using write_type = typename world<M>::write_type;
+    w.latest[id] = write_type{++w.seq, c, k, value};
+    model_write(w, c, id, before, k == write_type::kind::remove ? nlohmann::json{} : tether::entity_ops<typename M::entity>::to_json(value),
+                k == write_type::kind::remove);
     static constexpr std::array<std::string_view, 3> kinds{"create", "update", "remove"};
-    w.history[id].push_back("seq " + std::to_string(w.seq) + ": c" + std::to_string(c) + " " +
+    w.history[canon(w, id)].push_back("seq " + std::to_string(w.seq) + ": c" + std::to_string(c) + " " +
                             std::string{kinds[static_cast<std::size_t>(k)]} +
-                            (k == ack_write::kind::remove ? std::string{} : " " + describe(value)));
+                            (k == write_type::kind::remove ? std::string{} : " " + describe(value)));
 }
 
-inline void make_engine(world& w, client& cl) {
+template <class M>
+void make_engine(world<M>& w, client<M>& cl) {
     const int i = cl.index;
     const auto salt =
         w.seed * 1000003ull + static_cast<std::uint64_t>(i) * 101ull + static_cast<std::uint64_t>(cl.restarts);
@@ -58,20 +60,46 @@ inline void make_engine(world& w, client& cl) {
                                         .seed = mix64(salt ^ 0xB0FFull) | 1u};
     tether::engine_options options{
         .id_seed = mix64(salt ^ 0x1D5ull), .pull_limit = w.pull_limit, .push_batch = w.push_batch};
-    cl.engine = std::make_unique<engine_t>(cl.storage, tether::loopback_transport{w.server, "alice", w.max_batch},
-                                           w.clock, backoff, options);
+    tether::loopback_transport transport{w.server, "alice", w.max_batch};
+    if constexpr (requires { typename M::policy; }) {
+        cl.engine = std::make_unique<typename M::engine>(cl.storage, transport, w.clock, backoff,
+                                                         typename M::policy{w.policy, &w.decision_sink, i}, options);
+    } else {
+        cl.engine = std::make_unique<typename M::engine>(cl.storage, transport, w.clock, backoff, options);
+    }
     cl.engine->on_transition([&w, i](const tether::transition& t) { check_transition(w, i, t); });
     cl.engine->on_log([&w, i](tether::log_level level, std::string_view m) {
         if (level >= tether::log_level::error) {
             w.fail(0, "c" + std::to_string(i) + " logged an error: " + std::string{m});
         }
     });
-    cl.sub = cl.engine->watch([&w, i](const tether::change<Job>& ch) { check_change(w, i, ch); });
+    cl.sub = cl.engine->watch([&w, i](const tether::change<typename M::entity>& ch) { check_change(w, i, ch); });
 }
 
-inline void restart(world& w, client& cl) {
+/// The sqlite mode's storage for a device on SQLite: its file, (re)opened.
+template <class M>
+void open_sqlite(world<M>& w, client<M>& cl) {
+    if constexpr (std::is_same_v<typename M::storage_type, sim_storage>) {
+        tether::sqlite_options opts;
+        opts.synchronous = tether::sqlite_options::sync_mode::normal;  // an app crash is what the sim makes
+        auto db = tether::sqlite_database::open(cl.db_path, opts);
+        if (!db) {
+            w.fail(0, "c" + std::to_string(cl.index) + " cannot open " + cl.db_path + ": " + describe(db.error()));
+            return;
+        }
+        cl.storage = sim_storage{std::move(*db)};
+    }
+}
+
+template <class M>
+void restart(world<M>& w, client<M>& cl) {
     cl.sub.reset();
     cl.engine.reset();
+    if (!cl.db_path.empty()) {  // the app's process ends: its database closes, the next one opens the file
+        cl.storage = typename M::storage_type{};
+        open_sqlite(w, cl);
+        ++w.st.faults[static_cast<std::size_t>(fault::reopen)];
+    }
     ++cl.restarts;
     cl.crash_armed = false;
     make_engine(w, cl);
@@ -79,8 +107,8 @@ inline void restart(world& w, client& cl) {
 }
 
 /// A random record of the client satisfying `pred`, if any.
-template <class Pred>
-std::optional<local_id> pick(world& w, const client& cl, Pred pred) {
+template <class M, class Pred>
+std::optional<local_id> pick(world<M>& w, const client<M>& cl, Pred pred) {
     std::vector<local_id> ids;
     for (const auto& [id, m] : cl.mirror)
         if (pred(m)) ids.push_back(id);
@@ -88,23 +116,25 @@ std::optional<local_id> pick(world& w, const client& cl, Pred pred) {
     return ids[w.random.below(ids.size())];
 }
 
-inline bool live(const mirror_entry& m) { return !m.deleted; }
+inline constexpr auto live = [](const auto& m) { return !m.deleted; };
 
 // ---- local writes ------------------------------------------------------------
 
 /// Runs a local write with `cl.written` kept up to date *before* the watch check
 /// sees the write's own event (the id of a create is known only inside the call).
-template <class F>
-auto write(client& cl, F&& f) {
+template <class M, class F>
+auto write(client<M>& cl, F&& f) {
     cl.written_pending = true;
     auto r = std::forward<F>(f)();
     cl.written_pending = false;
     return r;
 }
 
-inline std::string op_create(world& w, client& cl) {
+template <class M>
+std::string op_create(world<M>& w, client<M>& cl) {
     const auto v = ++w.next_value;
-    Job job{"t" + std::to_string(v), static_cast<int>(v), "/a/" + std::to_string(v)};
+    auto job = sim_entity<typename M::entity>::make(v);
+    if (w.big_writes > 0 && w.random.chance(w.big_writes)) sim_entity<typename M::entity>::make_big(job, w.value_limit);
     const auto prio = static_cast<tether::priority>(w.random.below(8) < 6 ? 1 : w.random.below(4));
     auto r = write(cl, [&] { return cl.engine->create(job, prio); });
     if (!r) {
@@ -112,51 +142,60 @@ inline std::string op_create(world& w, client& cl) {
         return "create -> " + describe(r.error());
     }
     w.created.insert(r->id);
-    ack(w, cl.index, r->id, ack_write::kind::create, r->value);
+    ack(w, cl.index, r->id, world<M>::write_type::kind::create, r->value);
     return "create " + w.name(r->id) + " " + describe(job) + " prio " + std::string{tether::to_string(prio)};
 }
 
-inline std::string op_update(world& w, client& cl, const local_id& id) {
-    const auto mask = 1 + w.random.below(7);
+template <class M>
+std::string op_update(world<M>& w, client<M>& cl, const local_id& id) {
+    using E = typename M::entity;
+    auto mask = 1 + w.random.below(sim_entity<E>::all_fields);
+    if (w.knobs & knob_filler) mask &= ~sim_entity<E>::server_field_bit;  // the server owns that field
+    if (mask == 0) mask = 1;
+    const bool big = w.big_writes > 0 && w.random.chance(w.big_writes);
     const auto v = ++w.next_value;
+    nlohmann::json before;
     auto r = write(cl, [&] {
-        return cl.engine->update(id, [&](Job& j) {
-            if (mask & 1) j.title = "t" + std::to_string(v);
-            if (mask & 2) j.progress = static_cast<int>(v);
-            if (mask & 4) j.audio_path = "/a/" + std::to_string(v);
+        return cl.engine->update(id, [&](E& j) {
+            before = tether::entity_ops<E>::to_json(j);
+            sim_entity<E>::edit(j, mask, v);
+            if (big) sim_entity<E>::make_big(j, w.value_limit);
         });
     });
     if (!r) {
         w.fail(0, "c" + std::to_string(cl.index) + " update of " + w.name(id) + " failed: " + describe(r.error()));
         return "update " + w.name(id) + " -> " + describe(r.error());
     }
-    ack(w, cl.index, id, ack_write::kind::update, r->value);
+    ack(w, cl.index, id, world<M>::write_type::kind::update, r->value, before);
     return "update " + w.name(id) + " -> " + describe(r->value) + " " + std::string{tether::to_string(r->status)};
 }
 
 /// An update that changes nothing: a no-op (no event, status and rev unchanged).
-inline std::string op_noop_update(world& w, client& cl, const local_id& id) {
+template <class M>
+std::string op_noop_update(world<M>& w, client<M>& cl, const local_id& id) {
     const auto events = w.change_events;
     const auto before = cl.mirror.at(id);
-    auto r = cl.engine->update(id, [](Job&) {});
+    auto r = cl.engine->update(id, [](typename M::entity&) {});
     if (!r || w.change_events != events || r->status != before.status || r->version != before.version) {
         w.fail(0, "c" + std::to_string(cl.index) + " update of " + w.name(id) + " with no change was not a no-op");
     }
     return "update " + w.name(id) + " with no change";
 }
 
-inline std::string op_remove(world& w, client& cl, const local_id& id) {
+template <class M>
+std::string op_remove(world<M>& w, client<M>& cl, const local_id& id) {
     auto r = write(cl, [&] { return cl.engine->remove(id); });
     if (!r) {
         w.fail(0, "c" + std::to_string(cl.index) + " remove of " + w.name(id) + " failed: " + describe(r.error()));
         return "remove " + w.name(id) + " -> " + describe(r.error());
     }
-    ack(w, cl.index, id, ack_write::kind::remove, Job{});
+    ack(w, cl.index, id, world<M>::write_type::kind::remove, typename M::entity{});
     return "remove " + w.name(id);
 }
 
-inline std::string op_reset_failed(world& w, client& cl) {
-    if (auto id = pick(w, cl, [](const mirror_entry& m) { return m.status == tether::sync_status::failed; })) {
+template <class M>
+std::string op_reset_failed(world<M>& w, client<M>& cl) {
+    if (auto id = pick(w, cl, [](const auto& m) { return m.status == tether::sync_status::failed; })) {
         auto r = write(cl, [&] { return cl.engine->reset_failed(*id); });
         if (!r) {
             w.fail(0, "c" + std::to_string(cl.index) + " reset_failed of failed " + w.name(*id) + ": " +
@@ -164,7 +203,7 @@ inline std::string op_reset_failed(world& w, client& cl) {
         }
         return "reset_failed " + w.name(*id) + (r ? " -> " + std::string{tether::to_string(r->status)} : " -> error");
     }
-    if (auto id = pick(w, cl, [](const mirror_entry&) { return true; })) {
+    if (auto id = pick(w, cl, [](const auto&) { return true; })) {
         auto r = cl.engine->reset_failed(*id);
         if (r || r.error().code != tether::errc::invalid_state) {
             w.fail(0, "c" + std::to_string(cl.index) + " reset_failed of non-failed " + w.name(*id) +
@@ -196,16 +235,17 @@ inline std::string format(const tether::result<tether::sync_report>& r) {
 
 /// Inside a push of client `w.pushing`, after the server applied it and before
 /// its response returns: crash, write locally, or try a nested sync.
-inline void on_push(world& w) {
+template <class M>
+void on_push(world<M>& w) {
     if (!w.chaos || w.pushing < 0) return;
-    client& cl = w.clients[static_cast<std::size_t>(w.pushing)];
+    auto& cl = w.clients[static_cast<std::size_t>(w.pushing)];
     if (cl.crash_armed) {
         cl.crash_armed = false;
         note(w, "in-flight: CRASH");
         throw sim_crash{};
     }
     if (w.random.chance(0.35)) {
-        auto id = pick(w, cl, [](const mirror_entry& m) {
+        auto id = pick(w, cl, [](const auto& m) {
             return !m.deleted && (m.status == tether::sync_status::pending || m.status == tether::sync_status::error);
         });
         if (!id) id = pick(w, cl, live);
@@ -231,7 +271,8 @@ inline void on_push(world& w) {
 /// After a push or sync that ended without a failure: a write made while it
 /// ran went up in a further round of the same call ("a trigger during a sync
 /// is not lost"), unless the engine's bound on rounds (8) may have been hit.
-inline void check_nothing_left(world& w, client& cl, const tether::result<tether::sync_report>& r) {
+template <class M>
+void check_nothing_left(world<M>& w, client<M>& cl, const tether::result<tether::sync_report>& r) {
     if (!r || r->skipped || r->failure || w.rerun_causes >= 7) return;
     auto due = cl.engine->store().due(w.clock.now(), 1000);
     if (!due) return;
@@ -245,7 +286,8 @@ inline void check_nothing_left(world& w, client& cl, const tether::result<tether
 }
 
 /// 0: sync, 1: push only, 2: pull only.
-inline std::string op_sync(world& w, client& cl, int which) {
+template <class M>
+std::string op_sync(world<M>& w, client<M>& cl, int which) {
     static constexpr std::array<std::string_view, 3> names{"sync", "push", "pull"};
     std::optional<tether::result<tether::sync_report>> r;
     w.pushing = cl.index;
@@ -270,7 +312,8 @@ inline std::string op_sync(world& w, client& cl, int which) {
     return head + " -> " + format(*r);
 }
 
-inline std::string op_restart(world& w, client& cl) {
+template <class M>
+std::string op_restart(world<M>& w, client<M>& cl) {
     if (w.random.chance(0.4)) {
         cl.crash_armed = true;  // the next push that reaches the server kills the app before its outcome
         auto s = op_sync(w, cl, 0);
@@ -283,7 +326,8 @@ inline std::string op_restart(world& w, client& cl) {
     return "restart";
 }
 
-inline std::string op_clock_jump(world& w) {
+template <class M>
+std::string op_clock_jump(world<M>& w) {
     ++w.st.faults[static_cast<std::size_t>(fault::clock_jump)];
     if (w.cfg.clock_back && w.random.chance(0.3)) {
         const auto d = ms{w.random.range(1000, 3600000)};
@@ -295,7 +339,8 @@ inline std::string op_clock_jump(world& w) {
     return "clock jumps " + std::to_string(d.count()) + " ms";
 }
 
-inline std::string op_poison(world& w) {
+template <class M>
+std::string op_poison(world<M>& w) {
     if (!w.poisoned.empty() && (w.poisoned.size() >= 3 || w.random.chance(0.5))) {
         auto it = w.poisoned.begin();
         std::advance(it, static_cast<std::ptrdiff_t>(w.random.below(w.poisoned.size())));
@@ -312,8 +357,122 @@ inline std::string op_poison(world& w) {
     return "server poisons " + w.name(*it);
 }
 
+/// sqlite mode: two to four writes in one `sqlite_database::transact` (creates,
+/// updates, removes); one batch in five is rolled back after its writes. The
+/// writes are acknowledged only if the batch commits; watchers hear of them
+/// only then (and never of a rolled-back one).
+template <class M>
+std::string op_batch(world<M>& w, client<M>& cl) {
+    using E = typename M::entity;
+    using kind = typename world<M>::write_type::kind;
+    if constexpr (!std::is_same_v<typename M::storage_type, sim_storage>) {
+        return "batch (no database)";
+    } else {
+        ++w.st.faults[static_cast<std::size_t>(fault::db_transact)];
+        struct pending_ack {
+            local_id id;
+            kind what;
+            E value;
+            nlohmann::json before;
+        };
+        std::vector<pending_ack> acks;
+        std::string what;
+        const bool roll_back = w.random.chance(0.2);
+        const auto n = 2 + w.random.below(3);
+        const auto events = w.change_events;
+        cl.written_pending = true;
+        auto done = cl.storage.database().transact([&]() -> tether::result<void> {
+            std::set<local_id> removed;  // the watch stream hears of the batch only after it commits
+            for (std::uint64_t k = 0; k < n; ++k) {
+                const auto u = w.random.below(10);
+                auto id = pick(w, cl, live);
+                if (id && removed.contains(*id)) id.reset();
+                if (!id || u < 4) {
+                    auto job = sim_entity<E>::make(++w.next_value);
+                    auto r = cl.engine->create(job);
+                    if (!r) return tether::unexpected{r.error()};
+                    acks.push_back({r->id, kind::create, r->value, nullptr});
+                    what += " create " + w.name(r->id);
+                } else if (u < 9) {
+                    const auto mask = 1 + w.random.below(sim_entity<E>::all_fields);
+                    const auto v = ++w.next_value;
+                    nlohmann::json before;
+                    auto r = cl.engine->update(*id, [&](E& j) {
+                        before = tether::entity_ops<E>::to_json(j);
+                        sim_entity<E>::edit(j, mask, v);
+                    });
+                    if (!r) return tether::unexpected{r.error()};
+                    acks.push_back({*id, kind::update, r->value, std::move(before)});
+                    what += " update " + w.name(*id);
+                } else {
+                    auto r = cl.engine->remove(*id);
+                    if (!r) return tether::unexpected{r.error()};
+                    acks.push_back({*id, kind::remove, E{}, nullptr});
+                    removed.insert(*id);
+                    what += " remove " + w.name(*id);
+                }
+            }
+            if (roll_back) return tether::unexpected{tether::make_error(tether::errc::invalid_state, "rolled back")};
+            return {};
+        });
+        cl.written_pending = false;
+        if (roll_back) {
+            ++w.st.rollbacks;
+            if (done || done.error().message != "rolled back") {
+                w.fail(0, "c" + std::to_string(cl.index) + " db.transact did not roll back: " +
+                              (done ? std::string{"committed"} : describe(done.error())));
+            }
+            if (w.change_events != events) {
+                w.fail(0, "c" + std::to_string(cl.index) + " watchers heard of writes that rolled back");
+            }
+            // Nothing of it happened: the records are as before (the watch stream agrees, check_deep).
+            return "batch rolled back:" + what;
+        }
+        if (!done) {
+            w.fail(0, "c" + std::to_string(cl.index) + " db.transact failed: " + describe(done.error()));
+            return "batch failed:" + what;
+        }
+        for (const auto& a : acks) {
+            if (a.what == kind::create) w.created.insert(a.id);
+            ack(w, cl.index, a.id, a.what, a.value, a.before);
+        }
+        return "batch committed:" + what;
+    }
+}
+
+/// rich mode: a create or an update that writes NaN or an infinity must be
+/// refused (`invalid_argument`, JSON cannot carry it) and change nothing.
+template <class M>
+std::string op_non_finite(world<M>& w, client<M>& cl) {
+    using E = typename M::entity;
+    ++w.st.faults[static_cast<std::size_t>(fault::non_finite)];
+    const auto events = w.change_events;
+    const std::string who = "c" + std::to_string(cl.index);
+    auto id = pick(w, cl, live);
+    if (!id || w.random.chance(0.3)) {
+        auto bad = sim_entity<E>::make(++w.next_value);
+        sim_entity<E>::poison(bad);
+        auto r = write(cl, [&] { return cl.engine->create(bad); });
+        if (r || r.error().code != tether::errc::invalid_argument || w.change_events != events) {
+            w.fail(0, who + " a create of a non-finite value was not refused: " +
+                          (r ? "created " + w.name(r->id) : describe(r.error())));
+        }
+        return "create with a non-finite value -> " + (r ? std::string{"created"} : describe(r.error()));
+    }
+    const auto before = cl.mirror.at(*id);
+    auto r = write(cl, [&] { return cl.engine->update(*id, [](E& e) { sim_entity<E>::poison(e); }); });
+    auto now = cl.engine->get(*id);
+    if (r || r.error().code != tether::errc::invalid_argument || w.change_events != events || !now ||
+        !(now->value == before.value) || now->status != before.status) {
+        w.fail(0, who + " an update of " + w.name(*id) + " to a non-finite value was not refused, or changed it: " +
+                      (r ? std::string{"updated"} : describe(r.error())));
+    }
+    return "update " + w.name(*id) + " to a non-finite value -> " + (r ? std::string{"updated"} : describe(r.error()));
+}
+
 /// One operation of client `cl`.
-inline std::string op(world& w, client& cl) {
+template <class M>
+std::string op(world<M>& w, client<M>& cl) {
     auto& e = *cl.engine;
     if (!e.authenticated() && w.random.chance(0.4)) {
         e.set_authenticated(true);
@@ -348,12 +507,16 @@ inline std::string op(world& w, client& cl) {
         return "log out";
     }
     if (u < 960) return op_poison(w);
+    if ((w.knobs & knob_admin) && u < 975) return op_admin(w);
+    if (!cl.db_path.empty() && u >= 975 && u < 995) return op_batch(w, cl);
+    if (w.mode == mode::rich && u >= 975 && u < 985) return op_non_finite(w, cl);
     return "idle";
 }
 
 // ---- one seed ------------------------------------------------------------------------
 
-inline void setup(world& w) {
+template <class M>
+void setup(world<M>& w) {
     auto& r = w.random;
     w.base = ms{r.range(200, 2000)};
     w.cap = ms{r.range(5000, 60000)};
@@ -376,9 +539,41 @@ inline void setup(world& w) {
     w.server.set_change_feed(w.change_feed);
     w.server.set_random_faults(w.rates, mix64(w.seed ^ 0xFA17ull));
     w.server.set_push_hook([&w] { on_push(w); });
+    if (w.mode == mode::hostile) hostile_setup(w);
+    if (w.mode == mode::sqlite) {
+        // Each device on SQLite with probability 1/2, at least one per seed.
+        w.dir = std::make_unique<tether_test::temp_dir>("tether-sim");
+        std::array<bool, client_count> on_sqlite{};
+        for (auto& b : on_sqlite) b = r.chance(0.5);
+        if (std::none_of(on_sqlite.begin(), on_sqlite.end(), [](bool b) { return b; }))
+            on_sqlite[r.below(client_count)] = true;
+        for (int i = 0; i < client_count; ++i) {
+            if (!on_sqlite[static_cast<std::size_t>(i)]) continue;
+            auto& cl = w.clients[static_cast<std::size_t>(i)];
+            cl.index = i;
+            cl.db_path = w.dir->file("c" + std::to_string(i) + ".db");
+            open_sqlite(w, cl);
+            ++w.st.sqlite_clients;
+        }
+        w.trace.add("sqlite clients " + std::to_string(w.st.sqlite_clients));
+    }
+    if (w.mode == mode::policies) {
+        w.policy = static_cast<policy_choice>(r.below(policy_count));
+        w.decision_sink = [&w](int c, const auto& cf, const auto& res) { on_decision(w, c, cf, res); };
+        w.trace.add("policy " + std::string{policy_names[static_cast<std::size_t>(w.policy)]});
+    }
     for (int i = 0; i < client_count; ++i) {
-        w.clients[static_cast<std::size_t>(i)].index = i;
-        make_engine(w, w.clients[static_cast<std::size_t>(i)]);
+        auto& cl = w.clients[static_cast<std::size_t>(i)];
+        cl.index = i;
+        make_engine(w, cl);
+        // A SQLite store makes its table at its first call. If that first call is
+        // a write inside a db.transact batch that rolls back, the table goes with
+        // it while the store believes it made it (an open finding): unless
+        // --cold-tables, a first read makes the table before any batch.
+        if (!cl.db_path.empty() && !w.cfg.cold_tables) {
+            if (auto c = cl.engine->store().counts(); !c)
+                w.fail(0, "c" + std::to_string(i) + " first counts() failed: " + describe(c.error()));
+        }
     }
     w.trace.add("seed " + std::to_string(w.seed) + " base " + std::to_string(w.base.count()) + " cap " +
                 std::to_string(w.cap.count()) + " jitter " + std::to_string(static_cast<int>(w.jitter)) + " batch " +
@@ -387,12 +582,23 @@ inline void setup(world& w) {
                 (w.reset_failed_at_end ? " reset-at-end" : " keep-failed") + (w.change_feed ? "" : " full-list"));
 }
 
-inline void run_step(world& w, client& cl, const std::string& line_in) {
+template <class M>
+void run_step(world<M>& w, client<M>& cl, const std::string& line_in) {
     const std::string line = "#" + std::to_string(w.step) + " +" + std::to_string(w.elapsed_ms()) + "ms c" +
                              std::to_string(cl.index) + " " + line_in;
     w.trace.add(line);
     if (w.cfg.verbose && w.cfg.out) *w.cfg.out << line << '\n' << w.step_log;
     w.step_log.clear();
+}
+
+/// A failure a quiet-phase sync may report in the hostile mode: a record too
+/// large alone (invariant 12 checks it is one), or the server's answer to a
+/// cursor from before its restore (convergence then shows whether the engine
+/// pulled everything again).
+template <class M>
+bool quiet_failure_ok(const world<M>& w, const tether::error& e) {
+    return (w.value_limit > 0 && e.code == tether::errc::too_large) ||
+           (w.restored && e.code == tether::errc::cursor_expired);
 }
 
 /// The quiet phase: random faults stop, poisoned records are unpoisoned, every
@@ -402,9 +608,11 @@ inline void run_step(world& w, client& cl, const std::string& line_in) {
 /// the seeds (drawn per seed) they are reset_failed first and must converge
 /// like the rest; in the other half they stay failed, and invariant 3 excludes
 /// them and their server counterparts.
-inline void quiesce(world& w) {
+template <class M>
+void quiesce(world<M>& w) {
     w.chaos = false;
     w.server.clear_random_faults();
+    if (w.knobs) hostile_quiet(w);
     for (const auto& id : w.poisoned) w.server.unpoison(id);
     w.poisoned.clear();
     for (auto& cl : w.clients) {
@@ -433,7 +641,7 @@ inline void quiesce(world& w) {
         for (auto& cl : w.clients) {
             auto r = cl.engine->sync();
             ++w.st.syncs;
-            if (!r || r->skipped || r->failure) {
+            if (!r || r->skipped || (r->failure && !quiet_failure_ok(w, *r->failure))) {
                 w.fail(3, "c" + std::to_string(cl.index) + " quiet-phase sync: " + format(r));
             }
             run_step(w, cl, "quiet round " + std::to_string(round) + " sync -> " + format(r));
@@ -449,22 +657,19 @@ inline void quiesce(world& w) {
     if (!quiet) w.fail(3, "did not converge within " + std::to_string(max_rounds) + " quiet rounds");
 }
 
-struct seed_result {
-    std::uint64_t hash = 0;
-    std::vector<violation> violations;
-    stats st;
-};
-
-inline seed_result run_seed(std::uint64_t seed, const config& cfg) {
-    world w{seed, cfg};
+template <class M>
+seed_result run_seed(std::uint64_t seed, const config& cfg, mode md = mode::classic) {
+    world<M> w{seed, cfg};
+    w.mode = md;
     setup(w);
     std::vector<int> order;
     for (int i = 0; i < client_count; ++i) order.insert(order.end(), static_cast<std::size_t>(cfg.ops), i);
     for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[w.random.below(i)]);
 
     for (int c : order) {
-        client& cl = w.clients[static_cast<std::size_t>(c)];
+        auto& cl = w.clients[static_cast<std::size_t>(c)];
         ++w.step;
+        if (w.knobs) hostile_step(w);
         w.clock.advance(ms{w.random.range(0, 2000)});
         run_step(w, cl, op(w, cl));
         ++w.st.operations;
@@ -486,9 +691,10 @@ inline seed_result run_seed(std::uint64_t seed, const config& cfg) {
         check_deep(w);
         check_final(w);
     }
+    if (w.knobs) hostile_faults(w.server.faults(), fs);
     w.trace.add(static_cast<std::uint64_t>(w.violations.size()));
     for (const auto& v : w.violations) w.trace.add(v.what);
-    return seed_result{w.trace.h, std::move(w.violations), w.st};
+    return seed_result{w.trace.h, std::move(w.violations), w.st, w.policy};
 }
 
 }  // namespace tether_sim

@@ -573,3 +573,279 @@ TEST_CASE("loopback server copies share one thread-safe server", "[transport]") 
     CHECK(server.count_with_local_id("alice", "jobs", make_id(7)) == 1);
     CHECK(server.requests() == 4 * 100);
 }
+
+// ---- the hostile server's knobs ----------------------------------------------
+
+TEST_CASE("loopback marks a create answered with a record it already held as replayed", "[transport]") {
+    fixture f;
+    const auto id = make_id(1);
+    auto first = push_one(f.alice, create_op(id, {{"n", 1}}));
+    CHECK(first.outcome == push_outcome::kind::applied);
+    CHECK_FALSE(first.replayed);
+
+    auto again = push_one(f.alice, create_op(id, {{"n", 2}}));  // its first response was "lost"
+    CHECK(again.outcome == push_outcome::kind::applied);
+    CHECK(again.replayed);
+    CHECK(again.record.value == json{{"n", 1}});  // what the server holds, not what was sent
+    CHECK(f.server.faults().replayed_creates == 1);
+
+    // Changed since its create: the replay is a conflict, and still a replay.
+    REQUIRE(f.server.put("alice", "jobs", first.record.server_id, {{"n", 9}}).has_value());
+    auto conflicting = push_one(f.alice, create_op(id, {{"n", 3}}));
+    CHECK(conflicting.outcome == push_outcome::kind::conflict);
+    CHECK(conflicting.replayed);
+    CHECK(conflicting.record.value == json{{"n", 9}});
+    CHECK(f.server.faults().replayed_creates == 2);
+
+    // Other outcomes are never replays.
+    CHECK_FALSE(push_one(f.alice, update_op(conflicting.record, conflicting.record.version, {{"n", 4}})).replayed);
+}
+
+TEST_CASE("loopback create filler fills server-side fields on create only", "[transport]") {
+    fixture f;
+    int calls = 0;
+    f.server.set_create_filler([&](json& v) {
+        ++calls;
+        v["created_by_server"] = calls;
+    });
+    const auto id = make_id(1);
+    auto created = push_one(f.alice, create_op(id, {{"n", 1}}));
+    REQUIRE(created.outcome == push_outcome::kind::applied);
+    CHECK(created.record.value == json{{"n", 1}, {"created_by_server", 1}});  // the answer differs from what was sent
+    CHECK(f.server.records("alice", "jobs").front().value == created.record.value);
+    CHECK(f.server.faults().filled_creates == 1);
+
+    auto replay = push_one(f.alice, create_op(id, {{"n", 1}}));
+    CHECK(replay.replayed);
+    CHECK(replay.record.value == created.record.value);
+    CHECK(calls == 1);  // not called for a replay...
+    auto upd = push_one(f.alice, update_op(created.record, created.record.version, {{"n", 2}}));
+    CHECK(upd.record.value == json{{"n", 2}, {"created_by_server", 1}});
+    REQUIRE(f.server.put("alice", "jobs", "", {{"n", 7}}).has_value());
+    CHECK(calls == 1);  // ...an update, or a put
+
+    // A filler that changes nothing is not counted; one that breaks the value rejects the create.
+    f.server.set_create_filler([](json&) {});
+    CHECK(push_one(f.alice, create_op(make_id(2), {{"n", 2}})).outcome == push_outcome::kind::applied);
+    CHECK(f.server.faults().filled_creates == 1);
+    f.server.set_create_filler([](json& v) { v = 5; });
+    auto broken = push_one(f.alice, create_op(make_id(3), {{"n", 3}}));
+    CHECK(broken.outcome == push_outcome::kind::rejected);
+    CHECK(broken.failure.code == errc::protocol);
+
+    f.server.set_create_filler({});  // off
+    CHECK(push_one(f.alice, create_op(make_id(4), {{"n", 4}})).record.value == json{{"n", 4}});
+}
+
+TEST_CASE("loopback can omit local ids from pull pages", "[transport]") {
+    fixture f;
+    auto a = push_one(f.alice, create_op(make_id(1), {{"n", 1}})).record;
+    auto b = push_one(f.alice, create_op(make_id(2), {{"n", 2}})).record;
+    REQUIRE(push_one(f.alice, remove_op(b, b.version)).outcome == push_outcome::kind::applied);
+
+    f.server.set_omit_local_ids(true);
+    auto page = f.alice.pull("jobs", "", 10);
+    REQUIRE(page.has_value());
+    REQUIRE(page->records.size() == 1);
+    CHECK_FALSE(page->records[0].id.has_value());
+    CHECK(page->records[0].server_id == a.server_id);
+    REQUIRE(page->tombstones.size() == 1);
+    CHECK_FALSE(page->tombstones[0].id.has_value());
+    CHECK(f.server.faults().omitted_local_ids == 2);
+    CHECK(f.alice.fetch("jobs", a.server_id)->id == a.id);  // fetch and push answers keep theirs
+    CHECK(push_one(f.alice, create_op(make_id(3), {{"n", 3}})).record.id == make_id(3));
+
+    f.server.set_change_feed(false);  // the full list too
+    CHECK_FALSE(f.alice.pull("jobs", "", 10)->records.front().id.has_value());
+    f.server.set_change_feed(true);
+
+    f.server.set_omit_local_ids(false);
+    CHECK(f.alice.pull("jobs", "", 10)->records.front().id == a.id);
+
+    tether::fault_rates rates;
+    rates.omit_local_id = 1.0;
+    f.server.set_random_faults(rates, 7);
+    CHECK_FALSE(f.alice.pull("jobs", "", 10)->records.front().id.has_value());
+}
+
+TEST_CASE("loopback bad page items", "[transport]") {
+    fixture f;
+    auto a = push_one(f.alice, create_op(make_id(1), {{"title", "a"}, {"n", 1}})).record;
+
+    SECTION("nil local id, before its source") {
+        f.server.bad_next_pages(tether::bad_item::nil_local_id, 1);
+        auto page = f.alice.pull("jobs", "", 10);
+        REQUIRE(page->records.size() == 2);
+        CHECK(page->records[0].id == tether::local_id{});
+        CHECK(page->records[0].server_id == a.server_id);
+        CHECK(page->records[1].id == a.id);
+    }
+    SECTION("empty server id") {
+        f.server.bad_next_pages(tether::bad_item::empty_server_id, 1);
+        auto page = f.alice.pull("jobs", "", 10);
+        REQUIRE(page->records.size() == 2);
+        CHECK(page->records[1].server_id.empty());
+        CHECK_FALSE(page->records[1].id.has_value());
+        CHECK(page->records[1].value == a.value);
+    }
+    SECTION("tombstone with an empty server id and a live record's local id") {
+        f.server.bad_next_pages(tether::bad_item::empty_server_id_tombstone, 1);
+        auto page = f.alice.pull("jobs", "", 10);
+        REQUIRE(page->tombstones.size() == 1);
+        CHECK(page->tombstones[0].server_id.empty());
+        CHECK(page->tombstones[0].id == a.id);
+        CHECK(f.server.records("alice", "jobs").size() == 1);  // nothing was deleted
+    }
+    SECTION("duplicate server id with a decoy value and an unused local id") {
+        f.server.bad_next_pages(tether::bad_item::duplicate_server_id, 1);
+        auto page = f.alice.pull("jobs", "", 10);
+        REQUIRE(page->records.size() == 2);
+        CHECK(page->records[1].server_id == a.server_id);
+        CHECK(page->records[1].version == a.version);
+        CHECK(page->records[1].id != a.id);
+        CHECK(page->records[1].value == json{{"title", "a~dup"}, {"n", 1}});
+    }
+    CHECK(f.server.faults().bad_page_items == 1);
+    CHECK(f.alice.pull("jobs", "", 10)->records.size() == 1);  // only the next page
+}
+
+TEST_CASE("loopback bad pages wait for a page with a source, and can come at random", "[transport]") {
+    fixture f;
+    f.server.bad_next_pages(tether::bad_item::nil_local_id, 2);
+    CHECK(f.alice.pull("jobs", "", 10)->records.empty());  // no source yet: nothing added, nothing counted
+    CHECK(f.server.faults().bad_page_items == 0);
+    auto a = push_one(f.alice, create_op(make_id(1), {{"n", 1}})).record;
+    f.server.drop_next_responses(1);
+    CHECK_FALSE(f.alice.pull("jobs", "", 10).has_value());  // a dropped page does not count
+    CHECK(f.alice.pull("jobs", "", 10)->records.size() == 2);
+    CHECK(f.alice.pull("jobs", "", 10)->records.size() == 2);
+    CHECK(f.alice.pull("jobs", "", 10)->records.size() == 1);
+    CHECK(f.server.faults().bad_page_items == 2);
+    f.server.bad_next_pages(tether::bad_item::nil_local_id, 5);
+    f.server.bad_next_pages(tether::bad_item::nil_local_id, 0);  // a second call replaces the first
+    CHECK(f.alice.pull("jobs", "", 10)->records.size() == 1);
+
+    tether::fault_rates rates;
+    rates.bad_page_item = 1.0;
+    f.server.set_random_faults(rates, 11);
+    for (int i = 0; i < 20; ++i) {
+        auto page = f.alice.pull("jobs", "", 10);
+        REQUIRE(page.has_value());
+        CHECK(page->records.size() + page->tombstones.size() == 2);
+    }
+    CHECK(f.server.faults().bad_page_items == 22);
+    CHECK(f.server.records("alice", "jobs").size() == 1);
+    CHECK(f.server.records("alice", "jobs").front().value == a.value);
+}
+
+TEST_CASE("loopback value limit refuses a push holding a too large value, whole", "[transport]") {
+    fixture f;
+    f.server.set_value_limit(64);
+    const std::string big(100, 'x');
+    std::vector<push_op> ops{create_op(make_id(1), {{"n", 1}}), create_op(make_id(2), {{"t", big}}),
+                             create_op(make_id(3), {{"n", 3}})};
+    auto r = f.alice.push("jobs", ops);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == errc::too_large);
+    CHECK(r.error().http_status == 413);
+    CHECK(f.server.records("alice", "jobs").empty());  // nothing of it applied
+    CHECK(f.server.faults().too_large == 1);
+
+    // Split: the small ones go through, the big one alone fails.
+    auto small = f.alice.push("jobs", std::vector<push_op>{ops[0], ops[2]});
+    REQUIRE(small.has_value());
+    CHECK(f.server.records("alice", "jobs").size() == 2);
+    CHECK(f.alice.push("jobs", std::span<const push_op>{&ops[1], 1}).error().code == errc::too_large);
+
+    // An update counts only the fields it sends.
+    auto rec = small->at(0).record;
+    CHECK(push_one(f.alice, update_op(rec, rec.version, {{"n", 5}})).outcome == push_outcome::kind::applied);
+    CHECK(f.alice.push("jobs", std::vector<push_op>{update_op(rec, rec.version + 1, {{"t", big}})})
+              .error()
+              .code == errc::too_large);
+    CHECK(f.server.faults().too_large == 3);
+
+    f.server.set_value_limit(0);  // no limit
+    CHECK(push_one(f.alice, ops[1]).outcome == push_outcome::kind::applied);
+}
+
+TEST_CASE("loopback restore takes the server back in time and expires every cursor", "[transport]") {
+    fixture f;
+    auto a = push_one(f.alice, create_op(make_id(1), {{"n", 1}})).record;
+    auto b = push_one(f.alice, create_op(make_id(2), {{"n", 2}})).record;
+    REQUIRE(push_one(f.alice, create_op(make_id(1), {{"n", 1}}), "notes").outcome == push_outcome::kind::applied);
+    const auto whole = f.server.snapshot();
+    const auto jobs = f.server.snapshot("alice", "jobs");
+
+    // Changes after the snapshot.
+    REQUIRE(push_one(f.alice, update_op(a, a.version, {{"n", 10}})).outcome == push_outcome::kind::applied);
+    REQUIRE(push_one(f.alice, remove_op(b, b.version)).outcome == push_outcome::kind::applied);
+    auto c = push_one(f.alice, create_op(make_id(3), {{"n", 3}})).record;
+    REQUIRE(push_one(f.alice, create_op(make_id(2), {{"n", 2}}), "notes").outcome == push_outcome::kind::applied);
+    auto before = f.alice.pull("jobs", "", 10);
+    REQUIRE(before.has_value());
+    const std::string old_cursor = before->next_cursor;  // "5"
+    CHECK(old_cursor == "5");
+
+    CHECK(f.server.last_change("alice", "jobs") == 5);
+    f.server.restore(jobs);
+    CHECK(f.server.faults().restores == 1);
+    CHECK(f.server.last_change("alice", "jobs") == 6);  // a mark past every issued number
+    CHECK(f.server.last_change("bob", "jobs") == 0);
+    auto recs = f.server.records("alice", "jobs");
+    REQUIRE(recs.size() == 2);  // a and b as they were; c forgotten
+    CHECK(recs[0].value == json{{"n", 1}});
+    CHECK(recs[1].server_id == b.server_id);
+    CHECK_FALSE(f.server.find("alice", "jobs", c.server_id).has_value());
+    CHECK(f.server.count_with_local_id("alice", "jobs", make_id(3)) == 0);
+    CHECK(f.server.records("alice", "notes").size() == 2);  // the scoped restore touched nothing else
+
+    // Every cursor issued before the restore expires; a full pull works and ends past them.
+    for (const char* stale : {"1", "3", "5"}) {
+        auto p = f.alice.pull("jobs", stale, 10);
+        REQUIRE_FALSE(p.has_value());
+        CHECK(p.error().code == errc::cursor_expired);
+        CHECK(p.error().http_status == 410);
+    }
+    CHECK(f.server.faults().expired_cursors == 3);
+    auto fresh = f.alice.pull("jobs", "", 10);
+    REQUIRE(fresh.has_value());
+    CHECK(fresh->records.size() == 2);
+    CHECK(fresh->tombstones.empty());
+    CHECK(fresh->next_cursor == "6@1");  // the last change number, and the restores so far
+    CHECK(f.alice.pull("jobs", fresh->next_cursor, 10)->records.empty());
+    CHECK(f.alice.pull("jobs", "7@1", 10).error().code == errc::cursor_expired);  // beyond the last change
+    CHECK(f.alice.pull("jobs", "1@x", 10).error().code == errc::invalid_argument);
+
+    // Restored records keep their old versions: cursors issued page by page after the restore still work.
+    auto p1 = f.alice.pull("jobs", "", 1);
+    REQUIRE(p1.has_value());
+    CHECK(p1->records.at(0).version == 1);
+    CHECK(p1->next_cursor == "1@1");
+    CHECK(p1->has_more);
+    auto p2 = f.alice.pull("jobs", p1->next_cursor, 1);
+    REQUIRE(p2.has_value());
+    CHECK(p2->records.at(0).server_id == b.server_id);
+    CHECK(p2->next_cursor == "6@1");
+
+    // New changes are numbered after every number issued before; server ids are never reused.
+    auto d = push_one(f.alice, create_op(make_id(4), {{"n", 4}})).record;
+    CHECK(d.version == 7);
+    CHECK(d.server_id != c.server_id);
+    auto after = f.alice.pull("jobs", fresh->next_cursor, 10);
+    REQUIRE(after.has_value());
+    REQUIRE(after->records.size() == 1);
+    CHECK(after->records[0].server_id == d.server_id);
+    CHECK(push_one(f.alice, create_op(make_id(3), {{"n", 3}})).record.server_id != c.server_id);  // a new record
+
+    // The whole state, twice: every collection, notes included, goes back again.
+    f.server.restore(whole);
+    f.server.restore(whole);
+    CHECK(f.server.records("alice", "jobs").size() == 2);
+    CHECK(f.server.records("alice", "notes").size() == 1);
+    CHECK(f.alice.pull("jobs", "6@1", 10).error().code == errc::cursor_expired);
+    CHECK(f.alice.pull("jobs", "", 10)->next_cursor == "10@3");
+    CHECK(f.server.faults().restores == 3);
+    f.server.restore(loopback_server::backup{});  // an empty backup empties the server
+    CHECK(f.server.records("alice", "jobs").empty());
+}

@@ -22,7 +22,8 @@ namespace tether {
 /// two devices of one user are two transports with the same token, and a second
 /// user is a transport with another. A push of more than `max_batch()` ops is
 /// refused whole with `errc::too_large` (HTTP 413, "payload too large")
-/// and never reaches the server.
+/// and never reaches the server; the server may refuse a smaller one the same
+/// way for a value over its limit (`loopback_server::set_value_limit`).
 ///
 /// @code
 /// tether::loopback_server server;                     // shared by every device
