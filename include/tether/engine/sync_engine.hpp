@@ -155,7 +155,9 @@ public:
           conflict_(detail::pick<conflict_tag, server_wins>(policies...)),
           clock_(detail::pick<clock_tag, system_clock>(policies...)),
           options_(detail::pick<options_tag, engine_options>(policies...)),
-          ids_(options_.id_seed ? local_id_generator{*options_.id_seed} : local_id_generator{}) {}
+          ids_(options_.id_seed ? local_id_generator{*options_.id_seed} : local_id_generator{}) {
+        seed_ids();
+    }
 
     sync_engine(const sync_engine&) = delete;
     sync_engine& operator=(const sync_engine&) = delete;
@@ -525,24 +527,30 @@ private:
     /// counter kept in the store's metadata, so an engine restarted with the same
     /// seed over the same store never hands out an id twice.
     result<local_id> next_id(timestamp now) {
-        std::lock_guard lock{ids_mutex_};
-        if (auto ready = ensure_ids_locked(); !ready) return unexpected{std::move(ready).error()};
+        std::lock_guard lock{ids_mutex_};  // never held while the store is touched: see seed_ids
+        if (ids_error_) return unexpected{*ids_error_};
         return ids_(now);
     }
 
-    /// Called with `ids_mutex_` held, never inside a store transaction.
-    result<void> ensure_ids_locked() {
-        if (!options_.id_seed || ids_ready_) return {};
+    /// A seeded generator is mixed with a restart counter kept in the store's
+    /// metadata, once, at construction: no engine lock is held then, so the
+    /// store's lock and the id lock are never taken in both orders.
+    void seed_ids() {
+        if (!options_.id_seed) return;
         auto stored = store_.get_meta(detail::id_epoch_key);
-        if (!stored) return unexpected{std::move(stored).error()};
+        if (!stored) {
+            ids_error_ = std::move(stored).error();
+            return;
+        }
         std::uint64_t epoch = 0;
         if (*stored) epoch = std::strtoull((*stored)->c_str(), nullptr, 10);
         ++epoch;
         auto saved = store_.transact([&](auto& tx) { return tx.set_meta(detail::id_epoch_key, std::to_string(epoch)); });
-        if (!saved) return saved;
+        if (!saved) {
+            ids_error_ = std::move(saved).error();  // creates fail with it rather than risk a repeated id
+            return;
+        }
         if (epoch > 1) ids_ = local_id_generator{detail::mix_seed(*options_.id_seed, epoch)};
-        ids_ready_ = true;
-        return {};
     }
 
     /// `remove` of a record the store holds but cannot decode: it is erased
@@ -727,7 +735,7 @@ private:
 
     std::mutex ids_mutex_;
     local_id_generator ids_;
-    bool ids_ready_ = false;  // guarded by ids_mutex_: the seeded generator is mixed with the store's epoch
+    std::optional<error> ids_error_;  // set once at construction: the restart counter could not be kept
 
     std::size_t handled_still_due_ = 0;       // push bookkeeping; only the running sync touches it
     std::string device_id_;                   // this device's push origin (kept in storage meta); sync only

@@ -196,10 +196,6 @@ std::string sync_engine<Entity, Policies...>::settle_conflict(record_type& after
 template <class Entity, class... Policies>
 result<void> sync_engine<Entity, Policies...>::ensure_device_id() {
     if (!device_id_.empty()) return {};
-    {
-        std::lock_guard lock{ids_mutex_};  // pulled records take ids inside transactions: be ready first
-        if (auto ready = ensure_ids_locked(); !ready) return ready;
-    }
     auto stored = store_.get_meta(detail::device_id_key);
     if (!stored) return unexpected{std::move(stored).error()};
     if (*stored && !(*stored)->empty()) {
