@@ -147,13 +147,18 @@ TEST_CASE("after an applied push, dirty holds only the fields changed since the 
 
 // ---- break 4: values the server fills in on create ----------------------------
 
+namespace {
+/// A server that fills in a field on create (the stored and answered value differ from what was sent).
+void server_fills_audio_path(std::vector<tether::push_op>& ops) {
+    for (auto& op : ops)
+        if (op.kind == tether::op_kind::create) op.value["audio_path"] = "/server/owned.m4a";
+}
+}  // namespace
+
 TEST_CASE("a fresh create's answer is taken as it is: fields the server fills in stay", "[sync][hostile]") {
     world w;
     auto t = w.transport();
-    t.s->before_push = [](std::vector<tether::push_op>& ops) {
-        for (auto& op : ops)
-            if (op.kind == tether::op_kind::create) op.value["audio_path"] = "/server/owned.m4a";
-    };
+    t.s->before_push = server_fills_audio_path;
     auto dev = w.device(t);
     auto r = dev.create(Job{"memo", 0, ""}).value();
     auto rep = dev.sync();
@@ -170,10 +175,7 @@ TEST_CASE("a fresh create's answer is taken as it is: fields the server fills in
 TEST_CASE("an edit made during a create's push goes up over the server's filled-in answer", "[sync][hostile]") {
     world w;
     auto t = w.transport();
-    t.s->before_push = [](std::vector<tether::push_op>& ops) {
-        for (auto& op : ops)
-            if (op.kind == tether::op_kind::create) op.value["audio_path"] = "/server/owned.m4a";
-    };
+    t.s->before_push = server_fills_audio_path;
     auto dev = w.device(t);
     auto r = dev.create(Job{"memo", 0, ""}).value();
     w.server.set_push_hook([&] {

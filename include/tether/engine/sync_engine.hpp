@@ -468,6 +468,7 @@ private:
     void pull_succeeded();
     result<void> apply_page(detail::pull_run& run, const pull_page& page, sync_report& rep);
     result<bool> has_creates_in_doubt();
+    result<void> learn_creates_in_doubt(detail::pull_run& run, const server_record& s);
     result<void> skip_pulled(detail::effects<Entity>& fx, detail::pull_run& run, sync_report& rep,
                              const std::string& server_id, const std::string& why, bool fetch_later);
     void defer_pulled(detail::pull_run& run, const std::string& server_id);

@@ -145,12 +145,8 @@ result<void> sync_engine<Entity, Policies...>::apply_page(detail::pull_run& run,
             }
         }
     }
-    if (!run.creates_in_doubt && std::any_of(page.records.begin(), page.records.end(), [&](const server_record& s) {
-            return !s.id && is_own_write(s);
-        })) {
-        auto doubt = has_creates_in_doubt();
-        if (!doubt) return unexpected{std::move(doubt).error()};
-        run.creates_in_doubt = *doubt;
+    for (const auto& s : page.records) {
+        if (auto d = learn_creates_in_doubt(run, s); !d) return d;
     }
     const auto now = clock_.now();
     auto fx = make_effects();
@@ -181,6 +177,16 @@ result<void> sync_engine<Entity, Policies...>::apply_page(detail::pull_run& run,
     deliver(fx, done.has_value());
     if (done) run.refetch_changed = false;
     return done;
+}
+
+template <class Entity, class... Policies>
+result<void> sync_engine<Entity, Policies...>::learn_creates_in_doubt(detail::pull_run& run, const server_record& s) {
+    // Asked once per run, and only when a record of this device's own comes without its local id.
+    if (run.creates_in_doubt || s.id || !is_own_write(s)) return {};
+    auto doubt = has_creates_in_doubt();
+    if (!doubt) return unexpected{std::move(doubt).error()};
+    run.creates_in_doubt = *doubt;
+    return {};
 }
 
 template <class Entity, class... Policies>

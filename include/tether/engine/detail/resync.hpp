@@ -86,11 +86,7 @@ result<void> sync_engine<Entity, Policies...>::refetch(detail::pull_run& run, sy
             log(log_level::warning, "fetch of " + sid + " answered another record (" + got->server_id + ")");
             break;
         }
-        if (!got->id && is_own_write(*got) && !run.creates_in_doubt) {
-            auto doubt = has_creates_in_doubt();
-            if (!doubt) return unexpected{std::move(doubt).error()};
-            run.creates_in_doubt = *doubt;
-        }
+        if (auto d = learn_creates_in_doubt(run, *got); !d) return d;
         const auto now = clock_.now();
         auto fx = make_effects();
         auto done = store_.transact([&](auto& tx) -> result<void> {
