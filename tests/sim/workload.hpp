@@ -638,16 +638,18 @@ void quiesce(world<M>& w) {
     for (; round <= max_rounds; ++round) {
         const auto before = w.change_events;
         w.clock.advance(w.cap + ms{1});
+        bool waiting = false;  // a pull held back by its backoff has not looked yet: not quiet
         for (auto& cl : w.clients) {
             auto r = cl.engine->sync();
             ++w.st.syncs;
+            if (r && r->retry_at) waiting = true;
             if (!r || r->skipped || (r->failure && !quiet_failure_ok(w, *r->failure))) {
                 w.fail(3, "c" + std::to_string(cl.index) + " quiet-phase sync: " + format(r));
             }
             run_step(w, cl, "quiet round " + std::to_string(round) + " sync -> " + format(r));
         }
         check_step(w);
-        if (w.change_events == before && nothing_pending(w)) {
+        if (w.change_events == before && !waiting && nothing_pending(w)) {
             quiet = true;
             break;
         }
