@@ -540,7 +540,7 @@ using entity_test::Profile;
 
 Profile full_profile() {
     using namespace std::chrono;
-    Profile p;
+    Profile p{};  // value-initialized: its scalars start at zero
     p.nickname = "Bo \"the\" \xC3\xBC";
     p.age = 41;
     p.active = true;
@@ -635,7 +635,7 @@ TEST_CASE("entity members: their JSON form", "[entity][members]") {
 
 TEST_CASE("entity members: time points keep milliseconds", "[entity][members]") {
     using namespace std::chrono;
-    Profile p;
+    Profile p{};  // value-initialized: its scalars start at zero
     p.born = system_clock::time_point{nanoseconds{1'700'000'000'123'456'789}};
     p.seen = tether::timestamp{milliseconds{-1}};
     const auto j = profile_ops::to_json(p);

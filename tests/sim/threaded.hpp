@@ -296,9 +296,11 @@ inline seed_result run_threaded_seed(std::uint64_t seed, const config& cfg) {
             heard_before += d.log.size();
         }
         clock.advance(cap + ms{1});
+        bool waiting = false;  // a pull held back by its backoff has not looked yet: not quiet
         for (auto& d : devices) {
             auto rep = d.engine->sync();
             ++sh.syncs;
+            if (rep && rep->retry_at) waiting = true;
             if (!rep || rep->skipped || rep->failure) sh.fail(3, "c" + std::to_string(d.index) + " quiet-phase sync failed");
         }
         std::size_t heard_after = 0;
@@ -309,7 +311,7 @@ inline seed_result run_threaded_seed(std::uint64_t seed, const config& cfg) {
             auto counts = d.engine->store().counts();
             pending = pending || !counts || counts->pending + counts->pending_deletion + counts->error > 0;
         }
-        quiet = heard_after == heard_before && !pending;
+        quiet = heard_after == heard_before && !pending && !waiting;
     }
     if (!quiet) sh.fail(3, "did not converge within 50 quiet rounds");
 
