@@ -112,14 +112,14 @@ TEST_CASE("settle applies each kind of decision", "[transitions]") {
     }
     SECTION("a merge equal to the server's copy is the server's copy") {
         auto r = pending(Job{"mine", 1, ""});
-        CHECK(tr::settle(r, tether::resolution<Job>::merged(server, {}), server, "s1", 9) ==
+        CHECK(tr::settle(r, tether::resolution<Job>::merged(server), server, "s1", 9) ==
               cause::conflict_merge_equals_server);
         CHECK(r.status == sync_status::synced);
     }
     SECTION("merged") {
         auto r = pending(Job{"mine", 1, ""});
         const Job merged{"mine", 5, "/s"};
-        CHECK(tr::settle(r, tether::resolution<Job>::merged(merged, {"title"}), server, "s1", 9) ==
+        CHECK(tr::settle(r, tether::resolution<Job>::merged(merged), server, "s1", 9) ==
               cause::conflict_merged);
         CHECK(r.value == merged);
         CHECK(r.dirty == tether::field_set{"title"});

@@ -500,7 +500,7 @@ TEST_CASE("conflicts: resolve_with lets the app decide", "[sync][conflict]") {
         ++asked;
         Job merged = c.server_value;
         merged.progress = c.local.value.progress + 1;
-        return tether::resolution<Job>::merged(merged, {"progress"});
+        return tether::resolution<Job>::merged(merged);
     });
     auto dev = w.device(std::string{"alice"}, policy);
     auto id = make_conflict(w, dev, w.clock.now());

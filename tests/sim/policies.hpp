@@ -41,7 +41,7 @@ struct progress_rule {
             c.local.value.title != c.server_value.title) {
             auto merged = c.server_value;
             merged.title = c.local.value.title;
-            return R::merged(std::move(merged), tether::field_set{"title"});
+            return R::merged(std::move(merged));
         }
         return R::take_server();
     }

@@ -46,16 +46,16 @@ template <class E>
 struct resolution {
     resolution_kind kind = resolution_kind::take_server;  ///< the decision
     std::optional<E> value;                               ///< the merged value (`merged` only)
-    field_set dirty;                                      ///< fields the merged value changes (`merged` only)
 
     /// @brief The server's copy wins.
     static resolution take_server() { return {}; }
     /// @brief The local change wins.
-    static resolution keep_local() { return {resolution_kind::keep_local, std::nullopt, {}}; }
-    /// @brief A merged value wins; `changed` names its fields that differ from the server's.
-    static resolution merged(E value, field_set changed) {
-        return {resolution_kind::merged, std::move(value), std::move(changed)};
-    }
+    static resolution keep_local() { return {resolution_kind::keep_local, std::nullopt}; }
+    /// @brief A merged value wins. The engine pushes the fields in which it
+    /// differs from the server's value (it computes them itself, so a policy
+    /// cannot name too few or too many); equal to the server's value, it is
+    /// `take_server`.
+    static resolution merged(E value) { return {resolution_kind::merged, std::move(value)}; }
 };
 
 /// @brief A conflict policy: a pure decision from both sides of a conflict.

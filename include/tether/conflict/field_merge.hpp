@@ -19,7 +19,7 @@ namespace tether {
 /// 2. `changed = entity_ops<E>::diff(c.server_value, merged)`;
 /// 3. `changed` empty (the local fields already equal the server's, or
 ///    `local.dirty` is empty) → `take_server`; otherwise
-///    `resolution<E>::merged(merged, changed)`, and the next push sends only
+///    `resolution<E>::merged(merged)`, and the next push sends only
 ///    `changed`.
 ///
 /// For a local delete (`c.local.deleted`, whatever its status) there are no fields to merge:
@@ -35,7 +35,6 @@ namespace tether {
 /// auto r = tether::field_merge{}.resolve(c);
 /// assert(r.kind == tether::resolution_kind::merged);
 /// assert(r.value->title == "b" && r.value->progress == 50);
-/// assert(r.dirty == tether::field_set{"title"});
 /// @endcode
 ///
 /// @see server_wins, client_wins, last_writer_wins, resolve_with, entity_ops
@@ -50,11 +49,10 @@ struct field_merge {
             return resolution<E>::take_server();
         }
         E merged = entity_ops<E>::merge(c.server_value, c.local.value, c.local.dirty);
-        field_set changed = entity_ops<E>::diff(c.server_value, merged);
-        if (changed.empty()) {
+        if (entity_ops<E>::diff(c.server_value, merged).empty()) {
             return resolution<E>::take_server();
         }
-        return resolution<E>::merged(std::move(merged), std::move(changed));
+        return resolution<E>::merged(std::move(merged));
     }
 };
 

@@ -74,11 +74,4 @@ template <class Entity>
     }
 }
 
-/// @brief True if the record holds local changes the server has not confirmed
-/// (`pending`, `pending_deletion`, `error` or `failed`).
-template <class Entity>
-[[nodiscard]] constexpr bool has_local_changes(const record<Entity>& r) noexcept {
-    return r.status != sync_status::synced;
-}
-
 }  // namespace tether
