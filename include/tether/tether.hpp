@@ -22,8 +22,12 @@
 #include <tether/core/record.hpp>
 #include <tether/core/result.hpp>
 #include <tether/core/status.hpp>
-#include <tether/engine/events.hpp>
+#include <tether/engine/change.hpp>
+#include <tether/engine/log.hpp>
 #include <tether/engine/options.hpp>
+#include <tether/engine/report.hpp>
+#include <tether/engine/state.hpp>
+#include <tether/engine/subscription.hpp>
 #include <tether/engine/sync_engine.hpp>
 #include <tether/storage/memory.hpp>
 #include <tether/storage/storage.hpp>

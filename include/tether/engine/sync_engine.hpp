@@ -15,7 +15,11 @@
 #include <tether/core/status.hpp>
 #include <tether/engine/detail/effects.hpp>
 #include <tether/engine/detail/pull_run.hpp>
-#include <tether/engine/events.hpp>
+#include <tether/engine/change.hpp>
+#include <tether/engine/log.hpp>
+#include <tether/engine/report.hpp>
+#include <tether/engine/state.hpp>
+#include <tether/engine/subscription.hpp>
 #include <tether/engine/options.hpp>
 #include <tether/engine/select.hpp>
 #include <tether/storage/memory.hpp>
@@ -312,18 +316,13 @@ public:
         auto counts = store_.counts();
         if (!counts) return unexpected{std::move(counts).error()};
         health_report h;
-        h.pending = counts->pending;
-        h.synced = counts->synced;
-        h.pending_deletion = counts->pending_deletion;
-        h.error = counts->error;
-        h.failed = counts->failed;
+        static_cast<status_counts&>(h) = *counts;
         if (counts->oldest_pending) {
             const auto age = clock_.now() - *counts->oldest_pending;
             h.oldest_pending_age = age < std::chrono::milliseconds{0} ? std::chrono::milliseconds{0} : age;
         }
         h.state = state();
         h.cleanup_failures = cleanup_failures_.load(std::memory_order_relaxed);
-        h.unreadable = counts->unreadable;
         h.unapplied = unapplied_.load(std::memory_order_relaxed);
         h.resyncs = resyncs_.load(std::memory_order_relaxed);
         return h;

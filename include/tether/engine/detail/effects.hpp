@@ -5,7 +5,7 @@
 #include <tether/core/result.hpp>
 #include <tether/core/status.hpp>
 #include <tether/engine/detail/delivery.hpp>
-#include <tether/engine/events.hpp>
+#include <tether/engine/change.hpp>
 #include <tether/storage/storage.hpp>
 
 #include <concepts>
