@@ -28,6 +28,13 @@
 ///   transaction as the records it numbers. Numbers are given out in commit
 ///   order, and a rolled-back batch gives its numbers back with everything else.
 ///
+/// The same lock makes the service's read-then-write steps safe across
+/// processes: two creates with one local id, or two updates of one record, sent
+/// to two processes at once run one after the other, so the second sees the
+/// first's record (a replay, a version conflict) rather than racing it; the
+/// unique (user, collection, local id) index is the backstop (`put` answers
+/// `errc::conflict`).
+///
 /// A global sequence (`nextval`), a timestamp or a counter kept outside the
 /// transaction would hand out numbers before commit, and two processes could
 /// commit them in the other order: no cursor scheme built on such numbers

@@ -99,6 +99,7 @@ inline std::vector<std::string> server_ids_of(const std::vector<server::stored_r
     return out;
 }
 
+/// `[a, b, c]` for a vector of numbers or strings.
 template <class T>
 std::string show(const std::vector<T>& v) {
     std::string out = "[";
