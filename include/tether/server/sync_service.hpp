@@ -1,0 +1,501 @@
+#pragma once
+
+/// @file
+/// @brief `tether::server::sync_service`: the sync protocol's semantics, once,
+/// over any `server_store`. The in-process `loopback_server` and the HTTP
+/// server are faces of it: they authenticate, inject faults or speak HTTP, and
+/// hand the requests in.
+#include <tether/core/error.hpp>
+#include <tether/core/ids.hpp>
+#include <tether/core/result.hpp>
+#include <tether/core/timestamp.hpp>
+#include <tether/server/cursor.hpp>
+#include <tether/server/store.hpp>
+#include <tether/transport/transport.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace tether::server {
+
+/// @brief The sizes a `sync_service` accepts.
+struct service_limits {
+    /// Ops per push. A larger push fails as a whole with `errc::too_large`
+    /// (HTTP 413) and nothing of it applies: the client halves its batch.
+    std::size_t max_ops = 500;
+    /// Bytes of one record's value as JSON (`dump()`: the value a create stores,
+    /// an update's value after the merge). An op that would store a larger one
+    /// is `rejected` with `errc::too_large` (HTTP 413) and the rest of its batch
+    /// applies: one oversized record never fails a batch. 0: no limit.
+    std::size_t max_value_bytes = std::size_t{1} << 20;
+};
+
+/// @brief A push as the service takes it: whose, and the ops in order.
+struct push_request {
+    std::string_view user;                ///< the authenticated user (never taken from the body)
+    std::string_view collection;          ///< the collection
+    std::span<const push_op> ops;         ///< the batch
+    /// The pushing device's id, kept with every change of an op whose own
+    /// `origin` is empty (the HTTP body carries it once per batch).
+    std::string_view origin{};
+};
+
+/// @brief A pull: the changes of `collection` after `cursor`.
+struct pull_request {
+    std::string_view user;        ///< the authenticated user
+    std::string_view collection;  ///< the collection
+    std::string_view cursor{};    ///< opaque text from an earlier page; empty: from the start
+    std::size_t limit = 100;      ///< the most changes one page holds (0 counts as 1)
+};
+
+/// @brief A fetch of one live record.
+struct fetch_request {
+    std::string_view user;        ///< the authenticated user
+    std::string_view collection;  ///< the collection
+    std::string_view server_id;   ///< the record
+};
+
+/// @brief A push screen that lets every op through (see `sync_service::push`).
+struct no_screen {
+    /// @brief Never refuses.
+    std::optional<error> operator()(const push_op&) const noexcept { return std::nullopt; }
+};
+
+/// @brief The protocol's semantics over a `server_store` (see `transport_policy`).
+///
+/// Every request is scoped to one (user, collection): users never see each
+/// other's records. The rules:
+/// - **push**: one write transaction per batch (all its changes and change
+///   numbers commit together, or none); one outcome per op, in order. Creates
+///   are idempotent on (user, collection, local id): a second create answers
+///   with the record held and `push_outcome::replayed` set — `applied` if it
+///   is unchanged since its create, `conflict` (also replayed) if it changed
+///   since, so stale create fields never overwrite the newer change, and
+///   `errc::not_found` if it was deleted. Updates merge the sent fields; removes
+///   leave tombstones; both are checked against `base_version` (a mismatch is
+///   a `conflict` carrying the current record), except that an op naming its
+///   record by local id alone with `base_version` 0 skips the check (its
+///   sender never learnt a version). A remove of a record the server never
+///   had answers `applied`. Each change keeps its origin. A malformed op
+///   (create or update whose value is not an object, create with a nil local
+///   id, an unknown kind) is `rejected` with `errc::protocol` (HTTP 400), and
+///   one over `service_limits::max_value_bytes` with `errc::too_large`; the
+///   rest of the batch applies either way. A batch over
+///   `service_limits::max_ops` fails whole (`errc::too_large`, 413);
+/// - **changes**: every change takes the collection's next number; a record's
+///   `version` is the number of its last change. Server ids come from the
+///   store (the memory store's are `"s1"`, `"s2"`, ...);
+/// - **pull**: the changes after a cursor, oldest first; live records as
+///   records, deleted ones as tombstones. Cursors are opaque text carrying the
+///   collection's epoch (see `cursor`); one that does not parse is
+///   `errc::invalid_argument` (400), one beyond the collection's last change
+///   or from another epoch (the server was restored since) is
+///   `errc::cursor_expired` (410: pull again from the start). With the change
+///   feed off (`set_change_feed(false)`, full-list mode) a pull is the whole
+///   list of live records, no tombstones, the empty cursor;
+/// - **fetch**: one live record, else `errc::not_found` (404);
+/// - **admin edits** (`put`, `erase`): changes from elsewhere, with no origin;
+/// - the **create filler** (`set_create_filler`) fills server-owned fields of
+///   every created record.
+///
+/// Every member is thread-safe; the store serialises what must be serialised.
+/// Not copyable or movable: keep it where it is made.
+///
+/// @code
+/// tether::server::sync_service<tether::server::memory_store> service{tether::server::memory_store{}};
+/// auto out = service.push({.user = "alice", .collection = "jobs", .ops = ops, .origin = "device-1"});
+/// auto page = service.pull({.user = "alice", .collection = "jobs", .cursor = "", .limit = 100});
+/// @endcode
+template <server_store Store>
+class sync_service {
+public:
+    using store_type = Store;  ///< @brief The store it runs over.
+
+    /// @brief A service over `store`, with `limits`, whose time is `now()` (an
+    /// empty function: the system clock, in milliseconds).
+    explicit sync_service(Store store, service_limits limits = {}, std::function<timestamp()> now = {})
+        : store_(std::move(store)), limits_(limits), now_(now ? std::move(now) : std::function<timestamp()>{system_now_}) {}
+
+    sync_service(const sync_service&) = delete;             ///< @brief Not copyable.
+    sync_service& operator=(const sync_service&) = delete;  ///< @brief Not copyable.
+
+    // ---- the protocol ---------------------------------------------------------
+
+    /// @brief Applies a batch; one outcome per op, in order (see the class).
+    [[nodiscard]] result<std::vector<push_outcome>> push(const push_request& req) { return push(req, no_screen{}); }
+
+    /// @brief As above, asking `screen(op)` first for each op, in order, inside
+    /// the batch's transaction: an error it returns rejects that op with it
+    /// (the op is not looked at further), so a face can refuse single ops
+    /// (fault injection, a policy of its own) while the rest of the batch applies.
+    template <class Screen>
+        requires std::convertible_to<std::invoke_result_t<Screen&, const push_op&>, std::optional<error>>
+    [[nodiscard]] result<std::vector<push_outcome>> push(const push_request& req, Screen&& screen) {
+        if (req.ops.size() > limits_.max_ops)
+            return unexpected{error{errc::too_large,
+                                    "batch of " + std::to_string(req.ops.size()) + " ops is over the limit of " +
+                                        std::to_string(limits_.max_ops),
+                                    413, std::nullopt}};
+        const timestamp now = now_();
+        const auto filler = create_filler_();
+        const scope s{req.user, req.collection};
+        return store_.write([&](auto& tx) -> result<std::vector<push_outcome>> {
+            if (auto locked = tx.lock_collection(s); !locked) return unexpected{std::move(locked).error()};
+            std::vector<push_outcome> out;
+            out.reserve(req.ops.size());
+            for (const auto& op : req.ops) {
+                if (std::optional<error> refused = screen(op)) {
+                    out.push_back(rejected_(std::move(*refused)));
+                    continue;
+                }
+                const std::string_view origin = op.origin.empty() ? req.origin : std::string_view{op.origin};
+                auto o = apply_(tx, s, op, origin, now, filler.get());
+                if (!o) return unexpected{std::move(o).error()};
+                out.push_back(std::move(*o));
+            }
+            return out;
+        });
+    }
+
+    /// @brief The page of changes after `req.cursor` (see the class).
+    ///
+    /// `next_cursor` is the cursor of the last change returned, or on the last
+    /// page (`has_more` false) of the collection's last change number (the
+    /// same, unless a restore took the collection back). A collection the store
+    /// never held has no changes: a well-formed cursor gets an empty page that
+    /// keeps it.
+    [[nodiscard]] result<pull_page> pull(const pull_request& req) const {
+        const scope s{req.user, req.collection};
+        if (!has_change_feed()) {
+            return store_.read([&](auto& tx) -> result<pull_page> {
+                auto live = tx.list(s);
+                if (!live) return unexpected{std::move(live).error()};
+                pull_page page;
+                page.records.reserve(live->size());
+                for (auto& r : *live) page.records.push_back(std::move(r.record));
+                return page;
+            });
+        }
+        cursor after;
+        if (!req.cursor.empty()) {
+            auto parsed = parse_cursor(req.cursor);
+            if (!parsed)
+                return unexpected{error{errc::invalid_argument,
+                                        "bad cursor '" + std::string{req.cursor.substr(0, 64)} + "'", 400,
+                                        std::nullopt}};
+            after = *parsed;
+        }
+        const std::size_t limit = req.limit == 0 ? 1 : req.limit;
+        return store_.read([&](auto& tx) -> result<pull_page> {
+            auto info = tx.collection(s);
+            if (!info) return unexpected{std::move(info).error()};
+            pull_page page;
+            page.next_cursor = std::string{req.cursor};
+            if (!*info) return page;
+            const collection_info c = **info;
+            if (!req.cursor.empty() && (after.change > c.last_change || after.epoch != c.epoch))
+                return unexpected{error{errc::cursor_expired,
+                                        "cursor " + std::string{req.cursor} + " expired: pull again from the start",
+                                        410, std::nullopt}};
+            const std::size_t ask = limit == std::numeric_limits<std::size_t>::max() ? limit : limit + 1;
+            auto changes = tx.changes_after(s, after.change, ask);
+            if (!changes) return unexpected{std::move(changes).error()};
+            page.has_more = changes->size() > limit;
+            if (page.has_more) changes->resize(limit);
+            for (auto& r : *changes) {
+                page.next_cursor = format_cursor({r.record.version, c.epoch});
+                if (r.deleted)
+                    page.tombstones.push_back(tombstone{std::move(r.record.server_id), r.record.id, r.record.version});
+                else
+                    page.records.push_back(std::move(r.record));
+            }
+            if (!page.has_more) page.next_cursor = format_cursor({c.last_change, c.epoch});
+            return page;
+        });
+    }
+
+    /// @brief The live record `req.server_id`; `errc::not_found` (404) if it is missing or deleted.
+    [[nodiscard]] result<server_record> fetch(const fetch_request& req) const {
+        return store_.read([&](auto& tx) -> result<server_record> {
+            auto found = tx.find_by_server_id(scope{req.user, req.collection}, req.server_id);
+            if (!found) return unexpected{std::move(found).error()};
+            if (!*found || (*found)->deleted) return unexpected{not_found_(req.server_id)};
+            return std::move((*found)->record);
+        });
+    }
+
+    // ---- admin edits: changes from elsewhere ---------------------------------------
+
+    /// @brief Creates or replaces a record as if another device (or an admin)
+    /// had written it: a new record (a new server id, no local id) when
+    /// `server_id` is empty, one with that server id when it is unknown, else
+    /// the record's whole value is replaced (a deleted record comes back). It
+    /// takes the next change number and no origin. `errc::invalid_argument`
+    /// (400) if `value` is not a JSON object.
+    result<server_record> put(scope s, std::string_view server_id, nlohmann::json value) {
+        if (!value.is_object())
+            return unexpected{error{errc::invalid_argument, "put: value must be a JSON object", 400, std::nullopt}};
+        const timestamp now = now_();
+        return store_.write([&](auto& tx) -> result<server_record> {
+            if (auto locked = tx.lock_collection(s); !locked) return unexpected{std::move(locked).error()};
+            std::optional<stored_record> rec;
+            if (!server_id.empty()) {
+                auto found = tx.find_by_server_id(s, server_id);
+                if (!found) return unexpected{std::move(found).error()};
+                rec = std::move(*found);
+            }
+            if (!rec) {
+                std::string sid{server_id};
+                if (sid.empty()) {
+                    auto fresh = new_server_id_(tx, s);
+                    if (!fresh) return unexpected{std::move(fresh).error()};
+                    sid = std::move(*fresh);
+                }
+                rec = stored_record{server_record{std::move(sid), std::nullopt, 0, {}, now, {}}, false, 0};
+            }
+            rec->record.value = std::move(value);
+            rec->record.origin.clear();  // a change from elsewhere
+            rec->deleted = false;
+            if (auto ok = commit_change_(tx, s, *rec, now); !ok) return unexpected{std::move(ok).error()};
+            return std::move(rec->record);
+        });
+    }
+
+    /// @brief Deletes a record server-side: it becomes a tombstone and takes the
+    /// next change number (no origin). Already deleted: nothing changes.
+    /// `errc::not_found` (404) if there is no such record.
+    result<void> erase(scope s, std::string_view server_id) {
+        const timestamp now = now_();
+        // The transaction commits even when the record is missing: the scope stays known, as after a push.
+        auto found = store_.write([&](auto& tx) -> result<bool> {
+            if (auto locked = tx.lock_collection(s); !locked) return unexpected{std::move(locked).error()};
+            auto rec = tx.find_by_server_id(s, server_id);
+            if (!rec) return unexpected{std::move(rec).error()};
+            if (!*rec) return false;
+            if ((*rec)->deleted) return true;
+            (*rec)->deleted = true;
+            (*rec)->record.origin.clear();
+            if (auto ok = commit_change_(tx, s, **rec, now); !ok) return unexpected{std::move(ok).error()};
+            return true;
+        });
+        if (!found) return unexpected{std::move(found).error()};
+        if (!*found) return unexpected{not_found_(server_id)};
+        return {};
+    }
+
+    // ---- configuration --------------------------------------------------------
+
+    /// @brief Turns the change feed on (the default) or off (full-list mode: see `pull`).
+    void set_change_feed(bool on) noexcept { change_feed_.store(on, std::memory_order_release); }
+
+    /// @brief True when pulls follow the change feed (the default), false in full-list mode.
+    [[nodiscard]] bool has_change_feed() const noexcept { return change_feed_.load(std::memory_order_acquire); }
+
+    /// @brief Fills server-side fields on create: `filler(value)` edits the value
+    /// of every record a push creates before it is stored, so the stored record
+    /// and the create's answer differ from what was sent (an id, a timestamp, a
+    /// default the server owns). Not called for idempotent replays (the record
+    /// exists), updates, or `put`. A value the filler leaves not an object
+    /// rejects the create (`errc::protocol`). Called inside the push's write
+    /// transaction: it must not call the service. A second call replaces the
+    /// filler; an empty function turns it off (the default).
+    void set_create_filler(std::function<void(nlohmann::json&)> filler) {
+        auto next = filler ? std::make_shared<const std::function<void(nlohmann::json&)>>(std::move(filler)) : nullptr;
+        std::lock_guard lock{filler_mutex_};
+        filler_ = std::move(next);
+    }
+
+    /// @brief The limits it was made with.
+    [[nodiscard]] const service_limits& limits() const noexcept { return limits_; }
+
+    /// @brief The store (a face may inspect it, or use what only its kind offers).
+    [[nodiscard]] Store& store() noexcept { return store_; }
+    /// @brief The store, read-only.
+    [[nodiscard]] const Store& store() const noexcept { return store_; }
+
+private:
+    using filler_fn = std::function<void(nlohmann::json&)>;
+
+    static timestamp system_now_() {
+        return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    }
+
+    std::shared_ptr<const filler_fn> create_filler_() const {
+        std::lock_guard lock{filler_mutex_};
+        return filler_;
+    }
+
+    static error not_found_(std::string_view what) {
+        return error{errc::not_found, "no record " + std::string{what}, 404, std::nullopt};
+    }
+    static push_outcome applied_(server_record r) { return {push_outcome::kind::applied, std::move(r), {}}; }
+    static push_outcome replayed_(push_outcome out) {
+        out.replayed = true;
+        return out;
+    }
+    static push_outcome rejected_(error e) { return {push_outcome::kind::rejected, {}, std::move(e)}; }
+    static push_outcome conflict_(const push_op& op, server_record r) {
+        error why{errc::conflict,
+                  "base_version " + std::to_string(op.base_version) + ", server at " + std::to_string(r.version), 409,
+                  std::nullopt};
+        return {push_outcome::kind::conflict, std::move(r), std::move(why)};
+    }
+    static push_outcome protocol_(std::string message) {
+        return rejected_(error{errc::protocol, std::move(message), 400, std::nullopt});
+    }
+    static bool names_by_server_id_(const push_op& op) { return op.server_id && !op.server_id->empty(); }
+    static push_outcome op_not_found_(const push_op& op) {
+        return rejected_(not_found_(names_by_server_id_(op) ? *op.server_id : op.id.to_string()));
+    }
+    static bool version_matches_(const push_op& op, const stored_record& r) {
+        return op.base_version == r.record.version || (op.base_version == 0 && !names_by_server_id_(op));
+    }
+
+    // The op's value limit: empty if `value` fits.
+    std::optional<push_outcome> over_limit_(const push_op& op, const nlohmann::json& value) const {
+        if (limits_.max_value_bytes == 0) return std::nullopt;
+        const auto size = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size();
+        if (size <= limits_.max_value_bytes) return std::nullopt;
+        return rejected_(error{errc::too_large,
+                               "value of " + op.id.to_string() + " is " + std::to_string(size) +
+                                   " bytes, over the limit of " + std::to_string(limits_.max_value_bytes),
+                               413, std::nullopt});
+    }
+
+    // A server id no record of the scope holds (an admin `put` may have chosen one).
+    template <class Tx>
+    static result<std::string> new_server_id_(Tx& tx, scope s) {
+        for (;;) {
+            auto sid = tx.new_server_id();
+            if (!sid) return sid;
+            auto held = tx.find_by_server_id(s, *sid);
+            if (!held) return unexpected{std::move(held).error()};
+            if (!*held) return sid;
+        }
+    }
+
+    // Gives `rec` the scope's next change number and stores it.
+    template <class Tx>
+    static result<void> commit_change_(Tx& tx, scope s, stored_record& rec, timestamp now) {
+        auto n = tx.next_change(s);
+        if (!n) return unexpected{std::move(n).error()};
+        rec.record.version = *n;
+        rec.record.updated_at = now;
+        return tx.put(s, rec);
+    }
+
+    // The record an update or remove names: by server id, else by a non-nil local id.
+    template <class Tx>
+    static result<std::optional<stored_record>> find_(Tx& tx, scope s, const push_op& op) {
+        if (names_by_server_id_(op)) return tx.find_by_server_id(s, *op.server_id);
+        if (op.id.is_nil()) return std::optional<stored_record>{};
+        return tx.find_by_local_id(s, op.id);
+    }
+
+    template <class Tx>
+    result<push_outcome> apply_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
+                                const filler_fn* filler) const {
+        try {
+            switch (op.kind) {
+                case op_kind::create: return create_(tx, s, op, origin, now, filler);
+                case op_kind::update: return update_(tx, s, op, origin, now);
+                case op_kind::remove: return remove_(tx, s, op, origin, now);
+            }
+            return protocol_("unknown op kind");
+        } catch (const nlohmann::json::exception& e) {
+            return protocol_(std::string{"malformed op: "} + e.what());
+        }
+    }
+
+    template <class Tx>
+    result<push_outcome> create_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
+                                 const filler_fn* filler) const {
+        if (!op.value.is_object()) return protocol_("create: value must be a JSON object");
+        if (op.id.is_nil()) return protocol_("create: the local id is nil");
+        auto held = tx.find_by_local_id(s, op.id);
+        if (!held) return unexpected{std::move(held).error()};
+        if (*held) {
+            auto& r = **held;
+            if (r.deleted) return op_not_found_(op);
+            // Changed since its create (another device): the sender's edits would overwrite that change.
+            if (r.record.version != r.created_version) return replayed_(conflict_(op, std::move(r.record)));
+            return replayed_(applied_(std::move(r.record)));  // idempotent: the first create's record
+        }
+        nlohmann::json value = op.value;
+        if (filler != nullptr && *filler) {
+            (*filler)(value);
+            if (!value.is_object()) return protocol_("create: the create filler left the value not an object");
+        }
+        if (auto big = over_limit_(op, value)) return std::move(*big);
+        auto sid = new_server_id_(tx, s);
+        if (!sid) return unexpected{std::move(sid).error()};
+        stored_record rec{server_record{std::move(*sid), op.id, 0, std::move(value), now, std::string{origin}}, false, 0};
+        auto n = tx.next_change(s);
+        if (!n) return unexpected{std::move(n).error()};
+        rec.record.version = *n;
+        rec.created_version = *n;
+        if (auto ok = tx.put(s, rec); !ok) return unexpected{std::move(ok).error()};
+        return applied_(std::move(rec.record));
+    }
+
+    template <class Tx>
+    result<push_outcome> update_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now) const {
+        if (!op.value.is_object()) return protocol_("update: value must be a JSON object of changed fields");
+        auto found = find_(tx, s, op);
+        if (!found) return unexpected{std::move(found).error()};
+        if (!*found || (*found)->deleted) return op_not_found_(op);
+        auto& r = **found;
+        if (!version_matches_(op, r)) return conflict_(op, std::move(r.record));
+        nlohmann::json merged = r.record.value;  // merge into a copy: all fields or none
+        for (const auto& field : op.value.items()) merged[field.key()] = field.value();
+        if (auto big = over_limit_(op, merged)) return std::move(*big);
+        r.record.value = std::move(merged);
+        r.record.origin = std::string{origin};
+        if (auto ok = commit_change_(tx, s, r, now); !ok) return unexpected{std::move(ok).error()};
+        return applied_(std::move(r.record));
+    }
+
+    template <class Tx>
+    result<push_outcome> remove_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now) const {
+        auto found = find_(tx, s, op);
+        if (!found) return unexpected{std::move(found).error()};
+        if (!*found) {  // idempotent: nothing to delete; answer with what is known
+            server_record known;
+            known.server_id = op.server_id.value_or(std::string{});
+            if (!op.id.is_nil()) known.id = op.id;
+            return applied_(std::move(known));
+        }
+        auto& r = **found;
+        if (r.deleted) return applied_(std::move(r.record));
+        if (!version_matches_(op, r)) return conflict_(op, std::move(r.record));
+        r.deleted = true;
+        r.record.origin = std::string{origin};
+        if (auto ok = commit_change_(tx, s, r, now); !ok) return unexpected{std::move(ok).error()};
+        return applied_(std::move(r.record));
+    }
+
+    Store store_;
+    const service_limits limits_;
+    const std::function<timestamp()> now_;
+    std::atomic<bool> change_feed_{true};
+    mutable std::mutex filler_mutex_;
+    std::shared_ptr<const filler_fn> filler_;
+};
+
+}  // namespace tether::server
