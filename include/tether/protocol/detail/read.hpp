@@ -18,6 +18,7 @@
 
 namespace tether::protocol::detail {
 
+/// The JSON type of the protocol.
 using json = nlohmann::json;
 
 /// The error of a malformed field: `where.key: what` (protocol, no HTTP status).

@@ -34,8 +34,9 @@ struct http_options {
     /// body gets it again plain, and plain from then on. Gzipped answers are
     /// always accepted (`Accept-Encoding: gzip`).
     std::optional<std::size_t> gzip_above = 16 * 1024;
-    /// The largest batch `push` sends (1 to 500, the protocol's default op limit);
-    /// a larger one is refused with `errc::too_large` without a request.
+    /// The largest batch `push` sends (at least 1; keep it within the server's
+    /// `max_ops`, 500 by default); a larger one is refused with
+    /// `errc::too_large` without a request, and the engine splits it.
     std::size_t max_batch = 100;
     /// What `has_change_feed()` answers: false for a server whose `changes`
     /// lists everything in one page.
