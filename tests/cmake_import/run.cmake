@@ -5,8 +5,10 @@
 #     TETHER_SQLITE=OFF) configures, builds and runs with SQLite unfindable;
 #  3. with SQLite unfindable, TETHER_SQLITE=AUTO configures without
 #     tether::sqlite and says so, and TETHER_SQLITE=ON stops with a clear error;
-#  4. a tether installed with TETHER_SQLITE=OFF is found without SQLite, and
-#     not found when the sqlite component is asked for.
+#  4. a tether installed with TETHER_SQLITE=OFF and TETHER_HTTP=OFF is found
+#     without SQLite, and not found when the sqlite component is asked for.
+# With tether::http installed, step 1 also asks for the http component and
+# builds and runs a program linking it (cpp-httplib found by find_dependency).
 # Inputs: SOURCE_DIR, BINARY_DIR, WORK_DIR, GENERATOR.
 file(REMOVE_RECURSE ${WORK_DIR})
 set(no_sqlite -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON)  # as on a machine without SQLite
@@ -27,20 +29,31 @@ endfunction()
 # ---- 1. find_package(tether) from an installed copy ------------------------
 set(prefix ${WORK_DIR}/prefix)
 step("cmake --install" COMMAND ${CMAKE_COMMAND} --install ${BINARY_DIR} --prefix ${prefix})
+set(components "")
 if(EXISTS ${prefix}/include/tether/storage/sqlite.hpp)
   set(expect_sqlite ON)
   set(components sqlite)
 else()
   set(expect_sqlite OFF)
-  set(components "")
 endif()
+if(EXISTS ${prefix}/include/tether/transport/http.hpp)
+  set(expect_http ON)
+  string(APPEND components ",http")
+else()
+  set(expect_http OFF)
+endif()
+string(REGEX REPLACE "^," "" components "${components}")
 step("configuring the importing project"
      COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/cmake_import -B ${WORK_DIR}/build -G ${GENERATOR}
              -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release -DTETHER_EXPECT_SQLITE=${expect_sqlite}
-             -DTETHER_COMPONENTS=${components})
+             -DTETHER_EXPECT_HTTP=${expect_http} -DTETHER_COMPONENTS=${components})
 step("building the importing project" COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 step("the importing program" COMMAND ${WORK_DIR}/build/import_check OUTPUT out)
 message(STATUS "${out}")
+if(expect_http)
+  step("the importing HTTP program" COMMAND ${WORK_DIR}/build/import_http_check OUTPUT out)
+  message(STATUS "${out}")
+endif()
 
 # ---- 2. add_subdirectory, core only, no SQLite ------------------------------
 set(sub ${SOURCE_DIR}/tests/cmake_import/add_subdirectory)
@@ -73,13 +86,14 @@ endif()
 # ---- 4. an installed core-only tether is found without SQLite ---------------
 step("configuring tether with TETHER_SQLITE=OFF"
      COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/core -G ${GENERATOR}
-             -DTETHER_SQLITE=OFF -DTETHER_BUILD_TESTS=OFF -DTETHER_BUILD_EXAMPLES=OFF
+             -DTETHER_SQLITE=OFF -DTETHER_HTTP=OFF -DTETHER_BUILD_TESTS=OFF -DTETHER_BUILD_EXAMPLES=OFF
              -DTETHER_BUILD_BENCHMARKS=OFF ${no_sqlite})
 step("installing the core-only tether"
      COMMAND ${CMAKE_COMMAND} --install ${WORK_DIR}/core --prefix ${WORK_DIR}/core-prefix)
 step("finding the core-only tether without SQLite"
      COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/cmake_import -B ${WORK_DIR}/core-import -G ${GENERATOR}
-             -DCMAKE_PREFIX_PATH=${WORK_DIR}/core-prefix -DTETHER_EXPECT_SQLITE=OFF ${no_sqlite})
+             -DCMAKE_PREFIX_PATH=${WORK_DIR}/core-prefix -DTETHER_EXPECT_SQLITE=OFF -DTETHER_EXPECT_HTTP=OFF
+             ${no_sqlite})
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/cmake_import -B ${WORK_DIR}/core-component
                   -G ${GENERATOR} -DCMAKE_PREFIX_PATH=${WORK_DIR}/core-prefix -DTETHER_COMPONENTS=sqlite
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
