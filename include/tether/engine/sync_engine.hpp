@@ -466,8 +466,9 @@ private:
     void pull_failed(const error& e, sync_report& rep);
     void pull_succeeded();
     result<void> apply_page(detail::pull_run& run, const pull_page& page, sync_report& rep);
-    result<bool> has_creates_in_doubt();
+    result<detail::creates_in_doubt> find_creates_in_doubt();
     result<void> learn_creates_in_doubt(detail::pull_run& run, const server_record& s);
+    bool may_be_own_create(const detail::pull_run& run, const server_record& s) const;
     result<void> skip_pulled(detail::effects<Entity>& fx, detail::pull_run& run, sync_report& rep,
                              const std::string& server_id, const std::string& why, bool fetch_later);
     void defer_pulled(detail::pull_run& run, const std::string& server_id);

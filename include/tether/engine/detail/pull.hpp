@@ -181,21 +181,40 @@ result<void> sync_engine<Entity, Policies...>::apply_page(detail::pull_run& run,
 
 template <class Entity, class... Policies>
 result<void> sync_engine<Entity, Policies...>::learn_creates_in_doubt(detail::pull_run& run, const server_record& s) {
-    // Asked once per run, and only when a record of this device's own comes without its local id.
-    if (run.creates_in_doubt || s.id || !is_own_write(s)) return {};
-    auto doubt = has_creates_in_doubt();
+    // Asked once per run, and only when a record comes without its local id.
+    if (run.doubt || s.id) return {};
+    auto doubt = find_creates_in_doubt();
     if (!doubt) return unexpected{std::move(doubt).error()};
-    run.creates_in_doubt = *doubt;
+    run.doubt = *doubt;
     return {};
 }
 
 template <class Entity, class... Policies>
-result<bool> sync_engine<Entity, Policies...>::has_creates_in_doubt() {
+result<detail::creates_in_doubt> sync_engine<Entity, Policies...>::find_creates_in_doubt() {
     auto all = store_.list();
     if (!all) return unexpected{std::move(all).error()};
-    return std::any_of(all->begin(), all->end(), [&](const record_type& r) {
-        return !r.server_id && !r.deleted && (r.last_attempt_at || in_flight(r.id));
-    });
+    detail::creates_in_doubt d;
+    for (const auto& r : *all) {
+        if (r.server_id || !(r.last_attempt_at || in_flight(r.id))) continue;
+        (r.status == sync_status::failed ? d.failed : d.settling) = true;
+    }
+    return d;
+}
+
+/// A pulled record without a local id that matches no local record may be one
+/// of this device's creates whose answer was lost: inserting it would hold the
+/// record twice. From a page, it waits and is fetched on its own at a later
+/// pull (a server may give the local id there). Fetched, it still waits while
+/// such a create will be sent again by itself (its answer then names the
+/// server id), and, when the only ones in doubt have failed (they settle only
+/// after `reset_failed`), if this device made its last change; else it is
+/// another device's record, inserted (were it one of the failed creates after
+/// all, the create's answer after a reset merges the two).
+template <class Entity, class... Policies>
+bool sync_engine<Entity, Policies...>::may_be_own_create(const detail::pull_run& run, const server_record& s) const {
+    if (s.id || !run.doubt || !(run.doubt->settling || run.doubt->failed)) return false;
+    if (!run.fetching) return true;
+    return run.doubt->settling || is_own_write(s);
 }
 
 template <class Entity, class... Policies>
@@ -238,10 +257,7 @@ result<void> sync_engine<Entity, Policies...>::apply_server_record(Tx& tx, detai
         if (*cur && (*cur)->server_id && *(*cur)->server_id != s.server_id) return {};  // not ours to merge
     }
     if (*cur && in_flight((*cur)->id)) return {};  // the push outcome will settle it
-    if (!*cur && !s.id && is_own_write(s) && run.creates_in_doubt.value_or(false)) {
-        // This device's own create, come back without its local id before the
-        // create's answer: inserting it would duplicate the record. Wait until
-        // the create settles, then fetch it again.
+    if (!*cur && may_be_own_create(run, s)) {  // wait for the create's answer, then fetch it again
         defer_pulled(run, s.server_id);
         return {};
     }

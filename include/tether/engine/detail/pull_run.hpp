@@ -24,6 +24,13 @@ inline constexpr std::size_t max_refetch = 1000;
 /// Fetches one pull makes of them, at most.
 inline constexpr std::size_t refetch_per_pull = 16;
 
+/// This device's creates whose answer never came (sent, no server id yet): a
+/// pulled record without a local id may be one of them.
+struct creates_in_doubt {
+    bool settling = false;  // some will be sent again by themselves (pending, error)
+    bool failed = false;    // some gave up (failed): they settle only after reset_failed
+};
+
 /// What one pull run knows beyond its pages (see `sync_engine::run_pull`).
 struct pull_run {
     bool feed = true;
@@ -33,7 +40,8 @@ struct pull_run {
     std::set<std::string> deferred;          // ...of which this run deferred (not fetched again now)
     bool refetch_changed = false;
     std::unordered_set<std::string> seen;    // every server id a resync saw
-    std::optional<bool> creates_in_doubt;    // this device has creates whose answer was lost
+    std::optional<creates_in_doubt> doubt;   // this device's creates whose answer was lost (asked once per run)
+    bool fetching = false;                   // the record being applied came from a fetch, not a page
 };
 
 inline std::set<std::string> parse_refetch(const std::optional<std::string>& text) {

@@ -69,10 +69,15 @@ result<void> sync_engine<Entity, Policies...>::finish_resync(detail::pull_run& r
 
 template <class Entity, class... Policies>
 result<void> sync_engine<Entity, Policies...>::refetch(detail::pull_run& run, sync_report& rep) {
+    // One deferred by this run waits for the next one while a create in doubt
+    // may still settle by itself; else (only failed creates in doubt) it is
+    // fetched now: a server listing its full list would defer it again at
+    // every pull.
+    const bool settling = run.doubt && run.doubt->settling;
     std::vector<std::string> todo;
     for (const auto& sid : run.refetch) {
         if (todo.size() == detail::refetch_per_pull) break;
-        if (!run.deferred.contains(sid)) todo.push_back(sid);
+        if (!settling || !run.deferred.contains(sid)) todo.push_back(sid);
     }
     for (const auto& sid : todo) {
         if (!online_.load() || !authenticated_.load()) break;
@@ -91,7 +96,10 @@ result<void> sync_engine<Entity, Policies...>::refetch(detail::pull_run& run, sy
         auto fx = make_effects();
         auto done = store_.transact([&](auto& tx) -> result<void> {
             std::unordered_set<std::string> alone;
-            if (auto a = apply_server_record(tx, fx, run, alone, *got, now, rep); !a) return a;
+            run.fetching = true;
+            auto a = apply_server_record(tx, fx, run, alone, *got, now, rep);
+            run.fetching = false;
+            if (!a) return a;
             if (!run.refetch_changed) return {};
             return tx.set_meta(detail::refetch_key, detail::format_refetch(run.refetch));
         });
