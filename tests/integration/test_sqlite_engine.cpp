@@ -238,3 +238,29 @@ TEST_CASE("sqlite engine: one undecodable row affects only itself; NaN is refuse
     CHECK(dev.get(poison.id).error().code == tether::errc::not_found);
     CHECK(dev.health()->unreadable == 0);
 }
+
+TEST_CASE("sqlite engine: a first write inside a shared transaction that rolls back does not lose the table",
+          "[sqlite][engine]") {
+    // The store makes its table at its first call; made inside a transaction
+    // that rolls back, the table goes with it, and the store must make it again
+    // at the next call rather than believe it is there.
+    temp_dir dir;
+    auto db = tether::sqlite_database::open(dir.file("app.db")).value();
+    tether::manual_clock clock;
+    auto jobs = tether::make_engine<Job>(tether::sqlite_storage{db}, clock);
+    auto r = db.transact([&]() -> tether::result<void> {
+        if (auto c = jobs.create(Job{"first", 0, "/a"}); !c) return tether::unexpected{c.error()};
+        return tether::unexpected{tether::make_error(tether::errc::conflict, "undo")};
+    });
+    REQUIRE_FALSE(r);
+    auto all = jobs.list();
+    REQUIRE(all);
+    CHECK(all->empty());
+    REQUIRE(jobs.create(Job{"second", 0, "/b"}));
+    REQUIRE(db.transact([&]() -> tether::result<void> {
+        if (auto c = jobs.create(Job{"third", 0, "/c"}); !c) return tether::unexpected{c.error()};
+        return {};
+    }));
+    CHECK(jobs.list().value().size() == 2);
+    CHECK(jobs.health().value().pending == 2);
+}

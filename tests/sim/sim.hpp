@@ -233,7 +233,6 @@ struct config {
     bool clock_back = false;  ///< also jump the clock backwards
     unsigned knobs = knob_all;  ///< the hostile knobs a hostile seed uses
     bool strict_restore = false;  ///< invariant 13 (see model.hpp), off by default
-    bool cold_tables = false;     ///< sqlite mode: no first read before a batch may be a device's first write
     std::ostream* out = nullptr;
 };
 
