@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs tether's whole test suite: warnings-as-errors build with every
 # test (unit, integration, simulator, compile-fail, find_package import), then the
-# same suite under ASan+UBSan and under TSan (the simulator with fewer seeds there).
+# same suite under ASan+UBSan, and the tests that run threads under TSan (the
+# simulator with fewer seeds there). Each stage prints its wall time.
 # Usage: scripts/test.sh            (as root on a fresh Debian 12 machine)
 #        TETHER_SANITIZERS=0 scripts/test.sh   (skip the sanitizer builds)
 set -euo pipefail

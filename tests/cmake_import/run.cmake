@@ -9,6 +9,8 @@
 #     without SQLite, and not found when the sqlite component is asked for.
 # With tether::http installed, step 1 also asks for the http component and
 # builds and runs a program linking it (cpp-httplib found by find_dependency).
+# The importing projects build without optimisation (no build type): they
+# check packaging, and -O0 keeps this test short.
 # Inputs: SOURCE_DIR, BINARY_DIR, WORK_DIR, GENERATOR.
 file(REMOVE_RECURSE ${WORK_DIR})
 set(no_sqlite -DCMAKE_DISABLE_FIND_PACKAGE_SQLite3=ON)  # as on a machine without SQLite
@@ -45,7 +47,7 @@ endif()
 string(REGEX REPLACE "^," "" components "${components}")
 step("configuring the importing project"
      COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/cmake_import -B ${WORK_DIR}/build -G ${GENERATOR}
-             -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release -DTETHER_EXPECT_SQLITE=${expect_sqlite}
+             -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE= -DTETHER_EXPECT_SQLITE=${expect_sqlite}
              -DTETHER_EXPECT_HTTP=${expect_http} -DTETHER_COMPONENTS=${components})
 step("building the importing project" COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 step("the importing program" COMMAND ${WORK_DIR}/build/import_check OUTPUT out)
@@ -59,7 +61,7 @@ endif()
 set(sub ${SOURCE_DIR}/tests/cmake_import/add_subdirectory)
 step("configuring the core-only add_subdirectory project"
      COMMAND ${CMAKE_COMMAND} -S ${sub} -B ${WORK_DIR}/subdirectory -G ${GENERATOR}
-             -DTETHER_SOURCE_DIR=${SOURCE_DIR} -DCMAKE_BUILD_TYPE=Release ${no_sqlite}
+             -DTETHER_SOURCE_DIR=${SOURCE_DIR} -DCMAKE_BUILD_TYPE= ${no_sqlite}
      OUTPUT out)
 if(NOT out MATCHES "tether::sqlite not built \\(TETHER_SQLITE=OFF\\)")
   message(FATAL_ERROR "TETHER_SQLITE=OFF did not say that tether::sqlite is skipped:\n${out}")
