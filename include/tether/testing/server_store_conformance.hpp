@@ -112,39 +112,8 @@ std::string show(const std::vector<T>& v) {
 }
 
 /// The failures of one `check_server_store` run, and the rule being checked.
-class server_store_run {
+class server_store_run : public rule_run {
 public:
-    std::vector<conformance_failure> failures;
-    std::string rule;
-
-    /// Notes a failure of the current rule.
-    void fail(std::string what) { failures.push_back({rule, std::move(what)}); }
-
-    /// Notes `what` unless `cond`; returns `cond`.
-    bool expect(bool cond, std::string what) {
-        if (!cond) fail(std::move(what));
-        return cond;
-    }
-
-    /// Notes a failure if `r` is an error; true if it is a value.
-    template <class T>
-    bool ok(const result<T>& r, std::string_view doing) {
-        if (r) return true;
-        fail(std::string{doing} + " failed: " + r.error().message);
-        return false;
-    }
-
-    /// The record `r` holds, or a failure (absent, or an error) and nullopt.
-    std::optional<server::stored_record> present(const result<std::optional<server::stored_record>>& r,
-                                                 std::string_view doing) {
-        if (!ok(r, doing)) return std::nullopt;
-        if (!r->has_value()) {
-            fail(std::string{doing} + " found nothing");
-            return std::nullopt;
-        }
-        return **r;
-    }
-
     /// True if `r` is a value holding nothing.
     bool absent(const result<std::optional<server::stored_record>>& r, std::string_view doing) {
         if (!ok(r, doing)) return false;

@@ -174,39 +174,8 @@ std::string record_difference(const record<E>& want, const record<E>& got) {
 }
 
 /// The failures of one `check_storage` run, and the rule being checked.
-class storage_run {
+class storage_run : public rule_run {
 public:
-    std::vector<conformance_failure> failures;
-    std::string rule;
-
-    /// Notes a failure of the current rule.
-    void fail(std::string what) { failures.push_back({rule, std::move(what)}); }
-
-    /// Notes `what` unless `cond`; returns `cond`.
-    bool expect(bool cond, std::string what) {
-        if (!cond) fail(std::move(what));
-        return cond;
-    }
-
-    /// Notes a failure if `r` is an error (`doing` says what was asked); true if it is a value.
-    template <class T>
-    bool ok(const result<T>& r, std::string_view doing) {
-        if (r) return true;
-        fail(std::string{doing} + " failed: " + r.error().message);
-        return false;
-    }
-
-    /// The record `r` holds, or a failure (absent, or an error) and nullopt.
-    template <class E>
-    std::optional<record<E>> present(const result<std::optional<record<E>>>& r, std::string_view doing) {
-        if (!ok(r, doing)) return std::nullopt;
-        if (!r->has_value()) {
-            fail(std::string{doing} + " found nothing");
-            return std::nullopt;
-        }
-        return **r;
-    }
-
     /// True if `got` is `want`, field for field; else a failure naming the first difference.
     template <class E>
     bool same(const record<E>& want, const record<E>& got, std::string_view doing) {

@@ -40,6 +40,42 @@ struct transport_conformance_options {
 
 namespace detail {
 
+/// The failures of one conformance run and the rule being checked: what the
+/// storage and server-store suites share.
+class rule_run {
+public:
+    std::vector<conformance_failure> failures;
+    std::string rule;
+
+    /// Notes a failure of the current rule.
+    void fail(std::string what) { failures.push_back({rule, std::move(what)}); }
+
+    /// Notes `what` unless `cond`; returns `cond`.
+    bool expect(bool cond, std::string what) {
+        if (!cond) fail(std::move(what));
+        return cond;
+    }
+
+    /// Notes a failure if `r` is an error (`doing` says what was asked); true if it is a value.
+    template <class T>
+    bool ok(const result<T>& r, std::string_view doing) {
+        if (r) return true;
+        fail(std::string{doing} + " failed: " + r.error().message);
+        return false;
+    }
+
+    /// The value `r` holds, or a failure (absent, or an error) and nullopt.
+    template <class T>
+    std::optional<T> present(const result<std::optional<T>>& r, std::string_view doing) {
+        if (!ok(r, doing)) return std::nullopt;
+        if (!r->has_value()) {
+            fail(std::string{doing} + " found nothing");
+            return std::nullopt;
+        }
+        return **r;
+    }
+};
+
 class conformance_run {
 public:
     conformance_run(transport_conformance_options o) : opt_(std::move(o)), ids_(opt_.seed) {}
