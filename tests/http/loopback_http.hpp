@@ -25,6 +25,7 @@ public:
     /// Options for a transport of the user `token`.
     [[nodiscard]] tether::http_options options(std::string token) const { return http_.options(std::move(token)); }
     [[nodiscard]] std::size_t requests() const { return http_.requests(); }
+    [[nodiscard]] int port() const { return http_.port(); }
 
 private:
     static void error_answer(httplib::Response& res, const tether::error& e) {
