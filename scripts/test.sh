@@ -1,26 +1,46 @@
 #!/usr/bin/env bash
 # Builds and runs tether's whole test suite: warnings-as-errors build with every
-# test (unit, integration, simulator, compile-fail, find_package import), then the
-# same suite under ASan+UBSan, and the tests that run threads under TSan (the
-# simulator with fewer seeds there). Each stage prints its wall time.
+# test (unit, integration, end to end against tether-server, simulator,
+# compile-fail, find_package import, the demo), then the same suite under
+# ASan+UBSan, the tests that run threads under TSan (the simulator and the fault
+# workload with fewer seeds there), and the fuzzers (clang, ASan+UBSan, 20 s
+# each). Each stage prints its wall time.
 # Usage: scripts/test.sh            (as root on a fresh Debian 12 machine)
 #        TETHER_SANITIZERS=0 scripts/test.sh   (skip the sanitizer builds)
+#        TETHER_FUZZ=0 scripts/test.sh         (skip the fuzzers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
 jobs=$(nproc)
+timings=()
 
-echo "== ci: -Wall -Wextra -Wpedantic -Werror, all tests"
-cmake --preset ci
-cmake --build --preset ci -j "$jobs"
-cmake --build --preset ci -j "$jobs" --target all_verify_interface_header_sets  # every header compiles alone
-ctest --preset ci -j "$jobs"
+# stage NAME COMMAND...: runs the command, remembers its wall time.
+stage() {
+  local name=$1 start=$SECONDS
+  shift
+  echo "== $name"
+  "$@"
+  timings+=("$name: $((SECONDS - start)) s")
+  echo "== $name took $((SECONDS - start)) s"
+}
 
+preset() {
+  local p=$1
+  shift
+  cmake --preset "$p"
+  cmake --build --preset "$p" -j "$jobs"
+  if [ "$p" = ci ]; then
+    cmake --build --preset ci -j "$jobs" --target all_verify_interface_header_sets  # every header compiles alone
+  fi
+  ctest --preset "$p" -j "$jobs" "$@"
+}
+
+stage deps scripts/deps.sh
+stage "ci (-Werror, every test)" preset ci
 if [ "${TETHER_SANITIZERS:-1}" != 0 ]; then
-  for preset in asan tsan; do
-    echo "== $preset"
-    cmake --preset "$preset"
-    cmake --build --preset "$preset" -j "$jobs"
-    ctest --preset "$preset" -j "$jobs" -E '^(compile_fail|cmake_import)'
-  done
+  stage "asan (ASan+UBSan)" preset asan -E '^(compile_fail|cmake_import)'
+  stage "tsan (threaded tests)" preset tsan
 fi
+if [ "${TETHER_FUZZ:-1}" != 0 ] && [ -x scripts/fuzz.sh ]; then
+  stage "fuzz (libFuzzer)" scripts/fuzz.sh
+fi
+printf '%s\n' "== wall time per stage:" "${timings[@]}"
