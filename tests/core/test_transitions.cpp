@@ -139,6 +139,109 @@ TEST_CASE("rebase_on_own_write takes the server's version as the base", "[transi
     CHECK(same.status == sync_status::synced);
 }
 
+TEST_CASE("remove_locally makes a delete waiting to go up, attempts afresh", "[transitions]") {
+    auto r = pending(Job{"memo", 1, ""});
+    r.status = sync_status::error;
+    r.attempts = 3;
+    r.next_attempt_at = t0 + 1min;
+    r.last_error = tether::error{tether::errc::transient, "down", 503, std::nullopt};
+    CHECK(tr::remove_locally(r, t0) == cause::remove);
+    CHECK(r.deleted);
+    CHECK(r.status == sync_status::pending_deletion);
+    CHECK(r.local_rev == 2);
+    CHECK(r.attempts == 0);
+    CHECK_FALSE(r.next_attempt_at);
+    CHECK_FALSE(r.last_error);
+    CHECK(r.updated_at == t0);
+}
+
+TEST_CASE("reset_failed puts a failed record or delete back in line", "[transitions]") {
+    auto r = pending(Job{"memo", 1, ""});
+    REQUIRE_FALSE(tr::fail_attempt(r, tether::error{tether::errc::invalid_argument, "no", 400, std::nullopt}, t0,
+                                   std::nullopt));
+    CHECK(tr::reset_failed(r, t0 + 1s) == cause::reset_failed);
+    CHECK(r.status == sync_status::pending);
+    CHECK(r.attempts == 0);
+    CHECK_FALSE(r.last_error);
+    CHECK(r.local_rev == 2);
+    CHECK(r.updated_at == t0 + 1s);
+    auto d = pending(Job{"memo", 1, ""});
+    d.deleted = true;
+    d.status = sync_status::failed;
+    CHECK(tr::reset_failed(d, t0) == cause::reset_failed);
+    CHECK(d.status == sync_status::pending_deletion);
+}
+
+TEST_CASE("pulled_new and take_pulled take the server's copy as it is", "[transitions]") {
+    const tether::local_id id = tether::local_id_generator{7}(t0);
+    const auto r = tr::pulled_new<Job>(id, "s1", Job{"memo", 4, "/srv"}, 9, t0);
+    CHECK(r.id == id);
+    CHECK(r.server_id == "s1");
+    CHECK(r.value == Job{"memo", 4, "/srv"});
+    CHECK(r.status == sync_status::synced);
+    CHECK(r.version == 9);
+    CHECK(r.local_rev == 0);
+    CHECK(r.created_at == t0);
+    CHECK(r.updated_at == t0);
+    auto held = r;
+    // A full resync takes a version below the local one.
+    CHECK(tr::take_pulled(held, Job{"memo", 5, "/srv"}, 3) == cause::pull);
+    CHECK(held.value == Job{"memo", 5, "/srv"});
+    CHECK(held.version == 3);
+}
+
+TEST_CASE("confirm_create adopts the server's id for an own create whose answer was lost", "[transitions]") {
+    auto r = pending(Job{"memo", 0, ""});
+    r.dirty = tether::field_set{"title"};
+    r.attempts = 1;
+    r.last_attempt_at = t0;
+    CHECK(tr::confirm_create(r, "s1", 4) == cause::pull_create_confirmed);
+    CHECK(r.server_id == "s1");
+    CHECK(r.version == 4);
+    CHECK(r.status == sync_status::synced);
+    CHECK(r.dirty.empty());
+    CHECK(r.attempts == 0);
+    CHECK(r.last_attempt_at == t0);
+}
+
+TEST_CASE("a full resync keeps local changes on the server's version, or forgets a lost server copy",
+          "[transitions]") {
+    auto kept = pending(Job{"memo", 2, ""});
+    kept.server_id = "s1";
+    kept.version = 8;
+    CHECK(tr::keep_changes_on(kept, 5) == cause::resync_changes_kept);
+    CHECK(kept.version == 5);
+    CHECK(kept.status == sync_status::pending);
+
+    auto lost = pending(Job{"memo", 2, ""});
+    lost.server_id = "s1";
+    lost.version = 8;
+    lost.dirty = tether::field_set{"progress"};
+    lost.status = sync_status::error;
+    lost.attempts = 2;
+    lost.last_attempt_at = t0;
+    lost.next_attempt_at = t0 + 1min;
+    CHECK(tr::forget_server_copy(lost, t0 + 2s) == cause::resync_unknown);
+    CHECK_FALSE(lost.server_id);
+    CHECK(lost.version == 0);
+    CHECK(lost.dirty.empty());
+    CHECK(lost.local_rev == 2);
+    CHECK_FALSE(lost.last_attempt_at);
+    CHECK(lost.status == sync_status::pending);
+    CHECK(lost.attempts == 0);
+    CHECK_FALSE(lost.next_attempt_at);
+    CHECK(lost.updated_at == t0 + 2s);
+
+    auto failed = pending(Job{"memo", 2, ""});
+    failed.server_id = "s1";
+    failed.status = sync_status::failed;
+    failed.attempts = 5;
+    CHECK(tr::forget_server_copy(failed, t0) == cause::resync_unknown);
+    CHECK(failed.status == sync_status::failed);
+    CHECK(failed.attempts == 5);
+    CHECK_FALSE(failed.server_id);
+}
+
 TEST_CASE("every cause has its own text", "[transitions]") {
     std::set<std::string_view> texts;
     for (int c = 0; c <= static_cast<int>(cause::merged_twin); ++c) {

@@ -11,6 +11,7 @@
 #include <tether/core/entity.hpp>
 #include <tether/core/error.hpp>
 #include <tether/core/field_set.hpp>
+#include <tether/core/ids.hpp>
 #include <tether/core/record.hpp>
 #include <tether/core/status.hpp>
 
@@ -43,6 +44,29 @@ void take_server_identity(record<E>& r, std::string_view server_id, std::uint64_
 template <class E>
 [[nodiscard]] bool wants_push(const record<E>& r) noexcept {
     return r.status == sync_status::pending || r.status == sync_status::pending_deletion;
+}
+
+/// @brief A local remove of a record the server may hold: it becomes a
+/// delete waiting to go up, with its attempts started afresh.
+template <class E>
+cause remove_locally(record<E>& r, timestamp now) noexcept {
+    r.deleted = true;
+    r.status = sync_status::pending_deletion;
+    r.local_rev += 1;
+    start_afresh(r);
+    r.updated_at = now;
+    return cause::remove;
+}
+
+/// @brief `reset_failed`: a `failed` record goes back in line (`pending`, or
+/// `pending_deletion` for a failed delete) with no attempts counted.
+template <class E>
+cause reset_failed(record<E>& r, timestamp now) noexcept {
+    r.status = r.deleted ? sync_status::pending_deletion : sync_status::pending;
+    start_afresh(r);
+    r.local_rev += 1;
+    r.updated_at = now;
+    return cause::reset_failed;
 }
 
 /// @brief A failed push attempt: counts it and, with a `delay` (the backoff's
@@ -95,6 +119,69 @@ cause applied(record<E>& r, const E& sent, std::optional<std::type_identity_t<E>
     }
     r.status = sync_status::pending;
     return replay ? cause::push_applied_replayed_changes : cause::push_applied_changed;
+}
+
+/// @brief A pulled record this device did not hold: `synced` at the server's
+/// version, under local id `id` (the server's, or a fresh one).
+template <class E>
+[[nodiscard]] record<E> pulled_new(const local_id& id, std::string_view server_id, std::type_identity_t<E> value,
+                                   std::uint64_t version, timestamp now) {
+    record<E> r;
+    r.id = id;
+    r.server_id = std::string{server_id};
+    r.value = std::move(value);
+    r.status = sync_status::synced;
+    r.version = version;
+    r.created_at = now;
+    r.updated_at = now;
+    return r;
+}
+
+/// @brief A pull replaces a `synced` record by the server's copy. The version
+/// is taken as it is: in a full resync it may be below the local one.
+template <class E>
+cause take_pulled(record<E>& r, std::type_identity_t<E> value, std::uint64_t version) {
+    r.value = std::move(value);
+    r.version = version;
+    return cause::pull;
+}
+
+/// @brief A pull shows the server holds this device's own create whose answer
+/// was lost (equal values): it is confirmed, `synced` under the server's id.
+template <class E>
+cause confirm_create(record<E>& r, std::string_view server_id, std::uint64_t version) {
+    r.server_id = std::string{server_id};
+    r.version = version;
+    r.status = sync_status::synced;
+    r.dirty.clear();
+    start_afresh(r);
+    return cause::pull_create_confirmed;
+}
+
+/// @brief A full resync met a record with local changes: they are kept, on
+/// the server's version (taken even when below the local one) as their base.
+template <class E>
+cause keep_changes_on(record<E>& r, std::uint64_t version) noexcept {
+    r.version = version;
+    return cause::resync_changes_kept;
+}
+
+/// @brief A full resync never saw the record's server id: the server lost it
+/// (restored from an older backup). It loses its server id and version and
+/// goes up again as a create; a `failed` one stays `failed` with its count.
+template <class E>
+cause forget_server_copy(record<E>& r, timestamp now) noexcept {
+    r.server_id.reset();
+    r.version = 0;
+    r.dirty.clear();
+    r.local_rev += 1;
+    r.last_attempt_at.reset();
+    if (r.status != sync_status::failed) {
+        r.status = sync_status::pending;
+        start_afresh(r);
+    }
+    r.updated_at = now;
+    return cause::resync_unknown;
 }
 
 /// @brief The server's current copy is this device's own earlier write (whose

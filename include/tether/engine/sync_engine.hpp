@@ -13,8 +13,11 @@
 #include <tether/core/record.hpp>
 #include <tether/core/result.hpp>
 #include <tether/core/status.hpp>
+#include <tether/core/transitions.hpp>
+#include <tether/engine/detail/context.hpp>
 #include <tether/engine/detail/effects.hpp>
-#include <tether/engine/detail/pull_run.hpp>
+#include <tether/engine/detail/pull.hpp>
+#include <tether/engine/detail/push.hpp>
 #include <tether/engine/change.hpp>
 #include <tether/engine/log.hpp>
 #include <tether/engine/report.hpp>
@@ -84,7 +87,7 @@ constexpr std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t epoch) noexce
 /// std::cout << jobs.health().value().pending << " pending\n";
 /// @endcode
 template <class Entity, class... Policies>
-class sync_engine {
+class sync_engine : private detail::pass_shell<Entity> {
     static_assert(entity<Entity>,
                   "tether::sync_engine<Entity, ...>: Entity must be a copyable, default-constructible Boost.Hana "
                   "Struct (or have nlohmann to_json/from_json) with a collection name (E::collection or "
@@ -247,15 +250,9 @@ public:
             if (before.deleted) return {};
             if (!may_exist_on_server(before)) return detail::erase_record(tx, fx, before, now, to_string(cause::remove));
             record_type after = before;
-            after.deleted = true;
-            after.status = sync_status::pending_deletion;
-            after.local_rev += 1;
-            after.attempts = 0;
-            after.next_attempt_at.reset();
-            after.last_error.reset();
-            after.updated_at = now;
+            const auto why = transitions::remove_locally(after, now);
             return detail::write_record(tx, fx, std::optional<sync_status>{before.status}, std::move(after), now,
-                                        to_string(cause::remove));
+                                        to_string(why));
             });
             if (removed) return removed;
             return remove_unreadable(tx, fx, id, std::move(removed).error());
@@ -283,14 +280,9 @@ public:
                                                                       ", not failed")};
             }
             record_type after = **found;
-            after.status = after.deleted ? sync_status::pending_deletion : sync_status::pending;
-            after.attempts = 0;
-            after.next_attempt_at.reset();
-            after.last_error.reset();
-            after.local_rev += 1;
-            after.updated_at = now;
+            const auto why = transitions::reset_failed(after, now);
             out = after;
-            return detail::write_record(tx, fx, *found, std::move(after), now, to_string(cause::reset_failed));
+            return detail::write_record(tx, fx, *found, std::move(after), now, to_string(why));
         });
         deliver(fx, done.has_value());
         if (!done) return unexpected{std::move(done).error()};
@@ -323,8 +315,8 @@ public:
         }
         h.state = state();
         h.cleanup_failures = cleanup_failures_.load(std::memory_order_relaxed);
-        h.unapplied = unapplied_.load(std::memory_order_relaxed);
-        h.resyncs = resyncs_.load(std::memory_order_relaxed);
+        h.unapplied = counters_.unapplied.load(std::memory_order_relaxed);
+        h.resyncs = counters_.resyncs.load(std::memory_order_relaxed);
         return h;
     }
 
@@ -399,14 +391,7 @@ public:
     /// Empty when pulls are not backing off.
     /// A clock set back before the failed pull ends the wait (as it makes a
     /// record in `error` due), so a clock change never stalls pulls for long.
-    [[nodiscard]] std::optional<timestamp> next_pull_at() const {
-        const auto at = pull_not_before_.load(std::memory_order_relaxed);
-        if (at == no_pull_backoff) return std::nullopt;
-        if (clock_.now().time_since_epoch().count() < pull_failed_at_.load(std::memory_order_relaxed)) {
-            return std::nullopt;
-        }
-        return timestamp{std::chrono::milliseconds{at}};
-    }
+    [[nodiscard]] std::optional<timestamp> next_pull_at() const { return pull_wait_.not_before(clock_.now()); }
 
     // ---- access to the policies -------------------------------------------------
 
@@ -419,78 +404,138 @@ public:
     /// @brief The engine's backoff policy.
     [[nodiscard]] const backoff_type& backoff() const noexcept { return backoff_; }
 
-    // ---- sync half (defined in engine/detail/sync.hpp) ---------------------------
+    // ---- sync half: the passes are in engine/detail/push.hpp and pull.hpp --------
 
     /// @brief Push local changes, then pull remote ones. Single-flight: while a
     /// sync runs, another call returns at once (`skip_reason::already_running`)
     /// and makes the running one go round once more before it ends.
-    result<sync_report> sync();
+    result<sync_report> sync() {
+        return single_flight([this](sync_report& rep) -> result<void> {
+            auto ctx = context();
+            if (auto p = take(detail::run_push(ctx), rep); !p) return p;
+            if (rep.failure) return {};
+            return take(detail::run_pull(ctx), rep);
+        });
+    }
     /// @brief Only the push half of `sync()` (same gating and single flight).
-    result<sync_report> push();
+    result<sync_report> push() {
+        return single_flight([this](sync_report& rep) {
+            auto ctx = context();
+            return take(detail::run_push(ctx), rep);
+        });
+    }
     /// @brief Only the pull half of `sync()` (same gating and single flight).
-    result<sync_report> pull();
+    result<sync_report> pull() {
+        return single_flight([this](sync_report& rep) {
+            auto ctx = context();
+            return take(detail::run_pull(ctx), rep);
+        });
+    }
 
 private:
-    // Sync half, defined in engine/detail/{sync,push,pull}.hpp.
-    /// What one push batch leads to: the next batch, a split of this one (too
-    /// large), or the end of the push run.
-    enum class push_step : std::uint8_t { go_on, split, stop };
-    /// How a failed attempt counts: by its error (retryable backs off, else the
-    /// record fails), always backing off (a whole batch refused), or final.
-    enum class attempt_kind : std::uint8_t { per_error, backs_off, final };
+    using context_type = detail::sync_context<Entity, store_type, transport_type, backoff_type, conflict_type,
+                                              clock_type, options_type>;
 
+    /// Runs `body` (one round of a sync call) while it asks for more, at most
+    /// `max_sync_rounds` times, unless offline, logged out or already running
+    /// (then the running call goes round once more). A run without failure that
+    /// ends with a rerun pending, or a failed one with a write waiting, fires the
+    /// sync-needed hook, so the app schedules another call.
     template <class Body>
-    result<sync_report> single_flight(Body body);
-    result<void> run_push(sync_report& rep);
-    result<push_step> push_batch(const std::vector<record_type>& picked, sync_report& rep);
-    result<void> mark_attempted(const std::vector<record_type>& sent);
-    result<push_step> settle_batch(const std::vector<push_op>& ops, const std::vector<record_type>& sent,
-                                   const std::vector<push_outcome>& outcomes, sync_report& rep);
-    result<void> run_pull(sync_report& rep);
-    result<void> fail_batch(const std::vector<record_type>& batch, const error& e, sync_report& rep);
-    [[nodiscard]] push_op make_op(const record_type& r) const;
-    void count_failure(record_type& r, const error& e, timestamp now, sync_report& rep, attempt_kind how);
-    std::string settle_conflict(record_type& after, const server_record& s, Entity server_value, sync_report& rep);
-    std::string take_applied(record_type& after, const push_op& op, const record_type& sent, const push_outcome& out,
-                             detail::effects<Entity>& fx);
-    template <class Tx>
-    result<void> merge_pulled_twin(Tx& tx, detail::effects<Entity>& fx, const local_id& id,
-                                   const std::string& server_id, timestamp now);
-    template <class Tx>
-    result<void> apply_outcome(Tx& tx, detail::effects<Entity>& fx, const push_op& op, const record_type& sent,
-                               const push_outcome& out, timestamp now, sync_report& rep);
-    result<std::string> load_pull_meta(detail::pull_run& run);
-    void begin_resync(detail::pull_run& run, const std::string& why);
-    result<void> finish_resync(detail::pull_run& run, sync_report& rep);
-    result<void> refetch(detail::pull_run& run, sync_report& rep);
-    void pull_failed(const error& e, sync_report& rep);
-    void pull_succeeded();
-    result<void> apply_page(detail::pull_run& run, const pull_page& page, sync_report& rep);
-    result<detail::creates_in_doubt> find_creates_in_doubt();
-    result<void> learn_creates_in_doubt(detail::pull_run& run, const server_record& s);
-    bool may_be_own_create(const detail::pull_run& run, const server_record& s) const;
-    result<void> skip_pulled(detail::effects<Entity>& fx, detail::pull_run& run, sync_report& rep,
-                             const std::string& server_id, const std::string& why, bool fetch_later);
-    void defer_pulled(detail::pull_run& run, const std::string& server_id);
-    template <class Tx>
-    result<void> apply_server_record(Tx& tx, detail::effects<Entity>& fx, detail::pull_run& run,
-                                     std::unordered_set<std::string>& in_page, const server_record& s, timestamp now,
-                                     sync_report& rep);
-    template <class Tx>
-    result<void> insert_pulled(Tx& tx, detail::effects<Entity>& fx, const server_record& s, Entity value,
-                               timestamp now, sync_report& rep);
-    template <class Tx>
-    result<void> merge_pulled(Tx& tx, detail::effects<Entity>& fx, const record_type& before, const server_record& s,
-                              Entity value, timestamp now, sync_report& rep, bool resync);
-    template <class Tx>
-    result<void> apply_tombstone(Tx& tx, detail::effects<Entity>& fx, detail::pull_run& run,
-                                 std::unordered_set<std::string>& in_page, const tombstone& t, timestamp now,
-                                 sync_report& rep);
-    void pause_unauthorized(const error& e, sync_report& rep);
-    result<void> ensure_device_id();
-    [[nodiscard]] bool is_own_write(const server_record& s) const;
-    std::string rebase_on_own_write(record_type& after, const server_record& s, const Entity& server_value);
-    [[nodiscard]] bool in_flight(const local_id& id) const;
+    result<sync_report> single_flight(Body body) {
+        sync_report rep;
+        if (!online_.load()) {
+            rep.skipped = skip_reason::offline;
+            return rep;
+        }
+        if (!authenticated_.load()) {
+            rep.skipped = skip_reason::unauthorized;
+            return rep;
+        }
+        if (running_.exchange(true)) {
+            rerun_.store(true);
+            rep.skipped = skip_reason::already_running;
+            return rep;
+        }
+        publish_state();
+        result<void> outcome;
+        int rounds = 0;
+        try {
+            do {
+                rerun_.store(false);
+                outcome = ensure_device_id();
+                if (outcome) outcome = body(rep);
+            } while (outcome && !rep.failure && rerun_.load() && online_.load() && authenticated_.load() &&
+                     ++rounds < detail::max_sync_rounds);
+        } catch (...) {
+            running_.store(false);
+            publish_state();
+            throw;
+        }
+        last_run_failed_.store(!outcome || rep.failure.has_value());
+        running_.store(false);
+        publish_state();
+        if (rerun_.load()) {
+            // After a failure, records back off and pulls wait for `next_pull_at()`
+            // (`rep.retry_at`), so a run the hook starts at once sends nothing to
+            // a server that is down.
+            if (auto h = hook(sync_needed_hook_)) (*h)();
+        }
+        if (!outcome) return unexpected{std::move(outcome).error()};
+        return rep;
+    }
+
+    /// What the passes work with; built for each round, after the device id.
+    context_type context() {
+        return context_type{store_,    transport_,  backoff_,  conflict_, clock_,    options_,
+                            device_id_, state_mutex_, in_flight_, counters_, pull_wait_, *this};
+    }
+
+    /// Adds what a pass did to the call's report: its counts, a rerun it asks
+    /// for, a 401 that pauses sync; returns the store error that ended it.
+    result<void> take(detail::pass_result done, sync_report& rep) {
+        detail::add_report(rep, done.report);
+        if (done.rerun) rerun_.store(true);
+        if (done.unauthorized) pause_unauthorized(*done.unauthorized, rep);
+        return std::move(done.status);
+    }
+
+    /// A 401: sync waits for `set_authenticated(true)`.
+    void pause_unauthorized(const error& e, sync_report& rep) {
+        authenticated_.store(false);
+        rep.failure = e;
+        log(log_level::warning, "server refused the credentials; sync paused until set_authenticated(true)");
+        publish_state();
+    }
+
+    /// This device's id, the `origin` of its pushes: read from the store's
+    /// metadata, or made and kept there, once, at the first sync.
+    result<void> ensure_device_id() {
+        if (!device_id_.empty()) return {};
+        auto stored = store_.get_meta(detail::device_id_key);
+        if (!stored) return unexpected{std::move(stored).error()};
+        if (*stored && !(*stored)->empty()) {
+            device_id_ = **stored;
+            return {};
+        }
+        auto id = next_id(clock_.now());
+        if (!id) return unexpected{std::move(id).error()};
+        std::string fresh = id->to_string();
+        auto saved = store_.transact([&](auto& tx) { return tx.set_meta(detail::device_id_key, fresh); });
+        if (!saved) return saved;
+        device_id_ = std::move(fresh);
+        return {};
+    }
+
+    // ---- what the passes ask of the engine (detail::pass_shell) -----------------
+
+    [[nodiscard]] bool may_sync() const override { return online_.load() && authenticated_.load(); }
+
+    /// A local id for a pulled record the server gives none.
+    [[nodiscard]] local_id fresh_id(timestamp now) override {
+        std::lock_guard lock{ids_mutex_};
+        return ids_(now);
+    }
 
     /// The body of `update`: `after` starts as a copy of `before` (or is the
     /// stored record itself, changed in place, when `put` is false).
@@ -573,7 +618,7 @@ private:
     }
 
     /// Logs, once each, the records the store found it cannot decode.
-    void report_unreadable() {
+    void report_unreadable() override {
         if constexpr (reports_unreadable<store_type, Entity>) {
             auto found = store_.unreadable();
             if (!found) return;
@@ -614,7 +659,7 @@ private:
         return slot;
     }
 
-    void log(log_level level, std::string_view message) const {
+    void log(log_level level, std::string_view message) const override {
         if (auto h = hook(log_hook_)) {
             (*h)(level, message);
         } else if (level >= log_level::warning) {
@@ -627,7 +672,7 @@ private:
     /// and warnings are reported. A write that joined an enclosing transaction
     /// (a store offering `defer_until_commit`) is heard of when that commits,
     /// and never if it rolls back.
-    void deliver(detail::effects<Entity>& fx, bool committed) {
+    void deliver(detail::effects<Entity>& fx, bool committed) override {
         if constexpr (deferring_store<store_type>) {
             if (committed && (!fx.transitions.empty() || !fx.changes.empty() || !fx.erased.empty())) {
                 auto later = std::make_shared<detail::effects<Entity>>();
@@ -701,7 +746,7 @@ private:
     }
 
     /// Effects for one transaction, building only what someone listens to.
-    [[nodiscard]] detail::effects<Entity> make_effects() const {
+    [[nodiscard]] detail::effects<Entity> make_effects() const override {
         detail::effects<Entity> fx;
         fx.want_changes = !watchers_->empty();
         fx.want_erased = has_cleanup_hook_.load(std::memory_order_acquire);
@@ -738,8 +783,7 @@ private:
     local_id_generator ids_;
     std::optional<error> ids_error_;  // set once at construction: the restart counter could not be kept
 
-    std::size_t handled_still_due_ = 0;       // push bookkeeping; only the running sync touches it
-    std::string device_id_;                   // this device's push origin (kept in storage meta); sync only
+    std::string device_id_;                   // this device's push origin: set once, at the first sync
     mutable std::mutex state_mutex_;          // guards in_flight_ and backoff_ (its jitter state)
     std::set<local_id> in_flight_;
     std::set<local_id> reported_unreadable_;  // logged once each (guarded by state_mutex_)
@@ -750,12 +794,8 @@ private:
     std::atomic<bool> last_run_failed_{false};
     std::atomic<engine_state> last_published_{engine_state::idle};
     std::atomic<std::uint64_t> cleanup_failures_{0};
-    std::atomic<std::uint64_t> unapplied_{0};                   // pulled items not applied, since start
-    std::atomic<std::uint64_t> resyncs_{0};                     // full resyncs, since start
-    static constexpr std::int64_t no_pull_backoff = std::numeric_limits<std::int64_t>::min();
-    std::atomic<std::int64_t> pull_not_before_{no_pull_backoff};  // ms since the epoch; pulls wait until then
-    std::atomic<std::int64_t> pull_failed_at_{0};               // ms since the epoch of the failed pull
-    std::atomic<std::uint32_t> pull_failures_{0};               // failed pulls in a row
+    detail::sync_counters counters_;   // pulled items not applied, full resyncs: since start
+    detail::pull_backoff pull_wait_;   // pulls wait after failed ones
     std::atomic<bool> has_transition_hook_{false};
     std::atomic<bool> has_cleanup_hook_{false};
     std::atomic<bool> has_sync_needed_hook_{false};
@@ -788,4 +828,3 @@ using memory_engine = sync_engine<Entity, memory_storage, loopback_transport>;
 
 }  // namespace tether
 
-#include <tether/engine/detail/sync.hpp>

@@ -1,7 +1,7 @@
 #pragma once
 
-// What one pull run of tether::sync_engine knows beyond its pages, and the
-// metadata keys it keeps. Not a public entry point.
+// What one pull run knows beyond its pages, and the metadata keys it keeps.
+// Not a public entry point.
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
@@ -14,6 +14,8 @@
 namespace tether {
 
 namespace detail {
+/// The storage key of the pull cursor.
+inline constexpr std::string_view pull_cursor_key = "pull_cursor";
 /// The storage key of the server ids to fetch again (items skipped by a pull).
 inline constexpr std::string_view refetch_key = "pull_refetch";
 /// The storage key of a full resync under way ("1"): pull from the start, and
@@ -31,7 +33,7 @@ struct creates_in_doubt {
     bool failed = false;    // some gave up (failed): they settle only after reset_failed
 };
 
-/// What one pull run knows beyond its pages (see `sync_engine::run_pull`).
+/// What one pull run knows beyond its pages (see `run_pull`).
 struct pull_run {
     bool feed = true;
     bool resync = false;                     // a full resync is under way
@@ -42,6 +44,17 @@ struct pull_run {
     std::unordered_set<std::string> seen;    // every server id a resync saw
     std::optional<creates_in_doubt> doubt;   // this device's creates whose answer was lost (asked once per run)
     bool fetching = false;                   // the record being applied came from a fetch, not a page
+
+    /// Keeps a server id to fetch again at a later pull (at most `max_refetch`).
+    void defer(const std::string& server_id) {
+        if (server_id.empty() || refetch.size() >= max_refetch) return;
+        refetch_changed |= refetch.insert(server_id).second;
+        deferred.insert(server_id);
+    }
+    /// The server id came and applied (or is gone): no longer fetched again.
+    void drop_refetch(const std::string& server_id) {
+        if (refetch.erase(server_id) > 0) refetch_changed = true;
+    }
 };
 
 inline std::set<std::string> parse_refetch(const std::optional<std::string>& text) {

@@ -1,63 +1,82 @@
 #pragma once
 
-// The push half of tether::sync_engine: batches, outcomes, failures.
-// Included from engine/detail/sync.hpp; not a public entry point.
-#include <tether/engine/sync_engine.hpp>
+// The push pass: pick the due records in batches, mark them in flight, send
+// each batch, split one refused as too large, count a batch that failed as a
+// whole. What the server said of each record is settled in outcome.hpp.
+// Reading order of the sync half: push.hpp, outcome.hpp, conflict.hpp,
+// pull.hpp, resync.hpp. Not a public entry point.
+#include <tether/core/entity.hpp>
+#include <tether/core/error.hpp>
+#include <tether/core/ids.hpp>
+#include <tether/core/record.hpp>
+#include <tether/core/result.hpp>
+#include <tether/engine/detail/context.hpp>
+#include <tether/engine/detail/outcome.hpp>
+#include <tether/transport/transport.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <set>
+#include <cstddef>
+#include <span>
 #include <string>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
-namespace tether {
+namespace tether::detail {
 
-// ---- push -------------------------------------------------------------------------
+/// @brief The push pass: sends every due record at most once, in batches of
+/// `options.push_batch` (0: the transport's `max_batch()`, which also caps it),
+/// while sync may go on. Stops at the first batch that fails as a whole.
+template <class Ctx>
+[[nodiscard]] pass_result run_push(Ctx& ctx) {
+    pass_result out;
+    push_run run;
+    out.status = push_batches(ctx, run, out);
+    return out;
+}
 
-template <class Entity, class... Policies>
-result<void> sync_engine<Entity, Policies...>::run_push(sync_report& rep) {
-    const std::size_t max_batch = std::max<std::size_t>(1, transport_.max_batch());
-    std::size_t batch = options_.push_batch ? std::min(options_.push_batch, max_batch) : max_batch;
-    // Each record goes up at most once per run; those still due after their
-    // outcome (edited during the push) are skipped, so ask for that many more.
-    if (auto d = ensure_device_id(); !d) return d;
-    std::unordered_set<local_id> handled;
-    handled_still_due_ = 0;
-    while (online_.load() && authenticated_.load()) {
-        auto due = store_.due(clock_.now(), batch + handled_still_due_);
+/// The batches of one push run, each picked from what is due now.
+template <class Ctx>
+result<void> push_batches(Ctx& ctx, push_run& run, pass_result& out) {
+    using record_type = typename Ctx::record_type;
+    const std::size_t max_batch = std::max<std::size_t>(1, ctx.transport.max_batch());
+    std::size_t batch = ctx.options.push_batch ? std::min(ctx.options.push_batch, max_batch) : max_batch;
+    while (ctx.shell.may_sync()) {
+        // Records handled in this run and still due (edited during the push)
+        // are skipped: ask for that many more.
+        auto due = ctx.store.due(ctx.clock.now(), batch + run.handled_still_due);
         if (!due) return unexpected{std::move(due).error()};
-        report_unreadable();
+        ctx.shell.report_unreadable();
         std::vector<record_type> picked;
         for (auto& r : *due) {
             if (picked.size() == batch) break;
-            if (!handled.contains(r.id)) picked.push_back(std::move(r));
+            if (!run.handled.contains(r.id)) picked.push_back(std::move(r));
         }
         if (picked.empty()) return {};
-        for (const auto& r : picked) handled.insert(r.id);
-        auto step = push_batch(picked, rep);
+        for (const auto& r : picked) run.handled.insert(r.id);
+        auto step = push_batch(ctx, run, picked, out);
         if (!step) return unexpected{std::move(step).error()};
         if (*step == push_step::stop) return {};
         if (*step == push_step::split) {
             // Refused as too large: the same records go again in halves.
-            for (const auto& r : picked) handled.erase(r.id);
+            for (const auto& r : picked) run.handled.erase(r.id);
             batch = std::max<std::size_t>(1, picked.size() / 2);
         }
     }
     return {};
 }
 
-template <class Entity, class... Policies>
-result<typename sync_engine<Entity, Policies...>::push_step> sync_engine<Entity, Policies...>::push_batch(
-    const std::vector<record_type>& picked, sync_report& rep) {
+/// One batch: marked in flight, re-read, sent with no lock held, settled.
+template <class Ctx>
+result<push_step> push_batch(Ctx& ctx, push_run& run, const std::vector<typename Ctx::record_type>& picked,
+                             pass_result& out) {
+    using record_type = typename Ctx::record_type;
     std::vector<local_id> ids;
     ids.reserve(picked.size());
     for (const auto& r : picked) ids.push_back(r.id);
-    {
-        std::lock_guard lock{state_mutex_};
-        in_flight_.insert(ids.begin(), ids.end());
-    }
-    detail::in_flight_guard<std::mutex, std::set<local_id>, std::vector<local_id>> guard{state_mutex_, in_flight_, ids};
+    const in_flight_mark<Ctx, std::vector<local_id>> mark{ctx, ids};
     // Re-read now that the records are marked in flight: a remove() that ran
     // before the mark may have erased a never-sent record, and an edit may have
     // landed since `due` was read. From here on, remove() of these records only
@@ -67,36 +86,70 @@ result<typename sync_engine<Entity, Policies...>::push_step> sync_engine<Entity,
     ops.reserve(picked.size());
     sent.reserve(picked.size());
     for (const auto& r : picked) {
-        auto fresh = store_.get(r.id);
+        auto fresh = ctx.store.get(r.id);
         if (!fresh) return unexpected{std::move(fresh).error()};
-        if (!*fresh || !is_due(**fresh, clock_.now())) continue;
-        ops.push_back(make_op(**fresh));
+        if (!*fresh || !is_due(**fresh, ctx.clock.now())) continue;
+        ops.push_back(make_op(ctx, **fresh));
         sent.push_back(std::move(**fresh));
     }
     if (ops.empty()) return push_step::go_on;
-    if (auto m = mark_attempted(sent); !m) return unexpected{std::move(m).error()};
-    auto outcomes = transport_.push(collection_of<Entity>(), std::span<const push_op>{ops});  // no lock held
+    if (auto m = mark_attempted(ctx, sent); !m) return unexpected{std::move(m).error()};
+    using entity_type = typename Ctx::entity_type;
+    auto outcomes = ctx.transport.push(collection_of<entity_type>(), std::span<const push_op>{ops});  // no lock held
     if (outcomes && outcomes->size() != ops.size()) {
         outcomes = unexpected{make_error(errc::protocol, "server answered " + std::to_string(outcomes->size()) +
                                                              " outcomes for " + std::to_string(ops.size()) + " ops")};
     }
     if (!outcomes) {
         if (outcomes.error().code == errc::too_large && ops.size() > 1) return push_step::split;
-        if (auto f = fail_batch(sent, outcomes.error(), rep); !f) return unexpected{std::move(f).error()};
+        if (auto f = fail_batch(ctx, run, sent, outcomes.error(), out); !f) return unexpected{std::move(f).error()};
         return push_step::stop;
     }
-    return settle_batch(ops, sent, *outcomes, rep);
+    return settle_batch(ctx, run, ops, sent, *outcomes, out);
 }
 
-template <class Entity, class... Policies>
-result<void> sync_engine<Entity, Policies...>::mark_attempted(const std::vector<record_type>& sent) {
-    // A create may reach the server even if the app dies before its outcome is stored:
-    // mark it attempted first, so that a remove() after a restart goes to the server.
+/// The op that pushes `r`: a `remove` for a delete, a `create` with the whole
+/// value before the server knows it, else an `update` of the dirty fields (the
+/// whole value if none are noted), based on the version last seen.
+template <class Ctx>
+[[nodiscard]] push_op make_op(const Ctx& ctx, const typename Ctx::record_type& r) {
+    using entity_type = typename Ctx::entity_type;
+    push_op op;
+    op.origin = std::string{ctx.device_id};
+    op.id = r.id;
+    op.server_id = r.server_id;
+    op.base_version = r.version;
+    if (r.deleted) {
+        op.kind = op_kind::remove;
+    } else if (!r.server_id) {
+        op.kind = op_kind::create;
+        op.value = entity_ops<entity_type>::to_json(r.value);
+    } else {
+        op.kind = op_kind::update;
+        auto full = entity_ops<entity_type>::to_json(r.value);
+        if (r.dirty.empty()) {
+            op.value = std::move(full);
+        } else {
+            op.value = nlohmann::json::object();
+            for (const auto& f : r.dirty) {
+                if (auto it = full.find(f); it != full.end()) op.value[f] = *it;
+            }
+        }
+    }
+    return op;
+}
+
+/// A create may reach the server even if the app dies before its outcome is
+/// stored: it is marked attempted first, so that a remove() after a restart
+/// goes to the server.
+template <class Ctx>
+result<void> mark_attempted(Ctx& ctx, const std::vector<typename Ctx::record_type>& sent) {
+    using record_type = typename Ctx::record_type;
     if (std::none_of(sent.begin(), sent.end(), [](const record_type& r) { return !r.server_id && !r.last_attempt_at; })) {
         return {};
     }
-    const auto sent_at = clock_.now();
-    return store_.transact([&](auto& tx) -> result<void> {
+    const auto sent_at = ctx.clock.now();
+    return ctx.store.transact([&](auto& tx) -> result<void> {
         for (const auto& r : sent) {
             if (r.server_id || r.last_attempt_at) continue;
             auto cur = tx.get(r.id);
@@ -110,143 +163,39 @@ result<void> sync_engine<Entity, Policies...>::mark_attempted(const std::vector<
     });
 }
 
-template <class Entity, class... Policies>
-result<typename sync_engine<Entity, Policies...>::push_step> sync_engine<Entity, Policies...>::settle_batch(
-    const std::vector<push_op>& ops, const std::vector<record_type>& sent, const std::vector<push_outcome>& outcomes,
-    sync_report& rep) {
-    const auto now = clock_.now();
-    auto fx = make_effects();
-    std::optional<error> unauthorized;
-    auto done = store_.transact([&](auto& tx) -> result<void> {
-        for (std::size_t i = 0; i < ops.size(); ++i) {
-            const auto& out = outcomes[i];
-            if (out.outcome == push_outcome::kind::rejected && out.failure.code == errc::unauthorized) {
-                unauthorized = out.failure;  // not the record's fault: no attempt is counted
-                ++handled_still_due_;
-                continue;
-            }
-            // One record's outcome that cannot be stored never rolls back the others.
-            if (auto a = apply_outcome(tx, fx, ops[i], sent[i], out, now, rep); !a) {
-                if (a.error().code != errc::invalid_state) return a;  // the store itself failed
-                fx.warnings.push_back("outcome of " + ops[i].id.to_string() + " not applied: " + a.error().message);
-                ++handled_still_due_;
-            }
-        }
-        return {};
-    });
-    deliver(fx, done.has_value());
-    if (!done) return unexpected{std::move(done).error()};
-    if (unauthorized) {
-        pause_unauthorized(*unauthorized, rep);
-        return push_step::stop;
-    }
-    return push_step::go_on;
-}
-
-template <class Entity, class... Policies>
-result<void> sync_engine<Entity, Policies...>::fail_batch(const std::vector<record_type>& batch, const error& e,
-                                                          sync_report& rep) {
+/// The transport's call failed as a whole. A 401 pauses sync, counting
+/// nothing; `offline` (the request never left) counts no attempt; anything
+/// else counts a failed attempt on every record of the batch, re-read in the
+/// transaction, and backs off: a whole batch refused for good (400, 403) says
+/// nothing of any one record. Only a record too large alone fails at once.
+template <class Ctx>
+result<void> fail_batch(Ctx& ctx, push_run& run, const std::vector<typename Ctx::record_type>& batch, const error& e,
+                        pass_result& out) {
+    using record_type = typename Ctx::record_type;
     if (e.code == errc::unauthorized) {
-        pause_unauthorized(e, rep);
+        out.unauthorized = e;
         return {};
     }
-    rep.failure = e;
-    if (e.code == errc::offline) return {};  // the request never left: not an attempt
-    // A whole batch refused for good (400, 403) says nothing of any one record:
-    // each counts an attempt and backs off; only a record too large alone fails.
+    out.report.failure = e;
+    if (e.code == errc::offline) return {};
     const bool give_up_now = e.code == errc::too_large;
-    const auto now = clock_.now();
-    auto fx = make_effects();
-    auto done = store_.transact([&](auto& tx) -> result<void> {
+    const auto now = ctx.clock.now();
+    auto fx = ctx.shell.make_effects();
+    auto done = ctx.store.transact([&](auto& tx) -> result<void> {
         for (const auto& picked : batch) {
             auto cur = tx.get(picked.id);
             if (!cur) return unexpected{std::move(cur).error()};
             if (!*cur) continue;
             record_type after = **cur;
-            count_failure(after, e, now, rep, give_up_now ? attempt_kind::final : attempt_kind::backs_off);
-            if (is_due(after, now)) ++handled_still_due_;
+            count_failure(ctx, after, e, now, out, give_up_now ? attempt_kind::final : attempt_kind::backs_off);
+            if (is_due(after, now)) ++run.handled_still_due;
             const std::string why = std::string{to_string(cause::push_failed)} + ": " + std::string{to_string(e.code)};
-            if (auto w = detail::write_record(tx, fx, *cur, std::move(after), now, why); !w) return w;
+            if (auto w = write_record(tx, fx, *cur, std::move(after), now, why); !w) return w;
         }
         return {};
     });
-    deliver(fx, done.has_value());
+    ctx.shell.deliver(fx, done.has_value());
     return done;
 }
 
-template <class Entity, class... Policies>
-template <class Tx>
-result<void> sync_engine<Entity, Policies...>::apply_outcome(Tx& tx, detail::effects<Entity>& fx, const push_op& op,
-                                                             const record_type& sent, const push_outcome& out,
-                                                             timestamp now, sync_report& rep) {
-    if (out.outcome != push_outcome::kind::rejected && op.kind == op_kind::create) {
-        if (auto m = merge_pulled_twin(tx, fx, op.id, out.record.server_id, now); !m) return m;
-    }
-    auto cur = tx.get(op.id);
-    if (!cur) return unexpected{std::move(cur).error()};
-    if (!*cur) return {};  // cannot happen while in flight; nothing to settle
-    const record_type& before = **cur;
-    record_type after = before;
-    std::string why;
-    switch (out.outcome) {
-        case push_outcome::kind::applied:
-            ++rep.pushed;
-            if (op.kind == op_kind::remove) {
-                ++rep.removed;
-                return detail::erase_record(tx, fx, before, now, to_string(cause::push_deleted_on_server));
-            }
-            why = take_applied(after, op, sent, out, fx);
-            if (after.status == sync_status::synced) after.updated_at = now;
-            break;
-        case push_outcome::kind::conflict: {
-            auto v = entity_ops<Entity>::from_json(out.record.value);
-            if (!v) {
-                count_failure(after, v.error(), now, rep, attempt_kind::backs_off);
-                why = to_string(cause::push_conflict_unreadable);
-                break;
-            }
-            if (op.kind != op_kind::create && is_own_write(out.record)) {
-                why = rebase_on_own_write(after, out.record, *v);
-                break;
-            }
-            why = settle_conflict(after, out.record, std::move(*v), rep);
-            after.updated_at = now;
-            break;
-        }
-        case push_outcome::kind::rejected:
-            if (out.failure.code == errc::not_found) {
-                // The server has no such record: a delete is done; an edit met a server-side deletion.
-                if (op.kind != op_kind::remove) ++rep.conflicts;
-                ++rep.removed;
-                return detail::erase_record(tx, fx, before, now,
-                                            op.kind == op_kind::remove ? "push applied: already deleted on server"
-                                                                       : "deleted on server");
-            }
-            count_failure(after, out.failure, now, rep, attempt_kind::per_error);
-            why = std::string{to_string(cause::push_rejected)} + ": " + std::string{to_string(out.failure.code)};
-            break;
-    }
-    if (is_due(after, now)) ++handled_still_due_;
-    return detail::write_record(tx, fx, *cur, std::move(after), now, why);
-}
-
-template <class Entity, class... Policies>
-std::string sync_engine<Entity, Policies...>::take_applied(record_type& after, const push_op& op,
-                                                           const record_type& sent, const push_outcome& out,
-                                                           detail::effects<Entity>& fx) {
-    auto answer = entity_ops<Entity>::from_json(out.record.value);
-    if (!answer) {
-        fx.warnings.push_back("server value of " + op.id.to_string() + " does not fit: " + answer.error().message +
-                              "; keeping the local value");
-    }
-    // A create sent before (its answer lost) may be answered with the earlier
-    // copy by a server that does not say `replayed`: treated as a replay too, so
-    // no edit made since is lost; a first create is taken as it is.
-    const bool replay = op.kind == op_kind::create && (out.replayed || sent.last_attempt_at.has_value());
-    const auto why = transitions::applied(after, sent.value, answer ? std::optional<Entity>{std::move(*answer)} : std::nullopt,
-                                          replay, out.record.server_id, out.record.version);
-    if (transitions::wants_push(after)) rerun_.store(true);
-    return std::string{to_string(why)};
-}
-
-}  // namespace tether
+}  // namespace tether::detail

@@ -1,114 +1,78 @@
 #pragma once
 
-// The end of a pull run of tether::sync_engine: finishing a full resync, and
-// fetching again the items earlier pages could not apply.
-// Included from engine/detail/sync.hpp; not a public entry point.
-#include <tether/engine/sync_engine.hpp>
+// Full resyncs of the pull pass: begun when the server no longer knows the
+// cursor or went back in time, finished when the last page is in. Read with
+// pull.hpp. Not a public entry point.
+#include <tether/core/cause.hpp>
+#include <tether/core/result.hpp>
+#include <tether/core/transitions.hpp>
+#include <tether/engine/detail/context.hpp>
+#include <tether/engine/detail/effects.hpp>
+#include <tether/engine/detail/pull_run.hpp>
 
 #include <string>
-#include <unordered_set>
+#include <utility>
 #include <vector>
 
-namespace tether {
+namespace tether::detail {
 
-template <class Entity, class... Policies>
-result<void> sync_engine<Entity, Policies...>::finish_resync(detail::pull_run& run, sync_report& rep) {
-    // Every live record and tombstone came again. A record this device holds
-    // under a server id the server no longer knows was lost by the server (it
-    // was restored from a backup older than the record): it goes up again as a
-    // create, so no acknowledged write is lost. (A full-list server cannot tell
-    // a lost record from a deleted one: it deletes, as `missing` does.)
+/// Drops the cursor and keeps a flag in the store's metadata (a restart
+/// carries on), so everything is pulled again from the start.
+template <class Ctx>
+void begin_resync(Ctx& ctx, pull_run& run, const std::string& why) {
+    ctx.shell.log(log_level::warning, why + "; pulling everything again (local unsynced changes are kept)");
+    ctx.counters.resyncs.fetch_add(1, std::memory_order_relaxed);
+    run.resync = true;
+    run.back_in_time = false;
+    run.seen.clear();
+    auto saved = ctx.store.transact([&](auto& tx) -> result<void> {
+        if (auto m = tx.set_meta(resync_key, "1"); !m) return m;
+        return tx.set_meta(pull_cursor_key, "");
+    });
+    if (!saved) ctx.shell.log(log_level::error, "could not record the resync: " + saved.error().message);
+}
+
+/// Every live record and tombstone came again. A record this device holds
+/// under a server id the server no longer knows was lost by the server (it
+/// was restored from a backup older than the record): it goes up again as a
+/// create (`transitions::forget_server_copy`), so no acknowledged write is
+/// lost; a local delete of it is simply done. (A full-list server cannot tell
+/// a lost record from a deleted one: it deletes, as `apply_page` does.)
+template <class Ctx>
+result<void> finish_resync(Ctx& ctx, pull_run& run, pass_result& out) {
+    using record_type = typename Ctx::record_type;
     std::vector<record_type> lost;
     if (run.feed) {
-        auto all = store_.list();
+        auto all = ctx.store.list();
         if (!all) return unexpected{std::move(all).error()};
         for (auto& r : *all)
-            if (r.server_id && !run.seen.contains(*r.server_id) && !in_flight(r.id)) lost.push_back(std::move(r));
+            if (r.server_id && !run.seen.contains(*r.server_id) && !is_in_flight(ctx, r.id)) lost.push_back(std::move(r));
     }
-    const auto now = clock_.now();
-    auto fx = make_effects();
-    auto done = store_.transact([&](auto& tx) -> result<void> {
+    const auto now = ctx.clock.now();
+    auto fx = ctx.shell.make_effects();
+    auto done = ctx.store.transact([&](auto& tx) -> result<void> {
         for (const auto& r : lost) {
             auto cur = tx.get(r.id);
             if (!cur) return unexpected{std::move(cur).error()};
             if (!*cur || (*cur)->server_id != r.server_id) continue;
             if ((*cur)->deleted) {
-                ++rep.removed;
-                if (auto e = detail::erase_record(tx, fx, **cur, now, to_string(cause::resync_deleted_unknown)); !e) {
-                    return e;
-                }
+                ++out.report.removed;
+                if (auto e = erase_record(tx, fx, **cur, now, to_string(cause::resync_deleted_unknown)); !e) return e;
                 continue;
             }
             record_type after = **cur;
-            after.server_id.reset();
-            after.version = 0;
-            after.dirty.clear();
-            after.local_rev += 1;
-            after.last_attempt_at.reset();
-            if (after.status != sync_status::failed) {
-                after.status = sync_status::pending;
-                after.attempts = 0;
-                after.next_attempt_at.reset();
-                after.last_error.reset();
-            }
-            after.updated_at = now;
-            rerun_.store(true);
-            if (auto w = detail::write_record(tx, fx, *cur, std::move(after), now, to_string(cause::resync_unknown));
-                !w) {
-                return w;
-            }
+            const auto why = transitions::forget_server_copy(after, now);
+            out.rerun = true;  // it goes up again in the next round of this sync
+            if (auto w = write_record(tx, fx, *cur, std::move(after), now, to_string(why)); !w) return w;
         }
-        return tx.set_meta(detail::resync_key, "");
+        return tx.set_meta(resync_key, "");
     });
-    deliver(fx, done.has_value());
+    ctx.shell.deliver(fx, done.has_value());
     if (!lost.empty()) {
-        log(log_level::warning, std::to_string(lost.size()) + " records were unknown to the server after a resync");
+        ctx.shell.log(log_level::warning,
+                      std::to_string(lost.size()) + " records were unknown to the server after a resync");
     }
     return done;
 }
 
-template <class Entity, class... Policies>
-result<void> sync_engine<Entity, Policies...>::refetch(detail::pull_run& run, sync_report& rep) {
-    // One deferred by this run waits for the next one while a create in doubt
-    // may still settle by itself; else (only failed creates in doubt) it is
-    // fetched now: a server listing its full list would defer it again at
-    // every pull.
-    const bool settling = run.doubt && run.doubt->settling;
-    std::vector<std::string> todo;
-    for (const auto& sid : run.refetch) {
-        if (todo.size() == detail::refetch_per_pull) break;
-        if (!settling || !run.deferred.contains(sid)) todo.push_back(sid);
-    }
-    for (const auto& sid : todo) {
-        if (!online_.load() || !authenticated_.load()) break;
-        auto got = transport_.fetch(collection_of<Entity>(), sid);  // no lock held
-        if (!got && got.error().code == errc::not_found) {
-            run.refetch_changed |= run.refetch.erase(sid) > 0;
-            continue;
-        }
-        if (!got) break;  // try again at a later pull
-        if (got->server_id != sid) {
-            log(log_level::warning, "fetch of " + sid + " answered another record (" + got->server_id + ")");
-            break;
-        }
-        if (auto d = learn_creates_in_doubt(run, *got); !d) return d;
-        const auto now = clock_.now();
-        auto fx = make_effects();
-        auto done = store_.transact([&](auto& tx) -> result<void> {
-            std::unordered_set<std::string> alone;
-            run.fetching = true;
-            auto a = apply_server_record(tx, fx, run, alone, *got, now, rep);
-            run.fetching = false;
-            if (!a) return a;
-            if (!run.refetch_changed) return {};
-            return tx.set_meta(detail::refetch_key, detail::format_refetch(run.refetch));
-        });
-        deliver(fx, done.has_value());
-        if (!done) return done;
-        run.refetch_changed = false;
-    }
-    if (!run.refetch_changed) return {};
-    return store_.transact([&](auto& tx) { return tx.set_meta(detail::refetch_key, detail::format_refetch(run.refetch)); });
-}
-
-}  // namespace tether
+}  // namespace tether::detail
