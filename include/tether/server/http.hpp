@@ -198,6 +198,8 @@ private:
             // Read (or drain) any body first, so that a refused request leaves its connection in step.
             detail::body_read body;
             if (reader != nullptr) body = read_body_(req, *reader);
+            // What is left of a body not read to its end would be taken for the next request.
+            if (!body.ok) res.set_header("Connection", "close");
             const route r = route_request(req.method, req.target);
             if (r.to == endpoint::health) {
                 res.status = 200;
