@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -119,12 +120,14 @@ TEST_CASE("a face on a memory store: rate limit by the manual clock, one log ent
     tether::server::token_table tokens;
     REQUIRE(tokens.add("alice-secret", "alice"));
     std::mutex m;
+    std::condition_variable cv;
     std::vector<tether::server::access_entry> entries;
     tether::server::http_face_options o;
     o.rate_limit = 2;
     o.access_log = [&](const tether::server::access_entry& e) {
         std::lock_guard lock{m};
         entries.push_back(e);
+        cv.notify_all();
     };
     tether::server::http_face face{service, tether::server::authenticate_by(tokens), o, clock};
     httplib::Server http;
@@ -136,20 +139,35 @@ TEST_CASE("a face on a memory store: rate limit by the manual clock, one log ent
     while (!http.is_running() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
     REQUIRE(http.is_running());
 
+    // The server writes an entry after it has sent the answer, and may serve
+    // the next request on another thread (a new connection): wait for each
+    // entry before the next request, so that their order is the requests'.
+    auto logged = [&](std::size_t n) {
+        std::unique_lock lock{m};
+        return cv.wait_for(lock, 10s, [&] { return entries.size() >= n; });
+    };
     httplib::Client c{"127.0.0.1", port};
     const httplib::Headers alice{{"Authorization", "Bearer alice-secret"}};
     CHECK(c.Get("/v1/info", alice)->status == 200);
+    REQUIRE(logged(1));
     CHECK(c.Get("/v1/jobs/changes", alice)->status == 200);
+    REQUIRE(logged(2));
     auto limited = c.Get("/v1/info", alice);
     REQUIRE(limited);
     CHECK(limited->status == 429);
     CHECK(limited->get_header_value("Retry-After") == "1");
+    REQUIRE(logged(3));
     clock.advance(500ms);  // one request's worth
     CHECK(c.Get("/v1/info", alice)->status == 200);
+    REQUIRE(logged(4));
     CHECK(c.Get("/v1/info", alice)->status == 429);
+    REQUIRE(logged(5));
     CHECK(c.Get("/v1/info", {{"Authorization", "Bearer wrong-secret"}})->status == 401);
+    REQUIRE(logged(6));
     CHECK(c.Get("/elsewhere")->status == 404);
+    REQUIRE(logged(7));
     CHECK(c.Get("/healthz")->status == 200);
+    REQUIRE(logged(8));
 
     http.stop();
     serving.join();
