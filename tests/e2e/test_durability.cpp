@@ -64,7 +64,9 @@ TEST_CASE("SIGTERM finishes the pushes in flight, exits 0, and the database hold
     std::mutex m;
     std::condition_variable cv;
     std::set<std::string> acked;
-    std::atomic<bool> done{false};
+    std::vector<std::string> failures;  // why a writer stopped: after the SIGTERM, that is expected
+    std::atomic<bool> stopping{false};
+    int running = 2;
     auto writer = [&](std::uint64_t seed) {
         tether::http_transport t{server.options()};
         tether::local_id_generator ids{seed};
@@ -74,23 +76,36 @@ TEST_CASE("SIGTERM finishes the pushes in flight, exits 0, and the database hold
                 ops.push_back({tether::op_kind::create, ids(tether::timestamp{std::chrono::milliseconds{1'700'000'000'000 + batch}}),
                                std::nullopt, 0, {{"title", "t"}, {"n", batch}}, "writer"});
             auto out = t.push("jobs", ops);
-            if (!out) break;  // the server stopped
             std::lock_guard lock{m};
+            if (!out) {
+                if (!stopping) failures.push_back(out.error().message);
+                break;  // the server stopped (or failed: reported below)
+            }
             for (std::size_t i = 0; i < ops.size(); ++i)
                 if ((*out)[i].outcome == tether::push_outcome::kind::applied) acked.insert(ops[i].id.to_string());
             cv.notify_all();
         }
-        done = true;
+        std::lock_guard lock{m};
+        --running;
+        cv.notify_all();
     };
     std::thread a{writer, 11};
     std::thread b{writer, 12};
+    bool enough = false;
     {
         std::unique_lock lock{m};
-        REQUIRE(cv.wait_for(lock, std::chrono::seconds{60}, [&] { return acked.size() >= 40; }));
+        enough = cv.wait_for(lock, std::chrono::seconds{120}, [&] { return acked.size() >= 40 || running == 0; }) &&
+                 acked.size() >= 40;
     }
-    CHECK(server.stop() == 0);  // while both writers are pushing
+    stopping = true;
+    const int status = server.stop();  // while both writers are pushing
+    if (status != 0) UNSCOPED_INFO("tether-server's output:\n" << server.output());
+    CHECK(status == 0);
     a.join();
     b.join();
+    for (const auto& f : failures) UNSCOPED_INFO("a writer failed before the stop: " << f);
+    REQUIRE(enough);
+    CHECK(failures.empty());
     const auto held = records_in(server.db_path(), "jobs");
     std::size_t missing = 0;
     for (const auto& id : acked) missing += held.count(id) == 1 ? 0 : 1;
