@@ -1,0 +1,209 @@
+// tether-server: the reference server of wire protocol v1 (docs/server.md).
+//
+// The sync service over a SQLite file (tether::server::sqlite_store, WAL),
+// behind the HTTP face (tether::server::http_face) on cpp-httplib. Prints one
+// line, `listening on HOST:PORT`, once it accepts connections. SIGTERM or
+// SIGINT: stop accepting, finish the requests in flight, close the database,
+// exit 0. Signals are taken by sigwait on the main thread (blocked in every
+// thread before any starts), so no handler ever runs.
+#include <tether/server/http.hpp>
+#include <tether/server/sqlite_store.hpp>
+#include <tether/server/sync_service.hpp>
+
+#include <CLI/CLI.hpp>
+#include <httplib.h>
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace {
+
+struct endpoint {
+    std::string host;
+    int port = 0;
+};
+
+// `HOST:PORT` or `[V6]:PORT`; the port 0 to 65535.
+std::optional<endpoint> parse_listen(const std::string& text) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon + 1 == text.size()) return std::nullopt;
+    std::string host = text.substr(0, colon);
+    const std::string port = text.substr(colon + 1);
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    const int p = std::stoi(port);
+    if (p > 65535) return std::nullopt;
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.empty()) return std::nullopt;
+    return endpoint{host, p};
+}
+
+bool is_loopback(const std::string& host) {
+    if (host == "localhost") return true;
+    in_addr v4{};
+    if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    in6_addr v6{};
+    if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+    return false;
+}
+
+int fail(const std::string& why) {
+    std::cerr << "tether-server: " << why << std::endl;
+    return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // Every thread started from here on inherits this mask: the signals wait for sigwait below.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGUSR1);  // the listener thread's "I stopped"
+    if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) return fail("cannot block signals");
+
+    CLI::App app{"tether-server: the reference sync server of tether's wire protocol v1, over one SQLite file.\n"
+                 "Prints `listening on HOST:PORT` once it accepts connections; SIGTERM or SIGINT stops it\n"
+                 "cleanly (requests in flight finish, the database is closed, exit status 0)."};
+    std::string listen = "127.0.0.1:8787";
+    bool allow_remote = false;
+    std::string db_path;
+    std::string tokens_path;
+    std::string access_log_path;
+    tether::protocol::limits limits;
+    std::uint32_t rate_limit = 0;
+    int keep_alive = 5;
+    app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free port (the line printed says which)")
+        ->capture_default_str();
+    app.add_flag("--allow-remote", allow_remote,
+                 "allow a --listen address other than loopback. Off by default because tether-server speaks plain "
+                 "HTTP: bearer tokens and records would cross the network unencrypted. Put it behind a proxy that "
+                 "terminates TLS, and listen on loopback, instead");
+    app.add_option("--db", db_path, "the SQLite file of the server's records (created if missing; WAL mode); "
+                                    "`:memory:` keeps them in memory until exit")
+        ->required();
+    app.add_option("--tokens", tokens_path, "file of `token user` lines (blank lines and # comments skipped): "
+                                            "who each bearer token stands for")
+        ->required();
+    app.add_option("--max-body-bytes", limits.max_body_bytes, "largest request body, after gzip is undone (413 over it)")
+        ->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--max-ops", limits.max_ops, "most ops in one push (413 over it)")
+        ->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--max-depth", limits.max_depth, "deepest JSON nesting of a request body (413 over it)")
+        ->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--max-value-bytes", limits.max_value_bytes,
+                   "largest record value as JSON; a larger one is rejected alone inside the push's answer")
+        ->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--rate-limit", rate_limit, "requests a second per user, in bursts of as many (429 with "
+                                               "Retry-After over it); 0: no limit")
+        ->capture_default_str();
+    app.add_option("--access-log", access_log_path, "where the access log goes, one line per request: a FILE "
+                                                    "(appended to), or - for standard output; none if not given");
+    app.add_option("--keep-alive", keep_alive, "seconds an idle keep-alive connection is kept (also the longest "
+                                               "a stop waits for idle clients)")
+        ->capture_default_str()->check(CLI::Range(1, 300));
+    CLI11_PARSE(app, argc, argv);
+
+    const auto where = parse_listen(listen);
+    if (!where) return fail("--listen: expected HOST:PORT, got '" + listen + "'");
+    if (!is_loopback(where->host) && !allow_remote)
+        return fail("--listen " + listen + " is not a loopback address; tether-server speaks plain HTTP, so pass "
+                    "--allow-remote only behind a TLS-terminating proxy or on a trusted network");
+
+    auto tokens = tether::server::token_table::load(tokens_path);
+    if (!tokens) return fail(tokens.error().message);
+
+    std::ofstream log_file;
+    tether::server::http_face_options options;
+    options.limits = limits;
+    options.rate_limit = rate_limit;
+    tether::server::access_sink sink;
+    if (access_log_path == "-") {
+        sink = tether::server::stream_sink(std::cout);
+    } else if (!access_log_path.empty()) {
+        log_file.open(access_log_path, std::ios::app);
+        if (!log_file) return fail("--access-log: cannot open '" + access_log_path + "'");
+        sink = tether::server::stream_sink(log_file);
+    }
+    std::atomic<bool> ready{false};  // requests before the readiness line (a warm-up) are not logged
+    if (sink)
+        options.access_log = [&ready, sink](const tether::server::access_entry& e) {
+            if (ready.load(std::memory_order_acquire)) sink(e);
+        };
+
+    int status = 0;
+    {
+        auto store = tether::server::sqlite_store::open(db_path);
+        if (!store) return fail(store.error().message);
+        tether::server::sync_service<tether::server::sqlite_store> service{
+            std::move(*store), tether::server::service_limits_for(limits)};
+        tether::server::http_face face{service, tether::server::authenticate_by(std::move(*tokens)), options};
+        httplib::Server http;
+        face.mount(http);
+        http.set_keep_alive_timeout(keep_alive);
+
+        int port = where->port;
+        if (port == 0) port = http.bind_to_any_port(where->host);
+        else if (!http.bind_to_port(where->host, port)) port = -1;
+        if (port <= 0) return fail("cannot listen on " + listen);
+
+        std::atomic<bool> stopping{false};
+        std::thread listener{[&] {
+            http.listen_after_bind();
+            ::kill(::getpid(), SIGUSR1);  // wake the main thread, whatever the reason
+        }};
+        // A bounded poll: the socket is bound and listening; wait for the accept loop.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+        while (!http.is_running() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+        if (!http.is_running()) {
+            http.stop();
+            listener.join();
+            return fail("the server did not start accepting connections");
+        }
+#if defined(__SANITIZE_THREAD__)
+        // Debian's cpp-httplib is not built for ThreadSanitizer: state it sets up
+        // lazily on its first requests is published by synchronisation TSan cannot
+        // see inside it, so two workers serving their first requests at once are
+        // reported as a race with both stacks inside libcpp-httplib. One GET and
+        // one POST, each on a connection that closes, before any client's request
+        // take that first time out of the race (as tests/http/scripted_server.hpp does).
+        {
+            httplib::Client warm{where->host, port};
+            warm.set_keep_alive(false);
+            (void)warm.Get(std::string{tether::protocol::health_path});
+            (void)warm.Post(std::string{tether::protocol::health_path}, "{}", "application/json");
+        }
+#endif
+        ready.store(true, std::memory_order_release);
+        const std::string host = where->host.find(':') != std::string::npos ? "[" + where->host + "]" : where->host;
+        std::printf("listening on %s:%d\n", host.c_str(), port);
+        std::fflush(stdout);
+
+        int sig = 0;
+        while (sigwait(&signals, &sig) == 0) {
+            if (sig == SIGTERM || sig == SIGINT) {
+                stopping = true;
+                http.stop();  // stops accepting; the pool finishes what it serves, then listen returns
+                break;
+            }
+            if (sig == SIGUSR1 && !http.is_running()) break;  // the listener stopped by itself
+        }
+        listener.join();
+        if (!stopping) status = fail("the listener stopped unexpectedly");
+    }  // the face, the service and the store (the database) close here, after the last request
+    if (log_file.is_open()) log_file.close();
+    std::fflush(stdout);
+    return status;
+}

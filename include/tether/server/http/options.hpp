@@ -1,0 +1,56 @@
+#pragma once
+
+/// @file
+/// @brief `tether::server::http_face_options`: what an HTTP face of the sync
+/// service is configured by, and who a token stands for (target `tether::server_http`).
+#include <tether/protocol/limits.hpp>
+#include <tether/server/http/access_log.hpp>
+#include <tether/server/http/tokens.hpp>
+#include <tether/server/sync_service.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace tether::server {
+
+/// @brief Who a bearer token stands for: the user, or empty to refuse it (401).
+/// Called from the serving threads: it must be thread-safe.
+using authenticator = std::function<std::optional<std::string>(std::string_view token)>;
+
+/// @brief An authenticator that looks tokens up in `table` (a copy).
+[[nodiscard]] inline authenticator authenticate_by(token_table table) {
+    return [t = std::move(table)](std::string_view token) { return t.user_for(token); };
+}
+
+/// @brief The `service_limits` that agree with the protocol limits `l`: make the
+/// service with these, so that what `GET /v1/info` announces is what applies.
+[[nodiscard]] constexpr service_limits service_limits_for(const protocol::limits& l) noexcept {
+    return service_limits{l.max_ops, l.max_value_bytes};
+}
+
+/// @brief The settings of an `http_face`.
+struct http_face_options {
+    /// What one request may hold (docs/protocol.md, "Limits"): over
+    /// `max_body_bytes` (after gzip is undone), `max_ops` or `max_depth`, a
+    /// push is refused whole with 413 and nothing applies; an op whose value
+    /// is over `max_value_bytes` is rejected alone inside the 200 answer.
+    /// Announced by `GET /v1/info`.
+    protocol::limits limits{};
+    /// Items per changes page when the request names no `limit`.
+    std::size_t default_page = 100;
+    /// The most items a changes page holds, whatever `limit` asks.
+    std::size_t max_page = 1000;
+    /// Requests a second per user (bursts of as many); over it, 429 with
+    /// `Retry-After`. 0: no limit. Unauthenticated requests are refused
+    /// before they count.
+    std::uint32_t rate_limit = 0;
+    /// Where the access log goes (one entry per request); empty: nowhere.
+    access_sink access_log{};
+};
+
+}  // namespace tether::server
