@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
     tether::protocol::limits limits;
     std::uint32_t rate_limit = 0;
     int keep_alive = 5;
+    std::string synchronous = "full";
     app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free port (the line printed says which)")
         ->capture_default_str();
     app.add_flag("--allow-remote", allow_remote,
@@ -114,6 +115,10 @@ int main(int argc, char** argv) {
     app.add_option("--keep-alive", keep_alive, "seconds an idle keep-alive connection is kept (also the longest "
                                                "a stop waits for idle clients)")
         ->capture_default_str()->check(CLI::Range(1, 300));
+    app.add_option("--synchronous", synchronous, "SQLite's synchronous setting: full (an acknowledged push "
+                                                 "survives power loss) or normal (survives a crash of the "
+                                                 "server, not of the machine; faster)")
+        ->capture_default_str()->check(CLI::IsMember({"full", "normal"}));
     CLI11_PARSE(app, argc, argv);
 
     const auto where = parse_listen(listen);
@@ -145,7 +150,10 @@ int main(int argc, char** argv) {
 
     int status = 0;
     {
-        auto store = tether::server::sqlite_store::open(db_path);
+        tether::server::sqlite_store_options store_options;
+        store_options.synchronous = synchronous == "normal" ? tether::sqlite_options::sync_mode::normal
+                                                            : tether::sqlite_options::sync_mode::full;
+        auto store = tether::server::sqlite_store::open(db_path, store_options);
         if (!store) return fail(store.error().message);
         tether::server::sync_service<tether::server::sqlite_store> service{
             std::move(*store), tether::server::service_limits_for(limits)};
