@@ -1,0 +1,72 @@
+// Inputs the fuzz targets (tests/fuzz/) found to break a decoder, kept as unit
+// tests so that a normal build checks them. Each names the property it broke.
+#include "fuzz/rich_entity.hpp"
+
+#include <tether/core/entity.hpp>
+#include <tether/protocol/json.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <string_view>
+
+using tether::errc;
+namespace protocol = tether::protocol;
+
+namespace {
+
+using rich_ops = tether::entity_ops<fuzz_entity::rich>;
+
+/// Decodes `text` as the rich entity; the error message (FAILs if it decodes).
+std::string entity_error(std::string_view text) {
+    auto doc = protocol::parse_json(text, protocol::answer_parse_limits);
+    REQUIRE(doc.has_value());
+    tether::result<fuzz_entity::rich> r = tether::unexpected{tether::make_error(errc::invalid_state)};
+    REQUIRE_NOTHROW(r = rich_ops::from_json(*doc));
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == errc::protocol);
+    return r.error().message;
+}
+
+}  // namespace
+
+// nlohmann reads a pair, a tuple, an array, a set or an integer-keyed map with
+// its own conversions, which cast a number to an integer element unchecked:
+// 1e300 into an int is undefined behaviour (UBSan: "outside the range of
+// representable values"). They are now read element by element, as vectors are.
+TEST_CASE("fuzz regression: numbers out of range in pairs, tuples, arrays, sets and maps are refused",
+          "[protocol][fuzz][entity]") {
+    CHECK_THAT(entity_error(R"({"tint":7,"feeling":"sad","three":[1,2,3],"pair":[1e300,"x"]})"),
+               Catch::Contains("member 'pair[0]'"));
+    CHECK_THAT(entity_error(R"({"pair":[1,"x",3]})"), Catch::Contains("an array of 2 elements"));
+    CHECK_THAT(entity_error(R"({"three":[1,2]})"), Catch::Contains("member 'three'"));
+    CHECK_THAT(entity_error(R"({"three":[1,2,40000]})"), Catch::Contains("member 'three[2]'"));
+    CHECK_THAT(entity_error(R"({"ids":[1.5]})"), Catch::Contains("member 'ids[0]'"));
+    CHECK_THAT(entity_error(R"({"ids":[-1e300]})"), Catch::Contains("member 'ids[0]'"));
+    CHECK_THAT(entity_error(R"({"numbered":[[1e300,"x"]]})"), Catch::Contains("member 'numbered[key of entry 0]'"));
+    CHECK_THAT(entity_error(R"({"numbered":[[1,2]]})"), Catch::Contains("member 'numbered[0]'"));
+    CHECK_THAT(entity_error(R"({"numbered":[[1]]})"), Catch::Contains("a [key, value] array"));
+    CHECK_THAT(entity_error(R"({"tup":[true,256,"s"]})"), Catch::Contains("member 'tup[1]'"));
+    CHECK_THAT(entity_error(R"({"tup":[1,2,"s"]})"), Catch::Contains("member 'tup[0]'"));
+}
+
+TEST_CASE("fuzz regression: pairs, tuples, arrays, sets and maps keep nlohmann's JSON form",
+          "[protocol][fuzz][entity]") {
+    const std::string_view text =
+        R"({"pair":[7,"seven"],"three":[1,-2,3],"ids":[3,1,2,3],"numbered":[[2,"two"],[1,"one"]],"tup":[true,9,"s"]})";
+    auto doc = protocol::parse_json(text, protocol::answer_parse_limits);
+    REQUIRE(doc.has_value());
+    auto e = rich_ops::from_json(*doc);
+    REQUIRE(e.has_value());
+    CHECK(e->pair == fuzz_entity::label_pair{7, "seven"});
+    CHECK(e->three == fuzz_entity::triple{1, -2, 3});
+    CHECK(e->ids == std::set<int>{1, 2, 3});
+    CHECK(e->numbered == fuzz_entity::by_number{{1, "one"}, {2, "two"}});
+    CHECK(e->tup == fuzz_entity::row{true, 9, "s"});
+    const auto j = rich_ops::to_json(*e);
+    CHECK(j["pair"] == nlohmann::json(e->pair));
+    CHECK(j["three"] == nlohmann::json(e->three));
+    CHECK(j["ids"] == nlohmann::json(e->ids));
+    CHECK(j["numbered"] == nlohmann::json(e->numbered));
+    CHECK(j["tup"] == nlohmann::json(e->tup));
+}
