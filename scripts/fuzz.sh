@@ -34,7 +34,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work" "$artifacts"
   t0=$(date +%s)
   if "$bin" --target="$t" -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=2048 -timeout=10 \
-       -print_final_stats=1 -artifact_prefix="$artifacts/" "$work" "$seeds" >"build/fuzz/$t.log" 2>&1; then
+       -dict=tests/fuzz/json.dict -print_final_stats=1 -artifact_prefix="$artifacts/" "$work" "$seeds" >"build/fuzz/$t.log" 2>&1; then
     result=ok
   else
     result=FAILED
