@@ -117,6 +117,26 @@ void error_body_target(std::string_view input) {
         });
 }
 
+/// A server answers every refused request with an error body whose message
+/// may quote what it was sent (a cursor, a field's name): any bytes. Encoding
+/// it never fails, and the body decodes to the same code and a message within
+/// the limit.
+void error_encode_target(std::string_view input) {
+    const auto code = static_cast<tether::errc>(input.empty() ? 0 : static_cast<std::uint8_t>(input.front()) % 14);
+    const tether::error e{code, std::string{input}, std::nullopt, std::nullopt};
+    auto body = protocol::encode_error_body(e);
+    TETHER_FUZZ_CHECK("error_encode", body.has_value());
+    auto back = protocol::decode_error_body(*body);
+    TETHER_FUZZ_CHECK("error_encode", back.has_value());
+    TETHER_FUZZ_CHECK("error_encode", back->code == code);
+    TETHER_FUZZ_CHECK("error_encode", back->message.size() <= protocol::max_error_message_bytes);
+    TETHER_FUZZ_CHECK("error_encode", protocol::valid_utf8(back->message));
+    if (protocol::valid_utf8(input) && input.size() <= protocol::max_error_message_bytes)
+        TETHER_FUZZ_CHECK("error_encode", back->message == input);
+    auto again = protocol::encode_error_body(*back);
+    TETHER_FUZZ_CHECK("error_encode", again.has_value() && *again == *body);
+}
+
 /// The ops a push answer answers: as many as it has outcomes (so that the
 /// outcomes are read), of kinds that vary with the input.
 std::vector<tether::push_op> sent_for(std::string_view input) {
@@ -337,12 +357,13 @@ void path_target(std::string_view input) {
     TETHER_FUZZ_CHECK("path", protocol::percent_decode(segment) == std::string{input});
 }
 
-constexpr std::array<target, 9> all{{
+constexpr std::array<target, 10> all{{
     {"push_answer", push_answer_target},
     {"page", page_target},
     {"record", record_target},
     {"info", info_target},
     {"error_body", error_body_target},
+    {"error_encode", error_encode_target},
     {"retry_after", retry_after_target},
     {"push_request", push_request_target},
     {"cursor", cursor_target},

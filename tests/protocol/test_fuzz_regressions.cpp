@@ -111,3 +111,33 @@ TEST_CASE("error messages over the limit are cut on a UTF-8 boundary, both ways"
     CHECK(back->message.size() > protocol::max_error_message_bytes - 3);
     CHECK(message.rfind(back->message, 0) == 0);
 }
+
+// A server's error message may quote what it was sent (sync_service: "bad
+// cursor '<the first 64 bytes>'"), and those bytes need not be UTF-8, or may
+// be cut inside a character. Such a message made encode_error_body fail, so
+// the server had no body to answer the refused request with. Bytes that are
+// not UTF-8 now become U+FFFD.
+TEST_CASE("fuzz regression: an error message that is not UTF-8 still encodes", "[protocol][fuzz][error]") {
+    const std::string found = std::string{"caf \xe2\x82", 6} + " \xe2\x82\xac";  // a cut euro sign, then a whole one
+    const tether::error e{errc::protocol, "bad cursor '" + found + "'", 400, std::nullopt};
+    auto body = protocol::encode_error_body(e);
+    REQUIRE(body.has_value());
+    auto back = protocol::decode_error_body(*body);
+    REQUIRE(back.has_value());
+    CHECK(back->code == errc::protocol);
+    CHECK(back->message == "bad cursor 'caf \xef\xbf\xbd\xef\xbf\xbd \xe2\x82\xac'");
+
+    CHECK(protocol::to_valid_utf8("") == "");
+    CHECK(protocol::to_valid_utf8("plain \xf0\x9f\x98\x80") == "plain \xf0\x9f\x98\x80");
+    CHECK(protocol::to_valid_utf8("\xff") == "\xef\xbf\xbd");
+    CHECK(protocol::to_valid_utf8("\xc0\xaf") == "\xef\xbf\xbd\xef\xbf\xbd");          // overlong '/'
+    CHECK(protocol::to_valid_utf8("\xed\xa0\x80") == "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // a surrogate
+    CHECK(protocol::valid_utf8(protocol::to_valid_utf8(std::string(300, '\x80'))));
+    // A long message of invalid bytes grows threefold, and is then cut to the limit.
+    const tether::error big{errc::transient, std::string(protocol::max_error_message_bytes, '\xfe'), std::nullopt,
+                            std::nullopt};
+    auto big_back = protocol::decode_error_body(protocol::encode_error_body(big).value());
+    REQUIRE(big_back.has_value());
+    CHECK(big_back->message.size() <= protocol::max_error_message_bytes);
+    CHECK(protocol::valid_utf8(big_back->message));
+}

@@ -7,6 +7,7 @@
 #include <tether/core/timestamp.hpp>
 #include <tether/protocol/detail/read.hpp>
 #include <tether/protocol/limits.hpp>
+#include <tether/protocol/utf8.hpp>
 #include <tether/transport/transport.hpp>
 
 #include <nlohmann/json.hpp>
@@ -44,16 +45,18 @@ namespace tether::protocol {
 
 /// @brief An error as the protocol's error object: `code` (an `errc` name),
 /// `message`, `retryable` (`is_retryable` of the code) and `retry_after_ms`
-/// when the error carries a Retry-After. The HTTP status is not part of it. A
-/// message over `max_error_message_bytes` is cut to it (the decoder refuses a
-/// longer one, and with it the whole answer).
+/// when the error carries a Retry-After. The HTTP status is not part of it.
+/// The message always encodes: bytes that are not UTF-8 (a message quoting
+/// what a peer sent) become U+FFFD, and a message over
+/// `max_error_message_bytes` is cut to it (the decoder refuses a longer one,
+/// and with it the whole answer).
 [[nodiscard]] inline nlohmann::json to_json(const error& e) {
     nlohmann::json j = nlohmann::json::object();
     j["code"] = std::string{to_string(e.code)};
-    if (e.message.size() <= max_error_message_bytes) {
+    if (e.message.size() <= max_error_message_bytes && valid_utf8(e.message)) {
         j["message"] = e.message;
     } else {
-        std::string message = e.message;
+        std::string message = to_valid_utf8(e.message);
         detail::truncate_utf8(message, max_error_message_bytes);
         j["message"] = std::move(message);
     }
