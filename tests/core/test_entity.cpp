@@ -19,8 +19,11 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 using nlohmann::json;
@@ -503,7 +506,8 @@ TEST_CASE("entity_ops::validate is decided at compile time for entities without 
 namespace entity_test {
 
 enum class Color : std::uint8_t { red = 1, green = 2, blue = 200 };
-enum Plain { plain_a = -3, plain_b = 7 };  // unscoped, signed underlying type
+enum Plain : int { plain_a = -3, plain_b = 7 };  // unscoped, with a fixed underlying type
+enum Unfixed { unfixed_a, unfixed_b };           // no fixed underlying type: not a member type
 enum class Mood { happy, sad };
 NLOHMANN_JSON_SERIALIZE_ENUM(Mood, {{Mood::happy, "happy"}, {Mood::sad, "sad"}})
 
@@ -721,7 +725,9 @@ TEST_CASE("entity members: decoding names the member that does not fit, and neve
         {json::json_pointer{"/address/city"}, json::array(), "member 'address.city' has the wrong type: expected a string, got array"},
         {json::json_pointer{"/office/zip"}, 1.5, "member 'office.zip'"},
         {json::json_pointer{"/palette/warm/0"}, "red", "member 'palette[\"warm\"][0]'"},
-        {json::json_pointer{"/by_number"}, "x", "member 'by_number' does not convert"},
+        {json::json_pointer{"/by_number"}, "x", "member 'by_number' has the wrong type: expected an array of [key, value] arrays"},
+        {json::json_pointer{"/by_number/1/0"}, 1e300, "member 'by_number[key of entry 1]' has the wrong type"},
+        {json::json_pointer{"/by_number/0/1"}, 7, "member 'by_number[0]' has the wrong type: expected a string"},
     };
     for (const auto& c : cases) {
         auto j = good;
@@ -786,7 +792,15 @@ TEST_CASE("entity members: which types convert is decided at compile time", "[en
     STATIC_REQUIRE(codable<std::optional<std::vector<std::map<std::string, std::optional<Address>>>>>());
     STATIC_REQUIRE(codable<std::chrono::sys_seconds>());
     STATIC_REQUIRE(codable<entity_test::Tree>());  // recursive
-    STATIC_REQUIRE(codable<std::array<int, 3>>());  // nlohmann's own
+    STATIC_REQUIRE(codable<std::array<int, 3>>());  // read element by element
+    STATIC_REQUIRE(codable<std::pair<int, Address>>());  // a Hana struct inside: nlohmann alone could not
+    STATIC_REQUIRE(codable<std::tuple<bool, std::optional<Color>, std::string>>());
+    STATIC_REQUIRE(codable<std::set<std::int16_t>>());
+    STATIC_REQUIRE(codable<std::map<std::int64_t, std::vector<Address>>>());
+    STATIC_REQUIRE(codable<entity_test::Plain>());  // unscoped, with a fixed underlying type
+    STATIC_REQUIRE_FALSE(codable<entity_test::Unfixed>());  // holds only its enumerators' bits: an integer could be UB
+    STATIC_REQUIRE_FALSE(codable<std::vector<entity_test::Unfixed>>());
+    STATIC_REQUIRE_FALSE(codable<std::pair<int, std::string_view>>());
     STATIC_REQUIRE_FALSE(codable<std::chrono::seconds>());  // a duration: which unit?
     STATIC_REQUIRE_FALSE(codable<std::chrono::steady_clock::time_point>());  // no epoch to share
     STATIC_REQUIRE_FALSE(codable<const char*>());

@@ -14,6 +14,7 @@
 #include <boost/hana/string.hpp>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <concepts>
@@ -26,6 +27,7 @@
 #include <ratio>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -267,7 +269,9 @@ std::optional<std::string> find_non_finite(const T& v, const value_path* at) {
 //   first enumerator silently);
 // - `bool`: a JSON boolean; integers of every width: a JSON integer the type
 //   holds exactly; floating point: a JSON number (finite, within range);
-// - other enums: their underlying integer;
+// - other enums with a fixed underlying type (every `enum class`, `enum E : int`):
+//   their underlying integer (an enum without one holds only the values its
+//   enumerators' bits span, so an arbitrary integer would be UB: not codable);
 // - `std::string`: a JSON string;
 // - `std::chrono::time_point<std::chrono::system_clock, D>` (so
 //   `tether::timestamp`, `system_clock::time_point`, `sys_days`): an integer,
@@ -275,8 +279,12 @@ std::optional<std::string> find_non_finite(const T& v, const value_path* at) {
 // - `std::optional<T>`: `null` when empty, else T's form;
 // - `std::vector<T>`: an array; a map keyed by `std::string`: an object;
 // - a Hana Struct: an object, one key per member (as the entity itself);
-// - any other type nlohmann converts (std::array, std::set, std::pair, maps
-//   with other keys...): nlohmann's form, read with nlohmann's own rules.
+// - `std::pair`, `std::tuple`, `std::array`: an array of exactly their size;
+//   other containers (sets, lists, deques): an array; maps with other keys: an
+//   array of `[key, value]` arrays. nlohmann's form, but read element by
+//   element by these same rules (nlohmann's own reading converts a number to
+//   an integer element unchecked: UB for `1e300`);
+// - any other type nlohmann converts: nlohmann's form, read with its rules.
 
 template <class T>
 struct is_std_vector : std::false_type {};
@@ -285,6 +293,42 @@ struct is_std_vector<std::vector<T, A>> : std::true_type {};
 
 template <class T>
 concept string_keyed_map = map_like<T> && std::same_as<std::remove_cv_t<typename T::key_type>, std::string>;
+
+/// An enum with a fixed underlying type (every scoped enum, `enum E : int`):
+/// it holds every value of that type, so any such integer may be read into it.
+template <class T>
+concept fixed_enum = std::is_enum_v<T> && requires { T{std::underlying_type_t<T>{}}; };
+
+template <class T>
+struct is_std_tuple : std::false_type {};
+template <class... A>
+struct is_std_tuple<std::tuple<A...>> : std::true_type {};
+
+template <class T>
+struct is_std_array : std::false_type {};
+template <class T, std::size_t N>
+struct is_std_array<std::array<T, N>> : std::true_type {};
+
+template <class T>
+struct is_basic_string : std::false_type {};
+template <class C, class Tr, class A>
+struct is_basic_string<std::basic_string<C, Tr, A>> : std::true_type {};
+
+/// `std::pair` or `std::tuple`: a JSON array of exactly their size.
+template <class T>
+concept tuple_like = is_std_pair<T>::value || is_std_tuple<T>::value;
+
+/// A map whose keys are not strings: a JSON array of `[key, value]` arrays.
+template <class T>
+concept pair_keyed_map = map_like<T> && !string_keyed_map<T>;
+
+/// A container other than a vector, a map, a string or `std::array` that takes
+/// its elements one by one (sets, lists, deques): a JSON array.
+template <class T>
+concept insertable_range = std::ranges::range<T> && !map_like<T> && !is_std_vector<T>::value &&
+                           !is_basic_string<T>::value && !is_std_array<T>::value &&
+                           !std::is_same_v<T, nlohmann::json> && std::default_initializable<T> &&
+                           requires(T& c, typename T::value_type v) { c.insert(c.end(), std::move(v)); };
 
 template <class T>
 struct is_system_time_point : std::false_type {};
@@ -322,14 +366,27 @@ consteval bool codable() {
         return true;
     } else if constexpr (std::is_same_v<U, nlohmann::json> || own_json_conversion<U>) {
         return true;
-    } else if constexpr (std::is_arithmetic_v<U> || std::is_enum_v<U> || std::is_same_v<U, std::string>) {
+    } else if constexpr (std::is_arithmetic_v<U> || fixed_enum<U> || std::is_same_v<U, std::string>) {
         return true;
+    } else if constexpr (std::is_enum_v<U>) {
+        return false;  // no fixed underlying type: give it one (`enum E : int`) or nlohmann conversions
     } else if constexpr (is_system_time_point<U>::value) {
         return millisecond_mappable<U>();
     } else if constexpr (is_std_optional<U>::value || is_std_vector<U>::value) {
         return std::default_initializable<typename U::value_type> && codable<typename U::value_type, Depth + 1>();
     } else if constexpr (string_keyed_map<U>) {
         return std::default_initializable<typename U::mapped_type> && codable<typename U::mapped_type, Depth + 1>();
+    } else if constexpr (tuple_like<U>) {
+        return []<std::size_t... I>(std::index_sequence<I...>) {
+            return ((std::default_initializable<std::tuple_element_t<I, U>> &&
+                     codable<std::tuple_element_t<I, U>, Depth + 1>()) && ...);
+        }(std::make_index_sequence<std::tuple_size_v<U>>{});
+    } else if constexpr (is_std_array<U>::value || insertable_range<U>) {
+        return std::default_initializable<typename U::value_type> && codable<typename U::value_type, Depth + 1>();
+    } else if constexpr (pair_keyed_map<U>) {
+        using key_t = std::remove_cv_t<typename U::key_type>;
+        return std::default_initializable<key_t> && std::default_initializable<typename U::mapped_type> &&
+               codable<key_t, Depth + 1>() && codable<typename U::mapped_type, Depth + 1>();
     } else if constexpr (hana_struct<U>) {
         bool all = true;
         boost::hana::for_each(boost::hana::accessors<U>(), [&](auto pair) {
@@ -372,7 +429,7 @@ nlohmann::json encode_value(const T& v) {
         return nlohmann::json(static_cast<double>(v));
     } else if constexpr (std::is_arithmetic_v<U>) {
         return nlohmann::json(v);
-    } else if constexpr (std::is_enum_v<U>) {
+    } else if constexpr (fixed_enum<U>) {
         return nlohmann::json(static_cast<std::underlying_type_t<U>>(v));
     } else if constexpr (std::is_same_v<U, std::string>) {
         return nlohmann::json(v);
@@ -388,6 +445,22 @@ nlohmann::json encode_value(const T& v) {
     } else if constexpr (string_keyed_map<U>) {
         nlohmann::json out = nlohmann::json::object();
         for (const auto& [key, mapped] : v) out[key] = encode_value<typename U::mapped_type>(mapped);
+        return out;
+    } else if constexpr (tuple_like<U>) {
+        nlohmann::json out = nlohmann::json::array();
+        std::apply([&](const auto&... e) { (out.push_back(encode_value<std::remove_cvref_t<decltype(e)>>(e)), ...); },
+                   v);
+        return out;
+    } else if constexpr (is_std_array<U>::value || insertable_range<U>) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& element : v) out.push_back(encode_value<typename U::value_type>(element));
+        return out;
+    } else if constexpr (pair_keyed_map<U>) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& [key, mapped] : v) {
+            out.push_back(nlohmann::json::array({encode_value<std::remove_cv_t<typename U::key_type>>(key),
+                                                 encode_value<typename U::mapped_type>(mapped)}));
+        }
         return out;
     } else if constexpr (hana_struct<U>) {
         nlohmann::json out = nlohmann::json::object();
@@ -481,7 +554,7 @@ std::optional<std::string> decode_value(const nlohmann::json& j, T& out, const v
             return wrong_type(at, "a finite number in the member's range", j);
         }
         out = static_cast<U>(d);
-    } else if constexpr (std::is_enum_v<U>) {
+    } else if constexpr (fixed_enum<U>) {
         using under = std::underlying_type_t<U>;
         if (!fits_integral<under>(j)) return wrong_type(at, "an enumerator's value, " + integer_range<under>(), j);
         out = static_cast<U>(j.get<under>());
@@ -529,6 +602,48 @@ std::optional<std::string> decode_value(const nlohmann::json& j, T& out, const v
             typename U::mapped_type v{};
             if (auto failure = decode_value<typename U::mapped_type>(*it, v, &step)) return failure;
             m.emplace(it.key(), std::move(v));
+        }
+        out = std::move(m);
+    } else if constexpr (tuple_like<U> || is_std_array<U>::value) {
+        constexpr std::size_t n = std::tuple_size_v<U>;
+        if (!j.is_array() || j.size() != n) return wrong_type(at, "an array of " + std::to_string(n) + " elements", j);
+        U v{};
+        std::optional<std::string> failure;
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            auto one = [&](auto& element, std::size_t i) {
+                if (failure) return;
+                const value_path step{at, value_path::kind::index, {}, i};
+                failure = decode_value<std::remove_cvref_t<decltype(element)>>(j[i], element, &step);
+            };
+            (one(std::get<I>(v), I), ...);
+        }(std::make_index_sequence<n>{});
+        if (failure) return failure;
+        out = std::move(v);
+    } else if constexpr (insertable_range<U>) {
+        if (!j.is_array()) return wrong_type(at, "an array", j);
+        U v{};
+        std::size_t i = 0;
+        for (const auto& element : j) {
+            const value_path step{at, value_path::kind::index, {}, i++};
+            typename U::value_type e{};
+            if (auto failure = decode_value<typename U::value_type>(element, e, &step)) return failure;
+            v.insert(v.end(), std::move(e));
+        }
+        out = std::move(v);
+    } else if constexpr (pair_keyed_map<U>) {
+        if (!j.is_array()) return wrong_type(at, "an array of [key, value] arrays", j);
+        U m{};
+        std::size_t i = 0;
+        for (const auto& entry : j) {
+            const value_path step{at, value_path::kind::key_of_entry, {}, i};
+            if (!entry.is_array() || entry.size() != 2) return wrong_type(&step, "a [key, value] array", entry);
+            std::remove_cv_t<typename U::key_type> key{};
+            if (auto failure = decode_value<std::remove_cv_t<typename U::key_type>>(entry[0], key, &step))
+                return failure;
+            const value_path mapped_step{at, value_path::kind::index, {}, i++};
+            typename U::mapped_type mapped{};
+            if (auto failure = decode_value<typename U::mapped_type>(entry[1], mapped, &mapped_step)) return failure;
+            m.emplace(std::move(key), std::move(mapped));
         }
         out = std::move(m);
     } else if constexpr (hana_struct<U>) {
@@ -602,7 +717,7 @@ struct entity_member_does_not_convert {
     static_assert(sizeof(Member) == 0,
                   "tether: an entity member does not convert to and from JSON (the struct, the member's name and "
                   "its type are the arguments of entity_member_does_not_convert above). Supported: bool, integers, "
-                  "floating point, enums, std::string, std::chrono::system_clock time points, std::optional, "
+                  "floating point, enums with a fixed underlying type (enum class, enum E : int), std::string, std::chrono::system_clock time points, std::optional, "
                   "std::vector, std::map<std::string, T>, nested Hana Structs, nlohmann::json, and types with "
                   "nlohmann to_json/from_json (docs/guide.md, section 1)");
     static constexpr bool value = false;
@@ -855,10 +970,10 @@ private:
 /// 2. `entity_traits<E>::collection` is convertible to `std::string_view`;
 /// 3. `E` is a Boost.Hana Struct or has nlohmann `to_json`/`from_json`;
 /// 4. for a Hana Struct, every member converts to and from JSON: `bool`,
-///    integers, floating point, enums, `std::string`, `system_clock` time points,
-///    `std::optional`, `std::vector`, `std::map<std::string, T>`, nested Hana
-///    Structs, `nlohmann::json`, types with nlohmann conversions, and
-///    compositions of these (docs/guide.md, section 1, gives each one's JSON form).
+///    integers, floating point, enums with a fixed underlying type, `std::string`,
+///    `system_clock` time points, `std::optional`, `std::vector`, maps, sets,
+///    `std::pair`, `std::tuple`, `std::array`, nested Hana Structs,
+///    `nlohmann::json`, types with nlohmann conversions, and compositions of these (docs/guide.md, section 1, gives each one's JSON form).
 ///
 /// Item 4 is not a quiet `false`: a Hana Struct that meets 1 to 3 but has a
 /// member that does not convert stops the compilation where the concept is

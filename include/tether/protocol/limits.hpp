@@ -18,6 +18,9 @@ inline constexpr std::size_t max_cursor_bytes = 1024;
 /// @brief The longest `origin` (device id), in bytes, either side accepts.
 inline constexpr std::size_t max_origin_bytes = 256;
 
+/// @brief The longest error `message`, in bytes, either side accepts.
+inline constexpr std::size_t max_error_message_bytes = 64u * 1024u;
+
 /// @brief What a server accepts in one request; each is configurable on the
 /// server and announced by `GET /v1/info`.
 ///

@@ -7,6 +7,7 @@
 #include <tether/core/timestamp.hpp>
 #include <tether/protocol/detail/read.hpp>
 #include <tether/protocol/limits.hpp>
+#include <tether/protocol/utf8.hpp>
 #include <tether/transport/transport.hpp>
 
 #include <nlohmann/json.hpp>
@@ -45,10 +46,20 @@ namespace tether::protocol {
 /// @brief An error as the protocol's error object: `code` (an `errc` name),
 /// `message`, `retryable` (`is_retryable` of the code) and `retry_after_ms`
 /// when the error carries a Retry-After. The HTTP status is not part of it.
+/// The message always encodes: bytes that are not UTF-8 (a message quoting
+/// what a peer sent) become U+FFFD, and a message over
+/// `max_error_message_bytes` is cut to it (the decoder refuses a longer one,
+/// and with it the whole answer).
 [[nodiscard]] inline nlohmann::json to_json(const error& e) {
     nlohmann::json j = nlohmann::json::object();
     j["code"] = std::string{to_string(e.code)};
-    j["message"] = e.message;
+    if (e.message.size() <= max_error_message_bytes && valid_utf8(e.message)) {
+        j["message"] = e.message;
+    } else {
+        std::string message = to_valid_utf8(e.message);
+        detail::truncate_utf8(message, max_error_message_bytes);
+        j["message"] = std::move(message);
+    }
     j["retryable"] = is_retryable(e);
     if (e.retry_after) j["retry_after_ms"] = e.retry_after->count() < 0 ? 0 : e.retry_after->count();
     return j;
@@ -101,14 +112,15 @@ namespace tether::protocol {
 ///
 /// `code` is required; a code this version does not know (a newer server's)
 /// becomes `transient` when `retryable` is true and `rejected` otherwise, and
-/// its name is kept at the front of the message. `message` absent is empty;
+/// its name is kept at the front of the message (cut, if need be, to
+/// `max_error_message_bytes`). `message` absent is empty;
 /// `retryable` absent follows the code (a known code's own retryability always
 /// wins); `retry_after_ms`, a non-negative integer, becomes `retry_after`.
 [[nodiscard]] inline result<error> error_from_json(nlohmann::json& j, std::string_view where) {
     if (auto ok = detail::require_object(j, where); !ok) return unexpected{std::move(ok).error()};
     auto code = detail::read_string(j, "code", where, 64, true);
     if (!code) return unexpected{std::move(code).error()};
-    auto message = detail::read_opt_string(j, "message", where, 64 * 1024);
+    auto message = detail::read_opt_string(j, "message", where, max_error_message_bytes);
     if (!message) return unexpected{std::move(message).error()};
     auto retryable = detail::read_opt_bool(j, "retryable", where, false);
     if (!retryable) return unexpected{std::move(retryable).error()};
@@ -121,6 +133,7 @@ namespace tether::protocol {
     } else {
         e.code = *retryable ? errc::transient : errc::rejected;
         e.message = "server code '" + *code + "'" + (e.message.empty() ? "" : ": " + e.message);
+        detail::truncate_utf8(e.message, max_error_message_bytes);  // it must decode again when passed on
     }
     if (detail::member(j, "retry_after_ms") != nullptr) {
         constexpr std::uint64_t cap = 7ull * 24 * 3600 * 1000;  // a week: no overflow, no absurd waits

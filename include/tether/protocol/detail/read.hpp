@@ -38,6 +38,15 @@ using json = nlohmann::json;
     return std::string{where} + '[' + std::to_string(i) + ']';
 }
 
+/// `s` cut to at most `max_bytes` bytes, never inside a UTF-8 sequence (a cut
+/// there would leave text that no longer encodes as JSON).
+inline void truncate_utf8(std::string& s, std::size_t max_bytes) {
+    if (s.size() <= max_bytes) return;
+    std::size_t cut = max_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0u) == 0x80u) --cut;
+    s.resize(cut);
+}
+
 /// The member `key` of an object, or null when absent (a JSON null counts as absent).
 [[nodiscard]] inline json* member(json& obj, std::string_view key) {
     auto it = obj.find(key);

@@ -1,0 +1,23 @@
+#include "fuzz.hpp"
+
+#include <vector>
+
+namespace tether_fuzz {
+
+std::span<const target> targets() {
+    static const std::vector<target> all = [] {
+        std::vector<target> v;
+        for (const auto& t : protocol_targets()) v.push_back(t);
+        for (const auto& t : entity_targets()) v.push_back(t);
+        return v;
+    }();
+    return all;
+}
+
+const target* find_target(std::string_view name) {
+    for (const auto& t : targets())
+        if (t.name == name) return &t;
+    return nullptr;
+}
+
+}  // namespace tether_fuzz
