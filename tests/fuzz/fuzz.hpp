@@ -27,6 +27,8 @@ std::span<const target> targets();
 /// The protocol's targets (protocol_targets.cpp) and the entity's (entity_target.cpp).
 std::span<const target> protocol_targets();
 std::span<const target> entity_targets();
+/// The HTTP face's request parts (server_targets.cpp): route, bearer token, page limit, token file.
+std::span<const target> server_targets();
 
 /// The target named `name`, or null.
 const target* find_target(std::string_view name);

@@ -9,6 +9,7 @@ std::span<const target> targets() {
         std::vector<target> v;
         for (const auto& t : protocol_targets()) v.push_back(t);
         for (const auto& t : entity_targets()) v.push_back(t);
+        for (const auto& t : server_targets()) v.push_back(t);
         return v;
     }();
     return all;

@@ -23,6 +23,7 @@
 #include <tether/server/http/access_log.hpp>
 #include <tether/server/http/options.hpp>
 #include <tether/server/http/rate_limit.hpp>
+#include <tether/server/http/request_parts.hpp>
 #include <tether/server/http/routes.hpp>
 #include <tether/server/http/tokens.hpp>
 #include <tether/server/store.hpp>
@@ -260,16 +261,9 @@ private:
         auto refuse = [](std::string why) { return unexpected{error{errc::unauthorized, std::move(why), 401, std::nullopt}}; };
         if (!req.has_header("Authorization")) return refuse("missing bearer token (Authorization: Bearer <token>)");
         const std::string header = req.get_header_value("Authorization");
-        constexpr std::string_view scheme = "bearer ";
-        if (header.size() <= scheme.size()) return refuse("malformed Authorization header: expected Bearer <token>");
-        for (std::size_t i = 0; i < scheme.size(); ++i) {
-            const char c = header[i];
-            if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != scheme[i])
-                return refuse("malformed Authorization header: expected Bearer <token>");
-        }
-        const std::string_view token = std::string_view{header}.substr(scheme.size());
-        if (!http::valid_token(token)) return refuse("malformed Authorization header: expected Bearer <token>");
-        std::optional<std::string> user = authenticate_ ? authenticate_(token) : std::nullopt;
+        auto token = bearer_token(header);
+        if (!token) return unexpected{std::move(token).error()};
+        std::optional<std::string> user = authenticate_ ? authenticate_(*token) : std::nullopt;
         if (!user || user->empty()) return refuse("unknown or revoked token");
         return std::move(*user);
     }
@@ -300,13 +294,9 @@ private:
     void changes_(const httplib::Request& req, httplib::Response& res, const std::string& user, const route& r) {
         std::size_t limit = options_.default_page;
         if (req.has_param("limit")) {
-            const std::string text = req.get_param_value("limit");
-            const bool digits = !text.empty() && text.size() <= 9 &&
-                                text.find_first_not_of("0123456789") == std::string::npos;
-            const std::size_t n = digits ? static_cast<std::size_t>(std::stoul(text)) : 0;
-            if (n == 0)
-                return error_answer(res, error{errc::protocol, "limit: expected a positive integer", 400, std::nullopt});
-            limit = n;
+            auto n = page_limit(req.get_param_value("limit"));
+            if (!n) return error_answer(res, n.error());
+            limit = *n;
         }
         if (limit > options_.max_page) limit = options_.max_page;
         if (limit == 0) limit = 1;

@@ -33,13 +33,6 @@ struct route {
     std::optional<error> refusal;   ///< set exactly when `to` is empty
 };
 
-/// @brief True if `target` (a raw request target) is under `/v1/` or is
-/// `/healthz`: the paths the face answers.
-[[nodiscard]] constexpr bool is_protocol_path(std::string_view target) noexcept {
-    target = target.substr(0, target.find('?'));
-    return target == protocol::health_path || target.substr(0, 4) == "/v1/" || target == "/v1";
-}
-
 /// @brief Routes `method` `target` (the raw target, query included: it is
 /// split here so that an encoded `/` in a server id stays in its segment).
 [[nodiscard]] inline route route_request(std::string_view method, std::string_view target) {
