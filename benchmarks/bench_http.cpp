@@ -19,6 +19,7 @@
 // on each request.
 #include "support/http_baseline.hpp"
 #include "support/processes.hpp"
+#include "support/temp_dir.hpp"
 
 #include <tether/storage/sqlite.hpp>
 #include <tether/tether.hpp>
@@ -179,11 +180,11 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    tether_bench::scratch_dir dir;
-    tether_bench::write_file(dir.path + "/tokens", "bench-token bench\n");
+    tether_test::temp_dir dir{"tether-bench"};
+    tether_bench::write_file(dir.file("tokens"), "bench-token bench\n");
     for (const bool full : {false, true}) {
-        const auto t = bench_tether(server_bin, dir.path, n, full);
-        const auto h = bench_by_hand(dir.path, n, full);
+        const auto t = bench_tether(server_bin, dir.path.string(), n, full);
+        const auto h = bench_by_hand(dir.path.string(), n, full);
         report(full ? "FULL" : "NORMAL", t, h, n);
     }
 }

@@ -3,7 +3,7 @@
 // Processes for benchmarks that measure more than one process: a server
 // started from its binary (its port read from its "listening on" line, its
 // peak RSS from /proc), a measurement run in a child of its own (its values
-// through a pipe, its peak RSS from wait4), a scratch directory.
+// through a pipe, its peak RSS from wait4).
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -13,12 +13,10 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 #include <vector>
 
 namespace tether_bench {
@@ -27,22 +25,6 @@ namespace tether_bench {
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
-
-/// A fresh directory under the temp dir, removed with its contents.
-struct scratch_dir {
-    std::string path;
-    scratch_dir() {
-        std::string t = (std::filesystem::temp_directory_path() / "tether-bench-XXXXXX").string();
-        if (::mkdtemp(t.data()) == nullptr) throw std::runtime_error{"mkdtemp failed"};
-        path = t;
-    }
-    scratch_dir(const scratch_dir&) = delete;
-    scratch_dir& operator=(const scratch_dir&) = delete;
-    ~scratch_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-};
 
 inline void write_file(const std::string& path, const std::string& text) {
     std::ofstream{path} << text;
