@@ -150,7 +150,15 @@ template <class M>
 std::string op_update(world<M>& w, client<M>& cl, const local_id& id) {
     using E = typename M::entity;
     auto mask = 1 + w.random.below(sim_entity<E>::all_fields);
-    if (w.knobs & knob_filler) mask &= ~sim_entity<E>::server_field_bit;  // the server owns that field
+    if (w.knobs & knob_filler) {
+        // The server owns that field once a create of the record may have reached it. Before
+        // the create first goes out, the device may still write it: the create carries it and
+        // the server fills from it, so that write is in the record's dirty fields but is part
+        // of what the create's answer acknowledges (no local change to lay over the answer).
+        auto cur = cl.engine->get(id);
+        if (!cur || cur->server_id || cur->last_attempt_at) mask &= ~sim_entity<E>::server_field_bit;
+        if (mask & sim_entity<E>::server_field_bit) w.early_filled.insert(id);
+    }
     if (mask == 0) mask = 1;
     const bool big = w.big_writes > 0 && w.random.chance(w.big_writes);
     const auto v = ++w.next_value;
