@@ -149,10 +149,13 @@ constexpr void clock_time(scanner& sc, std::int64_t& h, std::int64_t& m, std::in
         clock_time(sc, h, mi, s);
         sc.literal(" GMT");
         if (sc.ok && sc.done()) {
-            const auto days = std::chrono::floor<std::chrono::days>(now.time_since_epoch()).count();
-            const std::int64_t this_year = 1970 + days / 365;  // near enough for a 50-year window
+            // The year in (this year - 50, this year + 50] with these two digits
+            // (RFC 9110 §5.6.7: more than 50 years ahead means the century before).
+            const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(now)};
+            const std::int64_t this_year = static_cast<int>(today.year());
             std::int64_t full = this_year - this_year % 100 + y;
             if (full > this_year + 50) full -= 100;
+            else if (full <= this_year - 50) full += 100;
             return make_time(full, mo, d, h, mi, s);
         }
     }
