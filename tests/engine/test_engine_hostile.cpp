@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <limits>
@@ -584,6 +585,72 @@ TEST_CASE("a server that goes back in time starts a full resync and keeps local 
     CHECK(reload(dev, a.id).status == sync_status::synced);
     CHECK(w.on_server().at(0).value["progress"] == 9);
     CHECK_FALSE(warnings.empty());
+}
+
+namespace {
+template <class Engine>
+std::optional<tether::record<Job>> find_titled(Engine& e, const std::string& title) {
+    auto all = e.list();
+    REQUIRE(all);
+    for (auto& r : *all)
+        if (r.value.title == title) return r;
+    return std::nullopt;
+}
+}  // namespace
+
+// A restore from a backup older than most records: what was synced follows the
+// server, what was not goes up again, and a delete of a lost record reaches the
+// devices that still held it (found by the hostile simulator's restore knob).
+TEST_CASE("after a restore, lost synced records go, unsynced changes go up again, deletes reach all", "[sync][hostile]") {
+    world w;
+    auto a = w.plain_device();
+    auto b = w.plain_device();
+    REQUIRE(a.create(Job{"kept", 0, ""}));
+    REQUIRE(a.sync());
+    const auto backup = w.server.snapshot();
+    auto edited = a.create(Job{"edited", 0, ""}).value();
+    auto removed = a.create(Job{"removed", 0, ""}).value();
+    REQUIRE(a.create(Job{"lost", 0, ""}));
+    REQUIRE(a.sync());
+    REQUIRE(b.sync());
+    const auto removed_sid = *reload(b, removed.id).server_id;
+    w.server.restore(backup);  // the server holds "kept" alone; every cursor expires
+    REQUIRE(a.update(edited.id, [](Job& j) { j.progress = 7; }));
+    REQUIRE(b.remove(removed.id));
+
+    auto pulled = a.pull();  // a full resync: the edit is kept, the lost synced ones go
+    REQUIRE(pulled);
+    CHECK_FALSE(pulled->failure);
+    CHECK(a.health()->resyncs == 1);
+    const auto lost_edit = reload(a, edited.id);
+    CHECK(lost_edit.status == sync_status::pending);
+    CHECK_FALSE(lost_edit.server_id);
+    CHECK(lost_edit.last_attempt_at);  // others may hold it: a remove of it would go up
+    CHECK_FALSE(find_titled(a, "lost"));
+    CHECK_FALSE(find_titled(a, "removed"));
+    REQUIRE(a.sync());  // the edited record goes up again as a create, under a new server id
+
+    auto second = b.sync();  // resync: adopts the new server id; the delete goes up
+    REQUIRE(second);
+    CHECK_FALSE(second->failure);
+    const auto adopted = reload(b, edited.id);
+    CHECK(adopted.value.progress == 7);
+    CHECK(adopted.server_id == reload(a, edited.id).server_id);
+    CHECK_FALSE(find_titled(b, "lost"));
+    CHECK(b.get(removed.id).error().code == errc::not_found);
+    // The delete of the lost record left a tombstone under its old id, so a device
+    // still holding it learns of the delete rather than sending it again.
+    const auto gone = w.server.find("alice", "jobs", removed_sid);
+    REQUIRE(gone);
+    CHECK(gone->deleted);
+    REQUIRE(a.sync());
+    std::vector<std::string> titles;
+    for (const auto& r : w.on_server()) titles.push_back(r.value["title"]);
+    std::sort(titles.begin(), titles.end());
+    CHECK(titles == std::vector<std::string>{"edited", "kept"});
+    CHECK(local_count(a) == 2);
+    CHECK(local_count(b) == 2);
+    CHECK(reload(a, edited.id).status == sync_status::synced);
 }
 
 // ---- break 7: watchers hear a record's changes in commit order ---------------------

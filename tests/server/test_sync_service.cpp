@@ -180,7 +180,8 @@ TEST_CASE("sync_service removes leave tombstones and are idempotent", "[server]"
     auto again = f.push_one(remove_op(r, r.version));
     CHECK(again.outcome == kind::applied);
     CHECK(again.record.version == 3);  // nothing changed
-    // Never seen: applied, answering with what is known.
+    // Never seen (or lost in a restore): applied, answering with what is known, and
+    // a tombstone under the server id named.
     push_op unknown{tether::op_kind::remove, make_id(7), std::string{"s99"}, 4, nullptr, "dev-a"};
     auto never = f.push_one(unknown);
     CHECK(never.outcome == kind::applied);
@@ -191,10 +192,12 @@ TEST_CASE("sync_service removes leave tombstones and are idempotent", "[server]"
     REQUIRE(page.has_value());
     REQUIRE(page->records.size() == 1);
     CHECK(page->records[0].server_id == keep.server_id);
-    REQUIRE(page->tombstones.size() == 1);
+    REQUIRE(page->tombstones.size() == 2);
     CHECK(page->tombstones[0].server_id == r.server_id);
     CHECK(page->tombstones[0].id == make_id(1));
     CHECK(page->tombstones[0].version == 3);
+    CHECK(page->tombstones[1].server_id == "s99");
+    CHECK(page->tombstones[1].id == make_id(7));
     CHECK(f.svc.fetch({.user = "alice", .collection = "jobs", .server_id = r.server_id}).error().code == errc::not_found);
     auto upd = f.push_one(update_op(removed.record, 3, {{"n", 2}}));
     CHECK(upd.outcome == kind::rejected);
@@ -256,6 +259,40 @@ TEST_CASE("sync_service cursors carry the epoch: a restored server expires them"
     CHECK(f.pull("3").error().code == errc::cursor_expired);  // the right number from the wrong epoch
     CHECK(f.push_one(create_op(2, {{"n", 3}})).record.version == 4);
     CHECK(f.pull("3@1")->next_cursor == "4@1");
+}
+
+TEST_CASE("sync_service after a restore: ops naming a server id the restore lost", "[server]") {
+    fixture f;
+    const auto before = f.svc.store().snapshot("alice", "jobs");
+    const auto lost = f.push_one(create_op(1, {{"n", 1}})).record;
+    const auto removed = f.push_one(create_op(2, {{"n", 2}})).record;
+    f.svc.store().restore(before);  // both records are gone, without a trace
+    // Another device that held the first one sends it again: a new server id.
+    const auto again = f.push_one(create_op(1, {{"n", 5}}, "dev-b"));
+    REQUIRE(again.outcome == kind::applied);
+    CHECK_FALSE(again.replayed);
+    // An update under the lost id finds it by its local id: a conflict with the new copy.
+    const auto up = f.push_one(update_op(lost, lost.version, {{"n", 9}}));
+    CHECK(up.outcome == kind::conflict);
+    CHECK(up.record.server_id == again.record.server_id);
+    CHECK(up.record.value == json{{"n", 5}});
+    // The first device's create of it, sent again, meets another device's create.
+    const auto replay = f.push_one(create_op(1, {{"n", 1}}));
+    CHECK(replay.outcome == kind::conflict);
+    CHECK(replay.replayed);
+    // A remove under a lost id is applied and leaves a tombstone under that id...
+    CHECK(f.push_one(remove_op(removed, removed.version)).outcome == kind::applied);
+    const auto page = f.pull("");
+    REQUIRE(page.has_value());
+    REQUIRE(page->tombstones.size() == 1);
+    CHECK(page->tombstones[0].server_id == removed.server_id);
+    CHECK(page->tombstones[0].id == make_id(2));
+    // ...so the record, sent again by a device that still held it, stays deleted.
+    CHECK(f.push_one(create_op(2, {{"n", 2}}, "dev-b")).failure.code == errc::not_found);
+    // A remove naming no server id and an unknown local id leaves nothing.
+    CHECK(f.push_one(push_op{tether::op_kind::remove, make_id(3), std::nullopt, 0, nullptr, "dev-a"}).outcome ==
+          kind::applied);
+    CHECK(f.pull("")->tombstones.size() == 1);
 }
 
 TEST_CASE("sync_service full-list mode lists every live record", "[server]") {

@@ -52,15 +52,24 @@ std::optional<tether::loopback_server::entry> server_entry(const world<M>& w, co
 template <class M>
 void learn_sid(world<M>& w, int c, const local_id& local, const std::string& sid) {
     if (sid.empty()) return;
-    local_id k = local;
-    if (auto it = w.by_sid.find(sid); it != w.by_sid.end()) {
+    local_id k = canon(w, local);
+    auto e = w.server.find("alice", collection_name(w), sid);
+    if (e && e->record.id && !e->record.id->is_nil()) {
+        // The id it was created with; a device's own id for a record it pulled without one
+        // when the device sent it again after a restore lost it.
+        k = canon(w, *e->record.id);
+        w.by_sid[sid] = k;
+    } else if (auto it = w.by_sid.find(sid); it != w.by_sid.end()) {
         k = it->second;
     } else {
-        auto e = w.server.find("alice", collection_name(w), sid);
-        if (e && e->record.id && !e->record.id->is_nil()) k = *e->record.id;
         w.by_sid.emplace(sid, k);
     }
-    w.sid_of.try_emplace(k, sid);
+    // A record the server lost in a restore (its old server id names nothing, or
+    // another record now) and got again under a new server id.
+    if (auto [at, fresh] = w.sid_of.try_emplace(k, sid); !fresh && at->second != sid) {
+        auto old = w.server.find("alice", collection_name(w), at->second);
+        if (!old || (old->record.id && *old->record.id != k)) at->second = sid;
+    }
     if (k == local) return;
     auto [it, fresh] = w.alias.emplace(local, k);
     if (!fresh && it->second != k) {

@@ -120,9 +120,18 @@ TEST_CASE("loopback update merges the sent fields when base_version matches", "[
     SECTION("an update of an unknown record is not_found") {
         auto ghost = created;
         ghost.server_id = "s42";
+        ghost.id = make_id(42);
         auto r = push_one(f.alice, update_op(ghost, 1, {{"n", 3}}));
         REQUIRE(r.outcome == push_outcome::kind::rejected);
         CHECK(r.failure.code == errc::not_found);
+    }
+    SECTION("an update naming a server id no record holds (lost in a restore) finds the record by local id") {
+        auto lost = created;
+        lost.server_id = "s42";
+        auto r = push_one(f.alice, update_op(lost, 1, {{"n", 3}}));
+        REQUIRE(r.outcome == push_outcome::kind::conflict);  // its base is another record's version
+        CHECK(r.record.server_id == created.server_id);
+        CHECK(r.record.value == updated.record.value);
     }
     SECTION("an update without a server id finds the record by local id") {
         push_op op{tether::op_kind::update, *created.id, std::nullopt, updated.record.version, {{"n", 9}}};

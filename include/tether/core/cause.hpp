@@ -39,8 +39,8 @@ enum class cause : std::uint8_t {
     own_write_delete_kept,         ///< ...and the record was removed since
     own_write_changes_kept,        ///< ...and the record was edited since
     resync_changes_kept,           ///< a full resync: local changes kept on the server's version
-    resync_unknown,                ///< a full resync: the server lost the record; it goes up again
-    resync_deleted_unknown,        ///< a full resync: a local delete of a record the server lost
+    resync_unknown,                ///< a full resync: the server lost a record with local changes; it goes up again
+    resync_lost_synced,            ///< a full resync: the server lost a synced record; removed here too
     merged_twin,                   ///< a pulled twin of a local record, merged into it
 };
 
@@ -77,7 +77,7 @@ enum class cause : std::uint8_t {
         case cause::own_write_changes_kept: return "own earlier write confirmed; later changes kept";
         case cause::resync_changes_kept: return "resync: local changes kept";
         case cause::resync_unknown: return "resync: unknown to the server";
-        case cause::resync_deleted_unknown: return "resync: deleted, unknown to the server";
+        case cause::resync_lost_synced: return "resync: lost by the server, removed";
         case cause::merged_twin: return "merged into its local original";
     }
     return "unknown";

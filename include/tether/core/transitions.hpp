@@ -40,6 +40,16 @@ void take_server_identity(record<E>& r, std::string_view server_id, std::uint64_
     r.version = std::max(r.version, version);
 }
 
+/// @brief Takes the server's id (when it names one) and its version as it is,
+/// even below the local one: the server's current copy, the base the next
+/// update must name (after a restore from a backup it is below what the
+/// device saw before).
+template <class E>
+void take_server_base(record<E>& r, std::string_view server_id, std::uint64_t version) {
+    if (!server_id.empty()) r.server_id = std::string{server_id};
+    r.version = version;
+}
+
 /// @brief True if the record has a change waiting to go up.
 template <class E>
 [[nodiscard]] bool wants_push(const record<E>& r) noexcept {
@@ -166,20 +176,22 @@ cause keep_changes_on(record<E>& r, std::uint64_t version) noexcept {
     return cause::resync_changes_kept;
 }
 
-/// @brief A full resync never saw the record's server id: the server lost it
-/// (restored from an older backup). It loses its server id and version and
-/// goes up again as a create; a `failed` one stays `failed` with its count.
+/// @brief A full resync never saw the server id of a record with local
+/// changes: the server lost it (restored from an older backup). It loses its
+/// server id and version and goes up again as a create; a `failed` one stays
+/// `failed` with its count. It counts as attempted (`last_attempt_at`): other
+/// devices may hold it, so a local remove of it must go up too.
 template <class E>
 cause forget_server_copy(record<E>& r, timestamp now) noexcept {
     r.server_id.reset();
     r.version = 0;
     r.dirty.clear();
     r.local_rev += 1;
-    r.last_attempt_at.reset();
     if (r.status != sync_status::failed) {
         r.status = sync_status::pending;
         start_afresh(r);
     }
+    r.last_attempt_at = now;
     r.updated_at = now;
     return cause::resync_unknown;
 }
@@ -189,7 +201,7 @@ cause forget_server_copy(record<E>& r, timestamp now) noexcept {
 /// version becomes the base and what changed since goes up.
 template <class E>
 cause rebase_on_own_write(record<E>& r, const E& server_value, std::string_view server_id, std::uint64_t version) {
-    take_server_identity(r, server_id, version);
+    take_server_base(r, server_id, version);
     const bool failed = r.status == sync_status::failed;
     if (!failed) start_afresh(r);
     if (r.deleted) {
@@ -212,7 +224,7 @@ cause rebase_on_own_write(record<E>& r, const E& server_value, std::string_view 
 template <class E>
 cause settle(record<E>& r, const resolution<E>& decision, std::type_identity_t<E> server_value,
              std::string_view server_id, std::uint64_t version) {
-    take_server_identity(r, server_id, version);
+    take_server_base(r, server_id, version);
     auto take_server = [&](cause why) {
         r.value = std::move(server_value);
         r.status = sync_status::synced;

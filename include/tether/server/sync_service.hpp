@@ -91,8 +91,13 @@ struct no_screen {
 ///   leave tombstones; both are checked against `base_version` (a mismatch is
 ///   a `conflict` carrying the current record), except that an op naming its
 ///   record by local id alone with `base_version` 0 skips the check (its
-///   sender never learnt a version). A remove of a record the server never
-///   had answers `applied`. Each change keeps its origin. A malformed op
+///   sender never learnt a version). A server id that no record holds (a
+///   restore from a backup lost it) is looked up by the op's local id
+///   instead; server ids are never given out twice. A remove of a record the server does not hold
+///   answers `applied`, and leaves a tombstone under a server id it names
+///   that no record holds (so devices holding the lost record learn of the
+///   delete). A replayed create from another origin than the create's is a
+///   `conflict` too. Each change keeps its origin. A malformed op
 ///   (create or update whose value is not an object, create with a nil local
 ///   id, an unknown kind) is `rejected` with `errc::protocol` (HTTP 400), and
 ///   one over `service_limits::max_value_bytes` with `errc::too_large`; the
@@ -400,10 +405,18 @@ private:
         return tx.put(s, rec);
     }
 
-    // The record an update or remove names: by server id, else by a non-nil local id.
+    // The record an update or remove names: by server id, else by a non-nil local
+    // id. A server id no record holds is one a restore from a backup lost: then
+    // the local id names the record (another device may have sent it again).
+    // (The op's local id may differ from the record's: a device that pulled it
+    // from a server that gave no local id made its own.) Server ids are never
+    // given out twice, not even after a restore.
     template <class Tx>
     static result<std::optional<stored_record>> find_(Tx& tx, scope s, const push_op& op) {
-        if (names_by_server_id_(op)) return tx.find_by_server_id(s, *op.server_id);
+        if (names_by_server_id_(op)) {
+            auto by_sid = tx.find_by_server_id(s, *op.server_id);
+            if (!by_sid || *by_sid || op.id.is_nil()) return by_sid;
+        }
         if (op.id.is_nil()) return std::optional<stored_record>{};
         return tx.find_by_local_id(s, op.id);
     }
@@ -433,8 +446,12 @@ private:
         if (*held) {
             auto& r = **held;
             if (r.deleted) return op_not_found_(op);
-            // Changed since its create (another device): the sender's edits would overwrite that change.
-            if (r.record.version != r.created_version) return replayed_(conflict_(op, std::move(r.record)));
+            // Changed since its create, or sent by another device (one that held the record a
+            // restore lost sent it again): the sender's edits would overwrite that change.
+            const bool other_origin = !origin.empty() && !r.record.origin.empty() && r.record.origin != origin;
+            if (r.record.version != r.created_version || other_origin) {
+                return replayed_(conflict_(op, std::move(r.record)));
+            }
             return replayed_(applied_(std::move(r.record)));  // idempotent: the first create's record
         }
         nlohmann::json value = op.value;
@@ -475,12 +492,7 @@ private:
     result<push_outcome> remove_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now) const {
         auto found = find_(tx, s, op);
         if (!found) return unexpected{std::move(found).error()};
-        if (!*found) {  // idempotent: nothing to delete; answer with what is known
-            server_record known;
-            known.server_id = op.server_id.value_or(std::string{});
-            if (!op.id.is_nil()) known.id = op.id;
-            return applied_(std::move(known));
-        }
+        if (!*found) return remove_unknown_(tx, s, op, origin, now);
         auto& r = **found;
         if (r.deleted) return applied_(std::move(r.record));
         if (!version_matches_(op, r)) return conflict_(op, std::move(r.record));
@@ -488,6 +500,24 @@ private:
         r.record.origin = std::string{origin};
         if (auto ok = commit_change_(tx, s, r, now); !ok) return unexpected{std::move(ok).error()};
         return applied_(std::move(r.record));
+    }
+
+    // A remove of a record this server does not hold: idempotent, nothing to
+    // delete. Named by a server id no record holds (lost in a restore from a
+    // backup), it leaves a tombstone under that id, so the devices that still
+    // hold the record learn of the delete instead of sending it again.
+    template <class Tx>
+    static result<push_outcome> remove_unknown_(Tx& tx, scope s, const push_op& op, std::string_view origin,
+                                                timestamp now) {
+        server_record known;
+        known.server_id = op.server_id.value_or(std::string{});
+        if (!op.id.is_nil()) known.id = op.id;
+        if (!names_by_server_id_(op)) return applied_(std::move(known));  // (`find_` found none by it)
+        known.value = nlohmann::json::object();
+        known.origin = std::string{origin};
+        stored_record gone{std::move(known), true, 0};
+        if (auto ok = commit_change_(tx, s, gone, now); !ok) return unexpected{std::move(ok).error()};
+        return applied_(std::move(gone.record));
     }
 
     Store store_;

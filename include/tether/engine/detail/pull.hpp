@@ -184,7 +184,10 @@ result<void> apply_page(Ctx& ctx, pull_run& run, const pull_page& page, pass_res
         for (const auto& gone : missing) {
             auto cur = tx.get(gone.id);
             if (!cur) return unexpected{std::move(cur).error()};
-            if (!*cur || (*cur)->status != sync_status::synced || is_in_flight(ctx, gone.id)) continue;
+            if (!*cur || (*cur)->status != sync_status::synced || (*cur)->server_id != gone.server_id ||
+                is_in_flight(ctx, gone.id)) {
+                continue;  // changed in this page (it may hold a new server id) or in flight
+            }
             ++out.report.removed;
             if (auto e = erase_record(tx, fx, **cur, now, to_string(cause::deleted_on_server_unlisted)); !e) return e;
         }
@@ -262,7 +265,12 @@ result<void> apply_server_record(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_
     if (!*cur && s.id) {
         cur = tx.get(*s.id);
         if (!cur) return unexpected{std::move(cur).error()};
-        if (*cur && (*cur)->server_id && *(*cur)->server_id != s.server_id) return {};  // not ours to merge
+        if (*cur && (*cur)->server_id && *(*cur)->server_id != s.server_id) {
+            // Held under another server id. In a full resync after a restore, the one a
+            // server lost: another device sent the record again and it got a new one.
+            if (!run.resync) return {};  // not ours to merge
+            (*cur)->server_id = s.server_id;
+        }
     }
     if (*cur && is_in_flight(ctx, (*cur)->id)) return {};  // the push outcome will settle it
     if (!*cur && may_be_own_create(ctx, run, s)) {      // wait for the create's answer, then fetch it again
@@ -312,8 +320,9 @@ result<void> merge_pulled(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type>& 
         why = to_string(transitions::confirm_create(after, s.server_id, s.version));
     } else if (before.status == sync_status::synced) {
         why = to_string(transitions::take_pulled(after, std::move(value), s.version));
-    } else if (resync) {
-        // A full resync: the server's version is the base local changes go up on.
+    } else if (resync && s.version <= before.version) {
+        // A full resync, and no one changed the record since this device's base: the
+        // server's version (taken even below the local one) is the base local changes go up on.
         why = to_string(transitions::keep_changes_on(after, s.version));
     } else if (is_own_write(ctx, s)) {
         why = rebase_own_write(after, s, value, out);

@@ -5,6 +5,7 @@
 // pull.hpp. Not a public entry point.
 #include <tether/core/cause.hpp>
 #include <tether/core/result.hpp>
+#include <tether/core/status.hpp>
 #include <tether/core/transitions.hpp>
 #include <tether/engine/detail/context.hpp>
 #include <tether/engine/detail/effects.hpp>
@@ -34,10 +35,12 @@ void begin_resync(Ctx& ctx, pull_run& run, const std::string& why) {
 
 /// Every live record and tombstone came again. A record this device holds
 /// under a server id the server no longer knows was lost by the server (it
-/// was restored from a backup older than the record): it goes up again as a
-/// create (`transitions::forget_server_copy`), so no acknowledged write is
-/// lost; a local delete of it is simply done. (A full-list server cannot tell
-/// a lost record from a deleted one: it deletes, as `apply_page` does.)
+/// was restored from a backup older than the record). The server is the
+/// truth for what was synced: a `synced` record goes here too. One with local
+/// changes keeps them and goes up again as a create
+/// (`transitions::forget_server_copy`), so no unsynced write is lost; a local
+/// delete of one still goes up (the server keeps its tombstone, so a device
+/// that still holds an edit of it learns of the delete).
 template <class Ctx>
 result<void> finish_resync(Ctx& ctx, pull_run& run, pass_result& out) {
     using record_type = typename Ctx::record_type;
@@ -55,9 +58,10 @@ result<void> finish_resync(Ctx& ctx, pull_run& run, pass_result& out) {
             auto cur = tx.get(r.id);
             if (!cur) return unexpected{std::move(cur).error()};
             if (!*cur || (*cur)->server_id != r.server_id) continue;
-            if ((*cur)->deleted) {
+            if ((*cur)->deleted) continue;  // the remove goes up as it is
+            if ((*cur)->status == sync_status::synced) {
                 ++out.report.removed;
-                if (auto e = erase_record(tx, fx, **cur, now, to_string(cause::resync_deleted_unknown)); !e) return e;
+                if (auto e = erase_record(tx, fx, **cur, now, to_string(cause::resync_lost_synced)); !e) return e;
                 continue;
             }
             record_type after = **cur;
