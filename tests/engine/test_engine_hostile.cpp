@@ -17,6 +17,7 @@
 #include <optional>
 #include <thread>
 #include <string>
+#include <utility>
 #include <vector>
 
 using tether_test::Job;
@@ -194,6 +195,41 @@ TEST_CASE("an edit made during a create's push goes up over the server's filled-
     auto after = reload(dev, r.id);
     CHECK(after.status == sync_status::synced);
     CHECK(after.value == Job{"memo", 30, "/server/owned.m4a"});
+}
+
+TEST_CASE("a create answered without its value (stored as sent) keeps the local value and later edits",
+          "[sync][hostile]") {
+    world w;
+    auto t = w.transport();
+    t.s->after_push = [first = true](std::vector<tether::push_outcome>& outs) mutable {
+        if (std::exchange(first, false)) outs.at(0).record.value = nullptr;  // the create's: the short form
+    };
+    auto dev = w.device(t);
+    auto r = dev.create(Job{"memo", 0, "/a.m4a"}).value();
+    SECTION("nothing changed meanwhile: synced at the server's version") {
+        auto rep = dev.push();
+        REQUIRE(rep);
+        CHECK(rep->pushed == 1);
+        auto after = reload(dev, r.id);
+        CHECK(after.status == sync_status::synced);
+        CHECK(after.value == Job{"memo", 0, "/a.m4a"});
+        CHECK(after.server_id == w.on_server().at(0).server_id);
+        CHECK(after.version == w.on_server().at(0).version);
+        CHECK(after.dirty.empty());
+    }
+    SECTION("an edit made while the create was in flight goes up next") {
+        w.server.set_push_hook([&] {
+            w.server.set_push_hook({});
+            REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 30; }));
+        });
+        auto rep = dev.push();  // the create, then (a second round) the edit
+        REQUIRE(rep);
+        CHECK(rep->pushed == 2);
+        CHECK(w.on_server().at(0).value["progress"] == 30);
+        auto after = reload(dev, r.id);
+        CHECK(after.status == sync_status::synced);
+        CHECK(after.value == Job{"memo", 30, "/a.m4a"});
+    }
 }
 
 TEST_CASE("a replayed create is the base on which later edits go up", "[sync][hostile]") {

@@ -186,6 +186,52 @@ TEST_CASE("push answer: every outcome shape", "[protocol]") {
     CHECK((*back)[2].failure.message == "value over 1048576 bytes");
 }
 
+TEST_CASE("push answer to ops: a first create stored as sent answers in short form", "[protocol]") {
+    auto ops = sample_ops();
+    const tether::timestamp at{std::chrono::milliseconds{1700000000000}};
+    auto applied = [&](nlohmann::json value, bool replayed) {
+        return push_outcome{push_outcome::kind::applied,
+                            tether::server_record{"s-9", id1, 7, std::move(value), at, "dev-1"}, {}, replayed};
+    };
+    const push_outcome removed{push_outcome::kind::applied, tether::server_record{"s-2", id2, 9, nullptr, at, "dev-1"},
+                               {}, false};
+    const push_outcome updated{push_outcome::kind::applied,
+                               tether::server_record{"s-2", id2, 8, {{"title", "t"}, {"progress", 50}}, at, "dev-1"},
+                               {}, false};
+    SECTION("stored as sent: only server id, version and updated_at go back") {
+        std::vector<push_outcome> outs{applied(ops[0].value, false), updated, removed};
+        auto body = protocol::encode_push_answer(outs, ops, "dev-1").value();
+        auto j = nlohmann::json::parse(body);
+        CHECK(j["outcomes"][0]["record"] ==
+              nlohmann::json::parse(R"({"server_id":"s-9","version":7,"updated_at":1700000000000})"));
+        CHECK(j["outcomes"][1]["record"].contains("value"));  // an update's answer is the merged record
+        auto back = protocol::decode_push_answer(body, ops).value();
+        CHECK(back[0].record.server_id == "s-9");
+        CHECK(back[0].record.version == 7);
+        CHECK_FALSE(back[0].record.id.has_value());    // the op's
+        CHECK(back[0].record.origin.empty());          // the op's
+        CHECK(back[0].record.value.is_null());         // the client holds it
+        CHECK(back[1].record.value == updated.record.value);
+    }
+    SECTION("a value the server changed, a replay or another origin: the whole record") {
+        nlohmann::json filled = ops[0].value;
+        filled["audio_path"] = "/srv/a";
+        for (const auto& o : {applied(filled, false), applied(ops[0].value, true)}) {
+            std::vector<push_outcome> outs{o, updated, removed};
+            auto back = protocol::decode_push_answer(protocol::encode_push_answer(outs, ops, "dev-1").value(), ops);
+            REQUIRE(back);
+            CHECK((*back)[0].record.value == o.record.value);
+        }
+        auto other = applied(ops[0].value, false);
+        other.record.origin = "dev-2";
+        std::vector<push_outcome> outs{other, updated, removed};
+        auto back = protocol::decode_push_answer(protocol::encode_push_answer(outs, ops, "dev-1").value(), ops);
+        REQUIRE(back);
+        CHECK((*back)[0].record.origin == "dev-2");
+        CHECK((*back)[0].record.value == ops[0].value);
+    }
+}
+
 TEST_CASE("push answer: the outcome count must equal the op count", "[protocol]") {
     auto ops = sample_ops();
     const std::string one = R"({"outcomes":[{"outcome":"rejected","error":{"code":"transient","message":""}}]})";

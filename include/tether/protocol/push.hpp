@@ -72,13 +72,22 @@ struct push_request {
 /// @brief One outcome as JSON: `outcome`; `record` and `replayed` for applied
 /// and conflict (a replayed create of a record changed since is a conflict);
 /// `error` for rejected (its `failure`) and conflict (code `conflict`, the
-/// failure's message).
-[[nodiscard]] inline nlohmann::json to_json(const push_outcome& o) {
+/// failure's message). With `as_sent`, an applied outcome's record holds only
+/// `server_id`, `version` and `updated_at`: the server stored the op's value,
+/// local id and origin as they were sent (see `encode_push_answer`).
+[[nodiscard]] inline nlohmann::json to_json(const push_outcome& o, bool as_sent = false) {
     nlohmann::json j = nlohmann::json::object();
     j["outcome"] = std::string{to_string(o.outcome)};
     switch (o.outcome) {
         case push_outcome::kind::applied:
-            j["record"] = to_json(o.record);
+            if (as_sent) {
+                auto& rec = j["record"] = nlohmann::json::object();
+                rec["server_id"] = o.record.server_id;
+                rec["version"] = o.record.version;
+                if (o.record.updated_at) rec["updated_at"] = o.record.updated_at->time_since_epoch().count();
+            } else {
+                j["record"] = to_json(o.record);
+            }
             j["replayed"] = o.replayed;
             break;
         case push_outcome::kind::conflict: {
@@ -240,8 +249,34 @@ struct push_request {
     return dump_json(j);
 }
 
+/// @brief True if `o`, the outcome of `op` pushed with origin `origin`, is a
+/// first create (applied, not replayed) whose record holds exactly the local
+/// id, value and origin the op sent: its answer need not carry them back.
+[[nodiscard]] inline bool stored_as_sent(const push_outcome& o, const push_op& op, std::string_view origin) {
+    return o.outcome == push_outcome::kind::applied && !o.replayed && op.kind == op_kind::create &&
+           o.record.id == op.id && o.record.origin == (op.origin.empty() ? origin : std::string_view{op.origin}) &&
+           o.record.value == op.value;
+}
+
+/// @brief The body of a push answer to `ops`, pushed with the batch origin
+/// `origin` (the server side): as above, but the record of a first create
+/// stored exactly as sent (`stored_as_sent`) holds only its server id, version
+/// and `updated_at`, so that the answer to a batch of creates is not the batch
+/// again. `ops` must be the ops the outcomes answer, in order.
+[[nodiscard]] inline result<std::string> encode_push_answer(std::span<const push_outcome> outcomes,
+                                                            std::span<const push_op> ops, std::string_view origin) {
+    nlohmann::json j = nlohmann::json::object();
+    auto& arr = j["outcomes"] = nlohmann::json::array();
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+        arr.push_back(to_json(outcomes[i], i < ops.size() && stored_as_sent(outcomes[i], ops[i], origin)));
+    }
+    return dump_json(j);
+}
+
 /// @brief Decodes a push answer to `sent` (the client side): exactly one
-/// outcome per op sent, else `errc::protocol`. Malformed JSON, a missing or
+/// outcome per op sent, else `errc::protocol`. An applied create's record in
+/// the short form (a create stored as sent) decodes with no local id, an empty
+/// origin and a null value: they are the op's. Malformed JSON, a missing or
 /// mistyped member, an unknown outcome, an applied create or update (or a
 /// conflict) without a server id, text over `bounds`: `errc::protocol`.
 /// Never throws.

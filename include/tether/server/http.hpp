@@ -288,7 +288,7 @@ private:
         };
         auto out = service_.push({user, r.collection, decoded->ops, decoded->origin}, screen);
         if (!out) return error_answer(res, out.error());
-        answer_(res, protocol::encode_push_answer(*out));
+        answer_(res, protocol::encode_push_answer(*out, decoded->ops, decoded->origin));
     }
 
     void changes_(const httplib::Request& req, httplib::Response& res, const std::string& user, const route& r) {

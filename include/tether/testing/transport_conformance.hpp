@@ -209,9 +209,10 @@ template <class MakeTransport>
     if (created->outcome != push_outcome::kind::applied) run.fail("create", "a new record was not applied");
     if (c.server_id.empty()) run.fail("create", "no server id in the answer");
     if (c.version == 0) run.fail("create", "version 0 in the answer");
-    if (c.id != id) run.fail("create", "the answer does not carry the local id");
+    // (A create stored as sent may be answered in short form: no local id, origin or value.)
+    if (c.id && *c.id != id) run.fail("create", "the answer carries another local id");
     if (created->replayed) run.fail("create", "a fresh create answered as replayed");
-    if (c.origin != origin_a) run.fail("origin kept", "create answered origin '" + c.origin + "'");
+    if (!c.origin.empty() && c.origin != origin_a) run.fail("origin kept", "create answered origin '" + c.origin + "'");
     const std::string sid = c.server_id;
     auto again = run.push_one(a, "idempotent create",
                               detail::conformance_run::create(id, {{"title", "one"}, {"n", 1}}, origin_a));

@@ -140,20 +140,22 @@ result<void> apply_outcome(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type>&
 /// `transitions::applied`. A create sent before (its answer lost) may be
 /// answered with the earlier copy by a server that does not say `replayed`:
 /// it is treated as a replay too, so no edit made since is lost; a first
-/// create is taken as it is.
+/// create is taken as it is. A create's answer without a value (null) says the
+/// server stored the value as sent (docs/protocol.md): there is nothing to take.
 template <class Record, class Effects>
 std::string take_applied(Record& after, const push_op& op, const Record& sent, const push_outcome& o, Effects& fx,
                          pass_result& out) {
     using entity_type = std::remove_cvref_t<decltype(after.value)>;
-    auto answer = entity_ops<entity_type>::from_json(o.record.value);
-    if (!answer) {
-        fx.warnings.push_back("server value of " + op.id.to_string() + " does not fit: " + answer.error().message +
-                              "; keeping the local value");
+    std::optional<entity_type> answer;
+    if (!(op.kind == op_kind::create && o.record.value.is_null())) {
+        auto v = entity_ops<entity_type>::from_json(o.record.value);
+        if (v) answer = std::move(*v);
+        else fx.warnings.push_back("server value of " + op.id.to_string() + " does not fit: " + v.error().message +
+                                   "; keeping the local value");
     }
     const bool replay = op.kind == op_kind::create && (o.replayed || sent.last_attempt_at.has_value());
-    const auto why = transitions::applied(after, sent.value,
-                                          answer ? std::optional<entity_type>{std::move(*answer)} : std::nullopt,
-                                          replay, o.record.server_id, o.record.version);
+    const auto why = transitions::applied(after, sent.value, std::move(answer), replay, o.record.server_id,
+                                          o.record.version);
     if (transitions::wants_push(after)) out.rerun = true;  // goes up in the next round of this sync
     return std::string{to_string(why)};
 }
