@@ -85,7 +85,10 @@ result<void> apply_outcome(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type>&
                            timestamp now, pass_result& out) {
     using entity_type = typename Ctx::entity_type;
     using record_type = typename Ctx::record_type;
-    if (o.outcome != push_outcome::kind::rejected && op.kind == op_kind::create) {
+    // Only a create sent before (its answer in doubt) can have been pulled back
+    // already: a first create's server id is new to every device.
+    if (o.outcome != push_outcome::kind::rejected && op.kind == op_kind::create &&
+        (o.replayed || sent.last_attempt_at)) {
         if (auto m = merge_pulled_twin(ctx, tx, fx, op.id, o.record.server_id, now); !m) return m;
     }
     auto cur = tx.get(op.id);

@@ -72,28 +72,14 @@ result<void> push_batches(Ctx& ctx, push_run& run, pass_result& out) {
 template <class Ctx>
 result<push_step> push_batch(Ctx& ctx, push_run& run, const std::vector<typename Ctx::record_type>& picked,
                              pass_result& out) {
-    using record_type = typename Ctx::record_type;
     std::vector<local_id> ids;
     ids.reserve(picked.size());
     for (const auto& r : picked) ids.push_back(r.id);
     const in_flight_mark<Ctx, std::vector<local_id>> mark{ctx, ids};
-    // Re-read now that the records are marked in flight: a remove() that ran
-    // before the mark may have erased a never-sent record, and an edit may have
-    // landed since `due` was read. From here on, remove() of these records only
-    // marks them pending_deletion.
     std::vector<push_op> ops;
-    std::vector<record_type> sent;  // the snapshots the ops were made from
-    ops.reserve(picked.size());
-    sent.reserve(picked.size());
-    for (const auto& r : picked) {
-        auto fresh = ctx.store.get(r.id);
-        if (!fresh) return unexpected{std::move(fresh).error()};
-        if (!*fresh || !is_due(**fresh, ctx.clock.now())) continue;
-        ops.push_back(make_op(ctx, **fresh));
-        sent.push_back(std::move(**fresh));
-    }
+    std::vector<typename Ctx::record_type> sent;  // the snapshots the ops were made from
+    if (auto t = take_snapshots(ctx, picked, ops, sent); !t) return unexpected{std::move(t).error()};
     if (ops.empty()) return push_step::go_on;
-    if (auto m = mark_attempted(ctx, sent); !m) return unexpected{std::move(m).error()};
     using entity_type = typename Ctx::entity_type;
     auto outcomes = ctx.transport.push(collection_of<entity_type>(), std::span<const push_op>{ops});  // no lock held
     if (outcomes && outcomes->size() != ops.size()) {
@@ -106,6 +92,39 @@ result<push_step> push_batch(Ctx& ctx, push_run& run, const std::vector<typename
         return push_step::stop;
     }
     return settle_batch(ctx, run, ops, sent, *outcomes, out);
+}
+
+/// Re-reads the picked records now that they are marked in flight (a remove()
+/// that ran before the mark may have erased a never-sent record, and an edit may
+/// have landed since `due` was read; from here on, remove() of these records
+/// only marks them pending_deletion), makes the op of each one still due, and
+/// marks a create never sent before as attempted, all in one transaction. A
+/// create may reach the server even if the app dies before its outcome is
+/// stored: marked attempted first, a remove() after a restart goes to the
+/// server. `sent` keeps each record as it was before the mark (see take_applied).
+template <class Ctx>
+result<void> take_snapshots(Ctx& ctx, const std::vector<typename Ctx::record_type>& picked, std::vector<push_op>& ops,
+                            std::vector<typename Ctx::record_type>& sent) {
+    const auto now = ctx.clock.now();
+    ops.reserve(picked.size());
+    sent.reserve(picked.size());
+    return ctx.store.transact([&](auto& tx) -> result<void> {
+        ops.clear();
+        sent.clear();
+        for (const auto& r : picked) {
+            auto fresh = tx.get(r.id);
+            if (!fresh) return unexpected{std::move(fresh).error()};
+            if (!*fresh || !is_due(**fresh, now)) continue;
+            ops.push_back(make_op(ctx, **fresh));
+            if (!(*fresh)->server_id && !(*fresh)->last_attempt_at) {
+                auto marked = **fresh;
+                marked.last_attempt_at = now;
+                if (auto p = tx.put(std::move(marked)); !p) return p;
+            }
+            sent.push_back(std::move(**fresh));
+        }
+        return {};
+    });
 }
 
 /// The op that pushes `r`: a `remove` for a delete, a `create` with the whole
@@ -137,30 +156,6 @@ template <class Ctx>
         }
     }
     return op;
-}
-
-/// A create may reach the server even if the app dies before its outcome is
-/// stored: it is marked attempted first, so that a remove() after a restart
-/// goes to the server.
-template <class Ctx>
-result<void> mark_attempted(Ctx& ctx, const std::vector<typename Ctx::record_type>& sent) {
-    using record_type = typename Ctx::record_type;
-    if (std::none_of(sent.begin(), sent.end(), [](const record_type& r) { return !r.server_id && !r.last_attempt_at; })) {
-        return {};
-    }
-    const auto sent_at = ctx.clock.now();
-    return ctx.store.transact([&](auto& tx) -> result<void> {
-        for (const auto& r : sent) {
-            if (r.server_id || r.last_attempt_at) continue;
-            auto cur = tx.get(r.id);
-            if (!cur) return unexpected{std::move(cur).error()};
-            if (!*cur) continue;
-            record_type m = **cur;
-            m.last_attempt_at = sent_at;  // `r` keeps what it was: no earlier attempt (see take_applied)
-            if (auto p = tx.put(std::move(m)); !p) return p;
-        }
-        return {};
-    });
 }
 
 /// The transport's call failed as a whole. A 401 pauses sync, counting
