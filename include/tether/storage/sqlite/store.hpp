@@ -241,7 +241,9 @@ public:
     /// @brief Up to `limit` records due at `now` (`is_due`), highest priority
     /// first, then least `updated_at`, then `local_id`; served by the `<table>_due` index.
     /// Rows that do not decode are skipped, and as many readable ones as there
-    /// are (up to `limit`) returned in their place.
+    /// are (up to `limit`) returned in their place. The records returned are
+    /// also kept in the record cache: the push that follows re-reads them in a
+    /// transaction and need not decode them again.
     result<std::vector<record<E>>> due(timestamp now, std::size_t limit) const {
         std::lock_guard lock{conn_->mutex()};
         if (auto r = ready_(); !r) return unexpected{std::move(r).error()};
@@ -255,11 +257,11 @@ public:
         const auto bound = std::min(limit, max - known) + known;
         st->bind(1, detail::sqlite_time(now)).bind(2, static_cast<std::int64_t>(bound));
         std::size_t rows = 0;
-        auto out = collect_(*st, limit, "due", &now, nullptr, &rows);
+        auto out = collect_(*st, limit, "due", &now, nullptr, &rows, true);
         if (!out || out->size() >= limit || rows < bound) return out;
         st->reset();
         st->bind(1, detail::sqlite_time(now)).bind(2, std::int64_t{-1});  // no limit: stops at `limit` readable rows
-        return collect_(*st, limit, "due", &now, nullptr, nullptr);
+        return collect_(*st, limit, "due", &now, nullptr, nullptr, true);
     }
 
     /// @brief Record counts by status and the oldest unsynced change.
@@ -406,8 +408,10 @@ private:
 
     // One row of `st`; `undecodable` (if given) is set when the row exists but
     // does not decode (the result is then that error).
+    // `value_text` (if given) receives the value column's text of a row that decodes.
     result<std::optional<record<E>>> one_(detail::sqlite_statement& st, std::string_view what,
-                                          const local_id* id = nullptr, bool* undecodable = nullptr) const {
+                                          const local_id* id = nullptr, bool* undecodable = nullptr,
+                                          std::string* value_text = nullptr) const {
         const int rc = st.step();
         if (rc == SQLITE_DONE) {
             if (id != nullptr) note_readable_(*id);
@@ -416,7 +420,7 @@ private:
         if (rc != SQLITE_ROW) {
             return unexpected{fail_(rc, id != nullptr ? std::string{what} + " " + id->to_string() : std::string{what})};
         }
-        auto r = detail::sqlite_read_record<E>(st, table_);
+        auto r = detail::sqlite_read_record<E>(st, table_, value_text);
         if (!r) {
             note_unreadable_(st, r.error());
             if (undecodable != nullptr) *undecodable = true;
@@ -428,16 +432,20 @@ private:
 
     // Up to `limit` records from the rows of `st`, skipping (and noting) those
     // that do not decode: into `skipped` too, if given. `rows` (if given) is set
-    // to the number of rows stepped over.
+    // to the number of rows stepped over. With `keep`, a copy of each record
+    // returned goes into the record cache (the push that reads what is due then
+    // takes them from there: valid under the epoch rule, as the cache is only
+    // used inside transactions, whose start notices other connections' commits).
     result<std::vector<record<E>>> collect_(detail::sqlite_statement& st, std::size_t limit, std::string_view what,
                                             const timestamp* due_at, std::map<local_id, error>* skipped = nullptr,
-                                            std::size_t* rows = nullptr) const {
+                                            std::size_t* rows = nullptr, bool keep = false) const {
         std::vector<record<E>> out;
         std::size_t stepped = 0;
         int rc = SQLITE_ROW;
+        std::string text;
         while (out.size() < limit && (rc = st.step()) == SQLITE_ROW) {
             ++stepped;
-            auto r = detail::sqlite_read_record<E>(st, table_);
+            auto r = detail::sqlite_read_record<E>(st, table_, keep ? &text : nullptr);
             if (!r) {
                 note_unreadable_(st, r.error());
                 if (skipped != nullptr) {
@@ -448,6 +456,7 @@ private:
             note_readable_(r->id);
             // The SQL filter mirrors is_due(); the check keeps the two from drifting apart.
             if (due_at != nullptr && !is_due(*r, *due_at)) continue;
+            if (keep) cache_put_(*r, std::move(text));
             out.push_back(std::move(*r));
         }
         if (rows != nullptr) *rows = stepped;
@@ -465,9 +474,14 @@ private:
     // It also keeps the table's rows known not to decode (see `unreadable()`),
     // which outlive epochs: they are facts about rows, corrected by the next
     // read, put or erase of each.
+    //
+    // Beside each record it keeps the value column's text, so that a write
+    // that leaves the value as it was (a status, a version, an attempt) binds
+    // that text again instead of serializing the entity.
     struct record_cache {
         std::uint64_t epoch = 0;
         std::unordered_map<local_id, record<E>> records;
+        std::unordered_map<local_id, std::string> value_texts;  // of `records`' values, as stored
         std::map<local_id, error> unreadable;
     };
     static constexpr std::size_t cache_capacity = 4096;  // records; emptied when full
@@ -475,32 +489,56 @@ private:
     record_cache& cache_now_() const {
         if (cache_->epoch != conn_->epoch()) {
             cache_->records.clear();
+            cache_->value_texts.clear();
             cache_->epoch = conn_->epoch();
         }
         return *cache_;
     }
 
     template <class R>
-    void cache_put_(R&& r) const {
+    void cache_put_(R&& r, std::string value_text) const {
         auto& c = cache_now_();
-        if (c.records.size() >= cache_capacity && !c.records.contains(r.id)) c.records.clear();
+        if (c.records.size() >= cache_capacity && !c.records.contains(r.id)) {
+            c.records.clear();
+            c.value_texts.clear();
+        }
         const auto id = r.id;
         c.records.insert_or_assign(id, std::forward<R>(r));
+        c.value_texts.insert_or_assign(id, std::move(value_text));
     }
 
+    // After a write of `r`: `value_text` is its value's new text (null: the
+    // value and its cached text are as they were).
     template <class R>
-    void cache_refresh_(R&& r) const {
+    void cache_refresh_(R&& r, std::string* value_text) const {
         auto& c = cache_now_();
-        if (auto it = c.records.find(r.id); it != c.records.end()) it->second = std::forward<R>(r);
+        if (auto it = c.records.find(r.id); it != c.records.end()) {
+            it->second = std::forward<R>(r);
+            if (value_text != nullptr) c.value_texts.insert_or_assign(it->first, std::move(*value_text));
+        }
+    }
+
+    // The record `id` as the cache holds it (null if it does not), and its
+    // value's stored text.
+    std::pair<const record<E>*, const std::string*> cached_(const local_id& id) const {
+        auto& c = cache_now_();
+        auto it = c.records.find(id);
+        if (it == c.records.end()) return {nullptr, nullptr};
+        auto text = c.value_texts.find(id);
+        return {&it->second, text == c.value_texts.end() ? nullptr : &text->second};
     }
 
     result<const record<E>*> peek_cached_(const local_id& id) const {
         auto& c = cache_now_();
         if (auto it = c.records.find(id); it != c.records.end()) return &it->second;
-        auto found = get_(id);
+        auto st = conn_->prepare(keys_.select_by_id);
+        if (!st) return unexpected{std::move(st).error()};
+        st->bind_blob(1, id.bytes());
+        std::string text;
+        auto found = one_(*st, "get", &id, nullptr, &text);
         if (!found) return unexpected{std::move(found).error()};
         if (!*found) return static_cast<const record<E>*>(nullptr);
-        cache_put_(std::move(**found));
+        cache_put_(std::move(**found), std::move(text));
         return &c.records.find(id)->second;
     }
 
@@ -510,8 +548,9 @@ private:
         if (!st) return false;
         st->bind_blob(1, id.bytes());
         bool undecodable = false;
-        auto found = one_(*st, "get", &id, &undecodable);
-        if (found && *found) cache_put_(std::move(**found));
+        std::string text;
+        auto found = one_(*st, "get", &id, &undecodable, &text);
+        if (found && *found) cache_put_(std::move(**found), std::move(text));
         return undecodable;
     }
 
@@ -556,18 +595,57 @@ private:
     template <class R>
     result<void> put_(R&& r) const {
         if (r.id.is_nil()) return unexpected{make_error(errc::invalid_argument, "record without an id")};
-        auto st = conn_->prepare(keys_.upsert);
-        if (!st) return unexpected{std::move(st).error()};
         auto dirty = dirty_json_(r.dirty);
         if (!dirty) return unexpected{std::move(dirty).error()};
-        std::string value;  // bound without a copy: lives until the step is done
-        if (auto b = detail::sqlite_bind_record(*st, r, value, *dirty); !b) return b;
-        if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "put " + r.id.to_string())};
+        // Bound without a copy: lives until the step is done. The cached text
+        // of an unchanged value is bound as it is (the cache does not change
+        // before the step).
+        std::string value;
+        auto [stored, text] = cached_(r.id);
+        const std::string* known =
+            stored != nullptr && text != nullptr && entity_ops<E>::equal(stored->value, r.value) ? text : nullptr;
+        bool written = false;
+        if (stored != nullptr) {
+            auto w = update_changed_(r, *stored, known, value, *dirty);
+            if (!w) return unexpected{std::move(w).error()};
+            written = *w;
+        }
+        if (!written) {
+            auto st = conn_->prepare(keys_.upsert);
+            if (!st) return unexpected{std::move(st).error()};
+            if (auto b = detail::sqlite_bind_record(*st, r, value, *dirty, known); !b) return b;
+            if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "put " + r.id.to_string())};
+        }
         note_readable_(r.id);
         // Kept only if already cached (read or updated before): a record just
         // created need not cost a copy until it is read or updated.
-        cache_refresh_(std::forward<R>(r));
+        cache_refresh_(std::forward<R>(r), known != nullptr ? nullptr : &value);
         return {};
+    }
+
+    // A put of a record whose row the cache holds as `stored`: an UPDATE of the
+    // columns that differ (none: no write), which leaves the indexes of the
+    // others alone. False if no row was there to update (the caller upserts).
+    result<bool> update_changed_(const record<E>& r, const record<E>& stored, const std::string* known,
+                                 std::string& value, std::string_view dirty) const {
+        const std::uint32_t mask = detail::sqlite_changed_columns(stored, r, known != nullptr);
+        if (mask == 0) return true;
+        const auto value_bit = std::uint32_t{1} << static_cast<int>(detail::sqlite_column::value);
+        if ((mask & value_bit) != 0) {
+            if (auto v = detail::sqlite_value_json(r, value); !v) return unexpected{std::move(v).error()};
+        }
+        auto sql = update_sql_.find(mask);
+        if (sql == update_sql_.end()) sql = update_sql_.emplace(mask, detail::sqlite_update_sql(table_, mask)).first;
+        auto st = conn_->prepare(std::string_view{sql->second});
+        if (!st) return unexpected{std::move(st).error()};
+        st->bind_blob_static(1, r.id.bytes());
+        int param = 2;
+        for (int c = 0; c < detail::sqlite_column_count; ++c) {
+            if ((mask & (std::uint32_t{1} << c)) == 0) continue;
+            detail::sqlite_bind_column(*st, param++, static_cast<detail::sqlite_column>(c), r, value, dirty);
+        }
+        if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "put " + r.id.to_string())};
+        return sqlite3_changes(conn_->handle()) == 1;
     }
 
     result<void> erase_(const local_id& id) const {
@@ -575,7 +653,9 @@ private:
         if (!st) return unexpected{std::move(st).error()};
         st->bind_blob(1, id.bytes());
         if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "erase " + id.to_string())};
-        cache_now_().records.erase(id);
+        auto& c = cache_now_();
+        c.records.erase(id);
+        c.value_texts.erase(id);
         note_readable_(id);
         return {};
     }
@@ -602,6 +682,7 @@ private:
         detail::sqlite_sql_key select_by_id{}, upsert{}, erase{};
     } keys_;
     std::shared_ptr<record_cache> cache_;  // guarded by conn_->mutex()
+    mutable std::unordered_map<std::uint32_t, std::string> update_sql_;  // by changed-column mask (same guard)
     mutable field_set last_dirty_;         // the last dirty fields written, and their JSON (same guard)
     mutable std::string last_dirty_json_;
     std::optional<error> init_error_;
