@@ -136,6 +136,7 @@ public:
         using httplib::Request;
         using httplib::Response;
         server.set_tcp_nodelay(true);
+        server.set_keep_alive_max_count(options_.keep_alive_requests);
         server.set_payload_max_length(options_.limits.max_body_bytes);
         auto plain = [this](const Request& req, Response& res) { serve_(req, res, nullptr); };
         auto reading = [this](const Request& req, Response& res, const httplib::ContentReader& reader) {
@@ -278,8 +279,13 @@ private:
             return error_answer(res, error{errc::protocol, "the request body could not be read", 400, std::nullopt});
         auto decoded = protocol::decode_push_request(body.body, lim);
         if (!decoded) return error_answer(res, decoded.error());
-        auto screen = [&lim](const push_op& op) -> std::optional<error> {
-            if (op.kind == op_kind::remove) return std::nullopt;
+        // The service refuses a value over its own limit as it stores it (a
+        // create's, an update's after the merge, which holds the op's fields):
+        // when that limit is not above this one, the op need not be measured twice.
+        const std::size_t stored_limit = service_.limits().max_value_bytes;
+        const bool service_checks = stored_limit != 0 && stored_limit <= lim.max_value_bytes;
+        auto screen = [&lim, service_checks](const push_op& op) -> std::optional<error> {
+            if (op.kind == op_kind::remove || service_checks) return std::nullopt;
             auto fits = protocol::check_value_size(op, lim);
             if (fits) return std::nullopt;
             error e = std::move(fits).error();

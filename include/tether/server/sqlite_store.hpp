@@ -208,6 +208,13 @@ public:
 
         /// @brief Inserts or replaces (by server id) the record `rec`.
         result<void> put(scope s, const stored_record& rec) {
+            const std::string value = rec.record.value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            return put(s, rec, value);
+        }
+
+        /// @brief As above, with `value_json` the record's value as compact JSON
+        /// (`dump()`, invalid UTF-8 replaced), written as it is.
+        result<void> put(scope s, const stored_record& rec, std::string_view value_json) {
             const auto& r = rec.record;
             if (r.server_id.empty())
                 return unexpected{make_error(errc::invalid_argument, "sqlite: put of a record with an empty server id")};
@@ -219,11 +226,10 @@ public:
                 " version = excluded.version, value = excluded.value, updated_at = excluded.updated_at,"
                 " origin = excluded.origin, deleted = excluded.deleted, created_version = excluded.created_version");
             if (!st) return unexpected{std::move(st).error()};
-            const std::string value = r.value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
             st->bind(1, s.user).bind(2, s.collection).bind(3, std::string_view{r.server_id});
             if (r.id) st->bind_blob(4, r.id->bytes());
             else st->bind_null(4);
-            st->bind(5, to_int_(r.version)).bind_static(6, value);
+            st->bind(5, to_int_(r.version)).bind_static(6, value_json);
             if (r.updated_at) st->bind(7, std::int64_t{r.updated_at->time_since_epoch().count()});
             else st->bind_null(7);
             st->bind(8, std::string_view{r.origin}).bind(9, std::int64_t{rec.deleted ? 1 : 0});

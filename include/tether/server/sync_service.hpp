@@ -372,10 +372,31 @@ private:
         return op.base_version == r.record.version || (op.base_version == 0 && !names_by_server_id_(op));
     }
 
-    // The op's value limit: empty if `value` fits.
-    std::optional<push_outcome> over_limit_(const push_op& op, const nlohmann::json& value) const {
+    // A store that takes the value's JSON text with a put (`put(s, rec, text)`)
+    // writes it as it is instead of serializing the value again.
+    template <class Tx>
+    static constexpr bool takes_text_ = requires(Tx& tx, scope s, const stored_record& r, std::string_view t) {
+        { tx.put(s, r, t) } -> std::same_as<result<void>>;
+    };
+
+    // `value` as compact JSON (invalid UTF-8 replaced), as the value limit
+    // counts it: made only if the limit or the store needs it (else empty).
+    template <class Tx>
+    std::string value_text_(const nlohmann::json& value) const {
+        if (limits_.max_value_bytes == 0 && !takes_text_<Tx>) return {};
+        return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+
+    template <class Tx>
+    static result<void> put_(Tx& tx, scope s, const stored_record& rec, const std::string& text) {
+        if constexpr (takes_text_<Tx>) return tx.put(s, rec, std::string_view{text});
+        else return tx.put(s, rec);
+    }
+
+    // The op's value limit: empty if `text`, the value's JSON, fits.
+    std::optional<push_outcome> over_limit_(const push_op& op, const std::string& text) const {
         if (limits_.max_value_bytes == 0) return std::nullopt;
-        const auto size = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size();
+        const auto size = text.size();
         if (size <= limits_.max_value_bytes) return std::nullopt;
         return rejected_(error{errc::too_large,
                                "value of " + op.id.to_string() + " is " + std::to_string(size) +
@@ -395,13 +416,16 @@ private:
         }
     }
 
-    // Gives `rec` the scope's next change number and stores it.
+    // Gives `rec` the scope's next change number and stores it (`text`: its
+    // value's JSON, if made).
     template <class Tx>
-    static result<void> commit_change_(Tx& tx, scope s, stored_record& rec, timestamp now) {
+    static result<void> commit_change_(Tx& tx, scope s, stored_record& rec, timestamp now,
+                                       const std::string* text = nullptr) {
         auto n = tx.next_change(s);
         if (!n) return unexpected{std::move(n).error()};
         rec.record.version = *n;
         rec.record.updated_at = now;
+        if (text != nullptr && !text->empty()) return put_(tx, s, rec, *text);
         return tx.put(s, rec);
     }
 
@@ -459,7 +483,8 @@ private:
             (*filler)(value);
             if (!value.is_object()) return protocol_("create: the create filler left the value not an object");
         }
-        if (auto big = over_limit_(op, value)) return std::move(*big);
+        const std::string text = value_text_<Tx>(value);
+        if (auto big = over_limit_(op, text)) return std::move(*big);
         auto sid = new_server_id_(tx, s);
         if (!sid) return unexpected{std::move(sid).error()};
         stored_record rec{server_record{std::move(*sid), op.id, 0, std::move(value), now, std::string{origin}}, false, 0};
@@ -467,7 +492,8 @@ private:
         if (!n) return unexpected{std::move(n).error()};
         rec.record.version = *n;
         rec.created_version = *n;
-        if (auto ok = tx.put(s, rec); !ok) return unexpected{std::move(ok).error()};
+        auto ok = text.empty() ? tx.put(s, rec) : put_(tx, s, rec, text);
+        if (!ok) return unexpected{std::move(ok).error()};
         return applied_(std::move(rec.record));
     }
 
@@ -481,10 +507,11 @@ private:
         if (!version_matches_(op, r)) return conflict_(op, std::move(r.record));
         nlohmann::json merged = r.record.value;  // merge into a copy: all fields or none
         for (const auto& field : op.value.items()) merged[field.key()] = field.value();
-        if (auto big = over_limit_(op, merged)) return std::move(*big);
+        const std::string text = value_text_<Tx>(merged);
+        if (auto big = over_limit_(op, text)) return std::move(*big);
         r.record.value = std::move(merged);
         r.record.origin = std::string{origin};
-        if (auto ok = commit_change_(tx, s, r, now); !ok) return unexpected{std::move(ok).error()};
+        if (auto ok = commit_change_(tx, s, r, now, &text); !ok) return unexpected{std::move(ok).error()};
         return applied_(std::move(r.record));
     }
 

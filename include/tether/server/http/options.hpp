@@ -51,6 +51,11 @@ struct http_face_options {
     std::uint32_t rate_limit = 0;
     /// Where the access log goes (one entry per request); empty: nowhere.
     access_sink access_log{};
+    /// Requests one keep-alive connection serves before the server closes it
+    /// (cpp-httplib's own default is 5: a syncing device would reconnect every
+    /// fifth batch, each time on another worker thread). An idle connection
+    /// still closes after cpp-httplib's keep-alive timeout (5 s).
+    std::size_t keep_alive_requests = 10'000;
 };
 
 }  // namespace tether::server
