@@ -14,7 +14,8 @@
 //    (/proc/self/status), so a figure that grows with the records pulled
 //    shows where.
 // 4. Prints records/s, the client's peak RSS, the server's VmHWM and the
-//    samples, and checks the client ended with N synced records.
+//    samples, and checks the client ended with N synced records. Exits 1 if
+//    it did not or the peak is over the target.
 //
 // Usage: tether_pull_memory [--records N] [--page N] [--sample-every N]
 //                           [--server PATH-TO-tether-server]
@@ -189,13 +190,18 @@ int run(const settings& cfg) {
     server_pid = 0;
 
     const auto f = client_figures::from(child.values);
-    const double client_mib = static_cast<double>(child.max_rss_kb) / 1024.0;
+    // wait4's figure and the child's own last VmHWM differ by a page or two (the
+    // kernel's RSS counters are per-CPU, summed lazily): the larger is the peak.
+    const double maxrss_mib = static_cast<double>(child.max_rss_kb) / 1024.0;
+    const double client_mib = std::max(maxrss_mib, f.hwm_after_pull_kb / 1024.0);
     std::printf("\n== pull of %zu records of ~250 bytes over HTTP, SQLite (WAL, synchronous=NORMAL) on both ends\n",
                 cfg.records);
     std::printf("pull              %9.0f records/s  (%.0f pulled in %.1f s)\n", f.pulled / f.seconds, f.pulled,
                 f.seconds);
-    std::printf("client peak RSS   %9.1f MiB (ru_maxrss; VmHWM when the pull ended: %.1f MiB)  target <= %.0f: %s\n",
-                client_mib, f.hwm_after_pull_kb / 1024.0, target_mib, client_mib <= target_mib ? "met" : "MISSED");
+    std::printf("client peak RSS   %9.1f MiB (wait4 ru_maxrss %.1f MiB, VmHWM as the pull ended %.1f MiB)"
+                "  target <= %.0f: %s\n",
+                client_mib, maxrss_mib, f.hwm_after_pull_kb / 1024.0, target_mib,
+                client_mib <= target_mib ? "met" : "MISSED");
     std::printf("server VmHWM      %9.1f MiB (%.1f MiB before the pull)\n", static_cast<double>(server_kb) / 1024.0,
                 static_cast<double>(server_before_kb) / 1024.0);
     std::printf("client RSS while pulling (records received: VmHWM / VmRSS, MiB):\n");
@@ -203,7 +209,7 @@ int run(const settings& cfg) {
         std::printf("  %9zu: %6.1f / %6.1f\n", x.records, x.hwm_kb / 1024.0, x.rss_kb / 1024.0);
     const bool all = static_cast<std::size_t>(f.synced) == cfg.records;
     std::printf("client holds %.0f synced records: %s\n", f.synced, all ? "all of them" : "WRONG");
-    return all ? 0 : 1;
+    return all && client_mib <= target_mib ? 0 : 1;
 }
 
 std::size_t positive(const char* text) {
