@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -30,13 +31,24 @@ inline void write_file(const std::string& path, const std::string& text) {
     std::ofstream{path} << text;
 }
 
-/// VmHWM (peak resident set) of process `pid` in KiB, 0 if unreadable.
-inline long peak_rss_kb_of(pid_t pid) {
-    std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+/// The figure in KiB of `key` (e.g. "VmHWM:", the peak resident set, or
+/// "VmRSS:") in /proc/<who>/status, 0 if unreadable.
+inline long status_kb(const std::string& who, const std::string& key) {
+    std::ifstream in{"/proc/" + who + "/status"};
     for (std::string line; std::getline(in, line);)
-        if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+        if (line.rfind(key, 0) == 0) return std::strtol(line.c_str() + key.size(), nullptr, 10);
     return 0;
 }
+
+/// VmHWM (peak resident set) of process `pid` in KiB, 0 if unreadable.
+inline long peak_rss_kb_of(pid_t pid) { return status_kb(std::to_string(pid), "VmHWM:"); }
+
+/// The figure `key` of this process's /proc/self/status in KiB (see `status_kb`).
+inline long self_status_kb(const std::string& key) { return status_kb("self", key); }
+
+/// The measurement child `in_child` waits for now (0: none), so that a signal
+/// handler can stop it.
+inline std::atomic<pid_t> running_child{0};
 
 /// What a child measured, and its peak RSS.
 struct child_result {
@@ -54,6 +66,7 @@ child_result in_child(F f) {
     if (pid < 0) throw std::runtime_error{"fork failed"};
     if (pid == 0) {
         ::close(fds[0]);
+        running_child = 0;
         int rc = 0;
         try {
             const auto v = f();
@@ -65,6 +78,7 @@ child_result in_child(F f) {
         }
         ::_exit(rc);
     }
+    running_child = pid;
     ::close(fds[1]);
     child_result out;
     double d;
@@ -73,6 +87,7 @@ child_result in_child(F f) {
     int status = 0;
     rusage ru{};
     ::wait4(pid, &status, 0, &ru);
+    running_child = 0;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error{"a measurement failed"};
     out.max_rss_kb = ru.ru_maxrss;
     return out;
@@ -114,6 +129,7 @@ public:
     ~server_process() { stop(); }
 
     [[nodiscard]] int port() const { return port_; }
+    [[nodiscard]] pid_t pid() const { return pid_; }
     [[nodiscard]] long peak_rss_kb() const { return peak_rss_kb_of(pid_); }
 
     void stop() {
