@@ -94,6 +94,11 @@ int main(int argc, char** argv) {
     std::string synchronous = "full";
     app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free port (the line printed says which)")
         ->capture_default_str();
+    bool restored = false;
+    app.add_flag("--restored-from-backup", restored,
+                 "the --db file was just put back from a backup: every cursor handed out before answers 410 (the "
+                 "clients resync in full) and change numbers and server ids jump past any handed out since the "
+                 "backup (run it once, on the first start after the restore)");
     app.add_flag("--allow-remote", allow_remote,
                  "allow a --listen address other than loopback. Off by default because tether-server speaks plain "
                  "HTTP: bearer tokens and records would cross the network unencrypted. Put it behind a proxy that "
@@ -161,6 +166,10 @@ int main(int argc, char** argv) {
                                                             : tether::sqlite_options::sync_mode::full;
         auto store = tether::server::sqlite_store::open(db_path, store_options);
         if (!store) return fail(store.error().message);
+        if (restored) {
+            if (auto m = store->mark_restored(tether::system_clock{}.now()); !m) return fail(m.error().message);
+            std::cerr << "tether-server: " << db_path << " marked as restored from a backup" << std::endl;
+        }
         tether::server::sync_service<tether::server::sqlite_store> service{
             std::move(*store), tether::server::service_limits_for(limits)};
         tether::server::http_face face{service, tether::server::authenticate_by(std::move(*tokens)), options};

@@ -15,7 +15,9 @@
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -167,4 +169,69 @@ TEST_CASE("sqlite_store refuses files it must not write to", "[integration][serv
         REQUIRE_FALSE(r.has_value());
         CHECK(r.error().message.find("client") != std::string::npos);
     }
+}
+
+TEST_CASE("sqlite_store: a file put back from a backup and marked restored never gives out a cursor, change number "
+          "or server id twice", "[integration][server]") {
+    temp_dir dir;
+    const auto path = dir.file("server.db");
+    const auto backup = dir.file("backup.db");
+    tether::manual_clock clock;
+    auto pull = [](service& svc, std::string collection, std::string cursor) {
+        return svc.pull({.user = "alice", .collection = std::move(collection), .cursor = std::move(cursor)});
+    };
+    std::string cursor_at_backup;
+    {
+        auto store = sqlite_store::open(path).value();
+        service svc{store, {}, [clock] { return clock.now(); }};
+        push(svc, {create_op(1, {{"n", 1}}), create_op(2, {{"n", 2}})});
+        cursor_at_backup = pull(svc, "jobs", "").value().next_cursor;
+    }  // closed: the file alone is the whole database
+    std::filesystem::copy_file(path, backup);
+    std::vector<std::string> sids_after;
+    std::uint64_t last_version_after = 0;
+    std::string cursor_after, notes_cursor_after;
+    {
+        auto store = sqlite_store::open(path).value();
+        service svc{store, {}, [clock] { return clock.now(); }};
+        for (const auto& o : push(svc, {create_op(3, {{"n", 3}}), create_op(4, {{"n", 4}})})) {
+            sids_after.push_back(o.record.server_id);
+            last_version_after = std::max(last_version_after, o.record.version);
+        }
+        auto note = svc.push({.user = "alice", .collection = "notes", .ops = std::vector{create_op(5, {{"n", 5}})}});
+        REQUIRE(note.has_value());
+        sids_after.push_back(note->at(0).record.server_id);
+        cursor_after = pull(svc, "jobs", "").value().next_cursor;
+        notes_cursor_after = pull(svc, "notes", "").value().next_cursor;
+    }
+    // The restore: the backup put back in place, then marked.
+    std::filesystem::copy_file(backup, path, std::filesystem::copy_options::overwrite_existing);
+    auto store = sqlite_store::open(path).value();
+    REQUIRE(store.mark_restored(clock.now()).has_value());
+    service svc{store, {}, [clock] { return clock.now(); }};
+    // Every cursor handed out before, from before or after the backup, is refused: the client resyncs.
+    for (const auto& c : {cursor_at_backup, cursor_after}) {
+        auto p = pull(svc, "jobs", c);
+        REQUIRE_FALSE(p.has_value());
+        CHECK(p.error().code == errc::cursor_expired);
+    }
+    // New changes take numbers and ids above anything given out before the restore, in the
+    // collections the backup held and in one it did not (notes).
+    for (std::string coll : {"jobs", "notes"}) {
+        auto out = svc.push({.user = "alice", .collection = coll, .ops = std::vector{create_op(6, {{"n", 6}})}});
+        REQUIRE(out.has_value());
+        const auto& r = out->at(0).record;
+        CHECK(r.version > last_version_after);
+        CHECK(std::find(sids_after.begin(), sids_after.end(), r.server_id) == sids_after.end());
+    }
+    auto p = pull(svc, "notes", notes_cursor_after);
+    REQUIRE_FALSE(p.has_value());
+    CHECK(p.error().code == errc::cursor_expired);
+    // Fresh pulls see the restored records and the new ones.
+    auto all = pull(svc, "jobs", "");
+    REQUIRE(all.has_value());
+    CHECK(all->records.size() == 3);
+    auto again = pull(svc, "jobs", all->next_cursor);
+    REQUIRE(again.has_value());
+    CHECK(again->records.empty());
 }

@@ -6,6 +6,7 @@
 #include <tether/core/error.hpp>
 #include <tether/core/ids.hpp>
 #include <tether/core/result.hpp>
+#include <tether/core/timestamp.hpp>
 #include <tether/server/sqlite/schema.hpp>
 #include <tether/server/store.hpp>
 #include <tether/storage/sqlite/connection.hpp>
@@ -251,10 +252,34 @@ public:
         friend class sqlite_store;
         explicit write_transaction(connection* c) noexcept : read_transaction(c) {}
 
+        result<void> mark_restored_(std::int64_t epoch, std::int64_t floor) {
+            auto cols = c_->prepare(
+                "UPDATE tether_server_collections SET epoch = max(epoch + 1, ?1), last_change = max(last_change, ?2)");
+            if (!cols) return unexpected{std::move(cols).error()};
+            cols->bind(1, epoch).bind(2, floor);
+            if (auto r = run_(*cols); !r) return r;
+            auto ids = c_->prepare(
+                "UPDATE tether_server_meta SET value = max(value, ?1) WHERE key = 'next_server_id'");
+            if (!ids) return unexpected{std::move(ids).error()};
+            ids->bind(1, floor);
+            if (auto r = run_(*ids); !r) return r;
+            // A collection the backup did not hold starts there too (see ensure_).
+            auto marks = c_->prepare(
+                "INSERT INTO tether_server_meta (key, value) VALUES ('restore_epoch', ?1), ('restore_floor', ?2)"
+                " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)");
+            if (!marks) return unexpected{std::move(marks).error()};
+            marks->bind(1, epoch).bind(2, floor);
+            return run_(*marks);
+        }
+
+        // A new collection starts at change 0 in epoch 0, or, in a file restored
+        // from a backup, where `mark_restored` left the others.
         result<void> ensure_(scope s) {
             auto st = c_->prepare(
-                "INSERT OR IGNORE INTO tether_server_collections (user_id, collection, last_change, epoch)"
-                " VALUES (?1, ?2, 0, 0)");
+                "INSERT INTO tether_server_collections (user_id, collection, last_change, epoch) SELECT ?1, ?2,"
+                " coalesce((SELECT value FROM tether_server_meta WHERE key = 'restore_floor'), 0),"
+                " coalesce((SELECT value FROM tether_server_meta WHERE key = 'restore_epoch'), 0)"
+                " WHERE NOT EXISTS (SELECT 1 FROM tether_server_collections WHERE user_id = ?1 AND collection = ?2)");
             if (!st) return unexpected{std::move(st).error()};
             st->bind(1, s.user).bind(2, s.collection);
             return run_(*st);
@@ -361,6 +386,24 @@ public:
         } end{*conn_};
         read_transaction tx{conn_.get()};
         return f(tx);
+    }
+
+    /// @brief Tells the store that its file was just put back from a backup.
+    ///
+    /// The file then knows nothing of what it handed out after the backup was
+    /// taken: the change numbers, the server ids and the cursors of that time
+    /// would be given out again, and a device holding them would take a
+    /// different state for the one it knows. So every collection's epoch moves
+    /// on (every cursor handed out before answers `errc::cursor_expired`: the
+    /// clients resync in full) and the change numbers and server ids go on from
+    /// at least `floor_of(now)` = milliseconds since the epoch × 1024, a number
+    /// above anything a file could have counted up to before, unless it took a
+    /// thousand changes a millisecond for its whole life. Run it once per
+    /// restore, before serving (`tether-server --restored-from-backup`).
+    result<void> mark_restored(timestamp now) {
+        const auto ms = std::max<std::int64_t>(0, now.time_since_epoch().count());
+        const std::int64_t floor = ms > (std::numeric_limits<std::int64_t>::max() >> 10) ? ms : ms << 10;
+        return write([&](write_transaction& tx) -> result<void> { return tx.mark_restored_(ms, floor); });
     }
 
     /// @brief The schema version stored in the file (after `open`, `schema_version`).
