@@ -196,15 +196,18 @@ public:
 
         /// @brief The scope's next change number.
         result<std::uint64_t> next_change(scope s) {
-            if (auto r = ensure_(s); !r) return unexpected{std::move(r).error()};
-            auto st = c_->prepare(
-                "UPDATE tether_server_collections SET last_change = last_change + 1"
-                " WHERE user_id = ?1 AND collection = ?2 RETURNING last_change");
-            if (!st) return unexpected{std::move(st).error()};
-            st->bind(1, s.user).bind(2, s.collection);
-            const int rc = st->step();
-            if (rc != SQLITE_ROW) return unexpected{step_error_(rc, *st)};
-            return static_cast<std::uint64_t>(st->int64(0));
+            for (bool first = true;; first = false) {
+                auto st = c_->prepare(
+                    "UPDATE tether_server_collections SET last_change = last_change + 1"
+                    " WHERE user_id = ?1 AND collection = ?2 RETURNING last_change");
+                if (!st) return unexpected{std::move(st).error()};
+                st->bind(1, s.user).bind(2, s.collection);
+                const int rc = st->step();
+                if (rc == SQLITE_ROW) return static_cast<std::uint64_t>(st->int64(0));
+                if (rc != SQLITE_DONE || !first) return unexpected{step_error_(rc, *st)};
+                st->reset();
+                if (auto r = ensure_(s); !r) return unexpected{std::move(r).error()};  // a new scope
+            }
         }
 
         /// @brief Inserts or replaces (by server id) the record `rec`.
