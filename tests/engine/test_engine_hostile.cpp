@@ -254,6 +254,29 @@ TEST_CASE("a replayed create is the base on which later edits go up", "[sync][ho
     CHECK(reload(dev, r.id).status == sync_status::synced);
 }
 
+TEST_CASE("a replayed create keeps what the server filled in from a field written before the create went out",
+          "[sync][hostile]") {
+    world w;
+    auto t = w.transport();
+    t.s->before_push = server_fills_audio_path;
+    auto dev = w.device(t);
+    auto r = dev.create(Job{"memo", 0, ""}).value();
+    REQUIRE(dev.update(r.id, [](Job& j) { j.audio_path = "/device/a.m4a"; }));  // before the create goes out
+    w.server.drop_next_responses(1);  // the create applies; its answer is lost
+    REQUIRE(dev.push());
+    REQUIRE(dev.update(r.id, [](Job& j) { j.progress = 60; }));
+    w.clock.advance(1h);
+    REQUIRE(dev.sync());
+    REQUIRE(dev.sync());
+    const auto srv = w.on_server();
+    REQUIRE(srv.size() == 1);
+    CHECK(srv[0].value["audio_path"] == "/server/owned.m4a");  // not reverted to the device's
+    CHECK(srv[0].value["progress"] == 60);                      // the edit made since went up
+    auto after = reload(dev, r.id);
+    CHECK(after.status == sync_status::synced);
+    CHECK(after.value == Job{"memo", 60, "/server/owned.m4a"});
+}
+
 TEST_CASE("a server that never says replayed loses no edit made after a lost create answer", "[sync][hostile]") {
     world w;
     auto t = w.transport();

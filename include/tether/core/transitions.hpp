@@ -104,8 +104,9 @@ bool fail_attempt(record<E>& r, const error& e, timestamp now, std::optional<std
 /// Server wins: the answer is the new value, fields the server filled in
 /// included. What changed since the pushed snapshot is laid over it and stays
 /// `dirty`; with `replay` (the server answered a create with a record it already
-/// held), the answer predates every local edit since the record was made, so
-/// all of `r.dirty` is laid over it instead. Nothing left over: `synced`.
+/// held), the answer predates every local edit since the create's first attempt
+/// (where the push starts a create's `dirty` afresh), so all of `r.dirty` is
+/// laid over it instead. Nothing left over: `synced`.
 template <class E>
 cause applied(record<E>& r, const E& sent, std::optional<std::type_identity_t<E>> answer, bool replay,
               std::string_view server_id, std::uint64_t version) {

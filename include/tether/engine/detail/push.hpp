@@ -101,7 +101,10 @@ result<push_step> push_batch(Ctx& ctx, push_run& run, const std::vector<typename
 /// marks a create never sent before as attempted, all in one transaction. A
 /// create may reach the server even if the app dies before its outcome is
 /// stored: marked attempted first, a remove() after a restart goes to the
-/// server. `sent` keeps each record as it was before the mark (see take_applied).
+/// server; and its `dirty` starts afresh, so that a replayed answer (the copy
+/// this attempt made) gets only later edits laid over it, not fields the server
+/// may have filled in from this one. `sent` keeps each record as it was before
+/// the mark (see take_applied).
 template <class Ctx>
 result<void> take_snapshots(Ctx& ctx, const std::vector<typename Ctx::record_type>& picked, std::vector<push_op>& ops,
                             std::vector<typename Ctx::record_type>& sent) {
@@ -117,8 +120,11 @@ result<void> take_snapshots(Ctx& ctx, const std::vector<typename Ctx::record_typ
             if (!*fresh || !is_due(**fresh, now)) continue;
             ops.push_back(make_op(ctx, **fresh));
             if (!(*fresh)->server_id && !(*fresh)->last_attempt_at) {
+                // From its first attempt on, a create's `dirty` holds what changed since that
+                // attempt: the server's copy, if this one reached it, holds everything before.
                 auto marked = **fresh;
                 marked.last_attempt_at = now;
+                marked.dirty.clear();
                 if (auto p = tx.put(std::move(marked)); !p) return p;
             }
             sent.push_back(std::move(**fresh));
