@@ -61,9 +61,6 @@ void check_change(world<M>& w, int c, const tether::change<typename M::entity>& 
         ch.cause == "conflict: merged") {
         ++w.rerun_causes;  // the engine asks itself for one more round
     }
-    if (ch.cause.starts_with("push applied: create replayed") && w.early_filled.contains(ch.id)) {
-        w.replayed_filled.insert(ch.id);  // invariant 9's open finding (docs/simulation.md)
-    }
     if (is_override(ch.cause)) {
         cl.overridden[ch.id] = ++w.seq;
         ++w.st.conflicts;
@@ -466,9 +463,6 @@ void check_server_field(world<M>& w) {
     using E = typename M::entity;
     const std::string f{sim_entity<E>::server_field};
     for (const auto& k : w.created) {
-        // Open finding: a replayed create lays every field written since the record was made over
-        // the server's answer, those the first attempt carried included, so the filled one too.
-        if (!w.cfg.strict_filler && w.replayed_filled.contains(k)) continue;
         auto e = w.server.find("alice", collection_name(w), k);
         if (!e || e->deleted) continue;
         auto m = w.model.find(k);

@@ -37,7 +37,7 @@ struct cli {
 [[noreturn]] void usage(const char* argv0, const std::string& why) {
     std::cerr << argv0 << ": " << why << "\nusage: " << argv0
               << " [--seeds N] [--first-seed S] [--ops N] [--clock-back] [--mode M[,M...]] [--knobs K[,K...]]"
-                 " [--strict-restore] [--strict-filler] [--replay SEED [--verbose]] [--check-determinism SEED]\n"
+                 " [--strict-restore] [--replay SEED [--verbose]] [--check-determinism SEED]\n"
                  "  modes: classic hostile policies sqlite rich threaded; knobs (hostile): filler omit-ids bad-pages value-limit admin restore,"
                  " all, none\n";
     std::exit(2);
@@ -144,7 +144,6 @@ cli parse(int argc, char** argv) {
         else if (a == "--mode") c.modes = parse_modes(argv[0], i, argc, argv);
         else if (a == "--knobs") c.cfg.knobs = parse_knobs(argv[0], i, argc, argv);
         else if (a == "--strict-restore") c.cfg.strict_restore = true;
-        else if (a == "--strict-filler") c.cfg.strict_filler = true;
         else usage(argv[0], "unknown argument " + std::string{a});
     }
     c.cfg.out = &std::cout;
@@ -164,7 +163,6 @@ std::string replay_command(const char* argv0, std::uint64_t seed, const config& 
     if (m != mode::classic) cmd += " --mode " + std::string{mode_names[static_cast<std::size_t>(m)]};
     if (m == mode::hostile && cfg.knobs != knob_all) cmd += " --knobs " + knob_list(cfg.knobs);
     if (m == mode::hostile && cfg.strict_restore) cmd += " --strict-restore";
-    if (m == mode::hostile && cfg.strict_filler) cmd += " --strict-filler";
     return cmd + " --verbose";
 }
 

@@ -233,7 +233,6 @@ struct config {
     bool clock_back = false;  ///< also jump the clock backwards
     unsigned knobs = knob_all;  ///< the hostile knobs a hostile seed uses
     bool strict_restore = false;  ///< invariant 13 (see model.hpp), off by default
-    bool strict_filler = false;   ///< invariant 9 also for a replayed create whose filled field was edited before it went out
     std::ostream* out = nullptr;
 };
 
@@ -351,8 +350,6 @@ struct world {
     std::uint64_t next_value = 0;           ///< makes every written field value unique
     std::map<local_id, write_type> latest;  ///< per record: the latest acknowledged write
     std::set<local_id> created;             ///< every record any client created
-    std::set<local_id> early_filled;        ///< hostile, filler: the filled field written before the create went out
-    std::set<local_id> replayed_filled;     ///< of those, the ones whose create was answered as a replay
     std::set<local_id> poisoned;
     std::map<local_id, std::vector<std::string>> history;  ///< writes and overrides, for reports
     std::map<local_id, int> names;          ///< short names r1, r2, ... in order of first sight

@@ -157,7 +157,6 @@ std::string op_update(world<M>& w, client<M>& cl, const local_id& id) {
         // of what the create's answer acknowledges (no local change to lay over the answer).
         auto cur = cl.engine->get(id);
         if (!cur || cur->server_id || cur->last_attempt_at) mask &= ~sim_entity<E>::server_field_bit;
-        if (mask & sim_entity<E>::server_field_bit) w.early_filled.insert(id);
     }
     if (mask == 0) mask = 1;
     const bool big = w.big_writes > 0 && w.random.chance(w.big_writes);
