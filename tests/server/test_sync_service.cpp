@@ -289,7 +289,34 @@ TEST_CASE("sync_service after a restore: ops naming a server id the restore lost
     CHECK(page->tombstones[0].id == make_id(2));
     // ...so the record, sent again by a device that still held it, stays deleted.
     CHECK(f.push_one(create_op(2, {{"n", 2}}, "dev-b")).failure.code == errc::not_found);
-    // A remove naming no server id and an unknown local id leaves nothing.
+    // A remove naming no record at all (no server id, a nil local id) leaves nothing.
+    CHECK(f.push_one(push_op{tether::op_kind::remove, tether::local_id{}, std::nullopt, 0, nullptr, "dev-a"}).outcome ==
+          kind::applied);
+    CHECK(f.pull("")->tombstones.size() == 1);
+}
+
+// A device held a record the restore lost and forgot its server id in the full
+// resync (its edits go up again as a create); it then removed it, by local id
+// alone. Another device still holds an older unsynced edit of the record and
+// sends it again as a create: it must meet the delete, not bring the record
+// back (found by the hostile simulator's restore knob, seeds 18 and 588).
+TEST_CASE("sync_service: a remove by local id of a record it does not hold keeps a tombstone", "[server]") {
+    fixture f;
+    const auto removed = f.push_one(push_op{tether::op_kind::remove, make_id(3), std::nullopt, 0, nullptr, "dev-a"});
+    REQUIRE(removed.outcome == kind::applied);
+    CHECK(removed.record.id == make_id(3));
+    CHECK_FALSE(removed.record.server_id.empty());
+    const auto page = f.pull("");
+    REQUIRE(page.has_value());
+    CHECK(page->records.empty());
+    REQUIRE(page->tombstones.size() == 1);
+    CHECK(page->tombstones[0].server_id == removed.record.server_id);
+    CHECK(page->tombstones[0].id == make_id(3));
+    // The older edit, sent again as a create by another device, meets the deletion.
+    CHECK(f.push_one(create_op(3, {{"n", 1}}, "dev-b")).failure.code == errc::not_found);
+    CHECK(f.svc.fetch({.user = "alice", .collection = "jobs", .server_id = removed.record.server_id}).error().code ==
+          errc::not_found);
+    // Removed again: idempotent, no second tombstone.
     CHECK(f.push_one(push_op{tether::op_kind::remove, make_id(3), std::nullopt, 0, nullptr, "dev-a"}).outcome ==
           kind::applied);
     CHECK(f.pull("")->tombstones.size() == 1);

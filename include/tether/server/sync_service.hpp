@@ -94,9 +94,10 @@ struct no_screen {
 ///   sender never learnt a version). A server id that no record holds (a
 ///   restore from a backup lost it) is looked up by the op's local id
 ///   instead; server ids are never given out twice. A remove of a record the server does not hold
-///   answers `applied`, and leaves a tombstone under a server id it names
-///   that no record holds (so devices holding the lost record learn of the
-///   delete). A replayed create from another origin than the create's is a
+///   answers `applied`, and leaves a tombstone with its local id under the
+///   server id it names (one no record holds) or else a new one (so devices
+///   holding the lost record learn of the delete, and a create of it sent
+///   later meets the deletion). A replayed create from another origin than the create's is a
 ///   `conflict` too. Each change keeps its origin. A malformed op
 ///   (create or update whose value is not an object, create with a nil local
 ///   id, an unknown kind) is `rejected` with `errc::protocol` (HTTP 400), and
@@ -530,16 +531,24 @@ private:
     }
 
     // A remove of a record this server does not hold: idempotent, nothing to
-    // delete. Named by a server id no record holds (lost in a restore from a
-    // backup), it leaves a tombstone under that id, so the devices that still
-    // hold the record learn of the delete instead of sending it again.
+    // delete. It leaves a tombstone, under the server id it names (one no
+    // record holds: lost in a restore from a backup) or else a new one, with
+    // its local id, so the devices that still hold the record learn of the
+    // delete instead of sending it again (after a restore, a device may hold
+    // it without a server id: its create of it, or one the resync made, to go
+    // up again), and a create of it sent later meets the deletion.
     template <class Tx>
     static result<push_outcome> remove_unknown_(Tx& tx, scope s, const push_op& op, std::string_view origin,
                                                 timestamp now) {
         server_record known;
         known.server_id = op.server_id.value_or(std::string{});
         if (!op.id.is_nil()) known.id = op.id;
-        if (!names_by_server_id_(op)) return applied_(std::move(known));  // (`find_` found none by it)
+        if (!names_by_server_id_(op)) {
+            if (op.id.is_nil()) return applied_(std::move(known));  // names no record at all
+            auto fresh = new_server_id_(tx, s);
+            if (!fresh) return unexpected{std::move(fresh).error()};
+            known.server_id = std::move(*fresh);
+        }
         known.value = nlohmann::json::object();
         known.origin = std::string{origin};
         stored_record gone{std::move(known), true, 0};
