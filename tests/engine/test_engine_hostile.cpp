@@ -623,6 +623,43 @@ TEST_CASE("a server that goes back in time starts a full resync and keeps local 
     CHECK_FALSE(warnings.empty());
 }
 
+// A bad copy of a record (nil local id) ahead of the real one in a resync page:
+// neither applies in that page, but the server holds the server id, so the end
+// of the resync must not take the record for lost and send it again as a
+// create (found by the hostile simulator's restore and bad-pages knobs).
+TEST_CASE("a resync page whose copies of a record cannot apply does not make it lost", "[sync][hostile]") {
+    world w;
+    auto t = w.transport();
+    auto dev = w.device(t);
+    auto a = dev.create(Job{"a", 0, ""}).value();
+    REQUIRE(dev.sync());
+    const auto sid = *reload(dev, a.id).server_id;
+    int expire = 1;
+    t.s->pull_fails = [&]() -> std::optional<tether::error> {
+        if (expire-- > 0) return tether::error{errc::cursor_expired, "gone", 410, std::nullopt};
+        return std::nullopt;
+    };
+    t.s->after_pull = [](tether::pull_page& page) {
+        if (page.records.empty()) return;
+        auto bad = page.records.front();
+        bad.id = tether::local_id{};
+        page.records.insert(page.records.begin(), std::move(bad));
+    };
+    REQUIRE(dev.update(a.id, [](Job& j) { j.progress = 9; }));
+    auto rep = dev.pull();
+    REQUIRE(rep);
+    CHECK_FALSE(rep->failure);
+    CHECK(dev.health()->resyncs == 1);
+    const auto kept = reload(dev, a.id);
+    CHECK(kept.server_id == sid);  // still the server's record, not a create to send again
+    CHECK(kept.status == sync_status::pending);
+    t.s->after_pull = nullptr;
+    REQUIRE(dev.sync());
+    REQUIRE(w.on_server().size() == 1);
+    CHECK(w.on_server().at(0).value["progress"] == 9);
+    CHECK(reload(dev, a.id).status == sync_status::synced);
+}
+
 namespace {
 template <class Engine>
 std::optional<tether::record<Job>> find_titled(Engine& e, const std::string& title) {

@@ -255,11 +255,13 @@ result<void> apply_server_record(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_
                                  pass_result& out) {
     using entity_type = typename Ctx::entity_type;
     if (s.server_id.empty()) return skip_pulled(ctx, fx, run, out, s.server_id, "empty server id", false);
+    // The server holds the server id, even if this item cannot be applied (a bad copy of
+    // the record may come first in the page): a resync must not take it for lost.
+    if (run.resync) run.seen.insert(s.server_id);
     if (!in_page.insert(s.server_id).second) {
         return skip_pulled(ctx, fx, run, out, s.server_id, "server id twice in one page", true);
     }
     if (s.id && s.id->is_nil()) return skip_pulled(ctx, fx, run, out, s.server_id, "nil local id", false);
-    if (run.resync) run.seen.insert(s.server_id);
     auto cur = tx.find_by_server_id(s.server_id);
     if (!cur) return unexpected{std::move(cur).error()};
     if (!*cur && s.id) {
@@ -342,10 +344,10 @@ result<void> apply_tombstone(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type
                              std::unordered_set<std::string>& in_page, const tombstone& t, timestamp now,
                              pass_result& out) {
     if (t.server_id.empty()) return skip_pulled(ctx, fx, run, out, t.server_id, "empty server id", false);
+    if (run.resync) run.seen.insert(t.server_id);
     if (!in_page.insert(t.server_id).second) {
         return skip_pulled(ctx, fx, run, out, t.server_id, "server id twice in one page", true);
     }
-    if (run.resync) run.seen.insert(t.server_id);
     run.drop_refetch(t.server_id);
     auto cur = tx.find_by_server_id(t.server_id);
     if (!cur) return unexpected{std::move(cur).error()};
