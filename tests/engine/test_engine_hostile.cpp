@@ -739,14 +739,16 @@ TEST_CASE("after a restore, lost synced records go, unsynced changes go up again
     CHECK_FALSE(pulled->failure);
     CHECK(a.health()->resyncs == 1);
     const auto lost_edit = reload(a, edited.id);
+    const auto edited_sid = *reload(b, edited.id).server_id;
     CHECK(lost_edit.status == sync_status::pending);
-    CHECK_FALSE(lost_edit.server_id);
-    CHECK(lost_edit.last_attempt_at);  // others may hold it: a remove of it would go up
+    CHECK(lost_edit.server_id == edited_sid);  // goes up again whole under it: the server re-creates it
+    CHECK(lost_edit.version == 0);
     CHECK_FALSE(find_titled(a, "lost"));
     CHECK_FALSE(find_titled(a, "removed"));
-    REQUIRE(a.sync());  // the edited record goes up again as a create, under a new server id
+    REQUIRE(a.sync());  // the edited record goes up again, under its server id
+    CHECK(reload(a, edited.id).server_id == edited_sid);
 
-    auto second = b.sync();  // resync: adopts the new server id; the delete goes up
+    auto second = b.sync();  // resync: takes the re-created record; the delete goes up
     REQUIRE(second);
     CHECK_FALSE(second->failure);
     const auto adopted = reload(b, edited.id);
@@ -767,6 +769,50 @@ TEST_CASE("after a restore, lost synced records go, unsynced changes go up again
     CHECK(local_count(a) == 2);
     CHECK(local_count(b) == 2);
     CHECK(reload(a, edited.id).status == sync_status::synced);
+}
+
+// A device that pulled a record without its local id holds it under one of its
+// own. After a restore lost the record, both devices kept edits of it: each
+// sends it again under the server id they share, so the server holds it once
+// (it held it twice when each sent it as a create under its own local id:
+// hostile sim, restore,omit-ids, seeds 8, 300, ...).
+TEST_CASE("after a restore, a record held under different local ids goes up again once", "[sync][hostile]") {
+    world w;
+    auto a = w.plain_device();
+    auto t = w.transport();
+    t.s->after_pull = [](tether::pull_page& page) {
+        for (auto& r : page.records) r.id.reset();
+        for (auto& d : page.tombstones) d.id.reset();
+    };
+    auto b = w.device(t);
+    const auto backup = w.server.snapshot();
+    auto x = a.create(Job{"x", 0, ""}).value();
+    REQUIRE(a.sync());
+    REQUIRE(b.sync());
+    auto held = find_titled(b, "x");
+    REQUIRE(held);
+    REQUIRE(held->id != x.id);  // pulled without its local id
+    const auto sid = *reload(a, x.id).server_id;
+    REQUIRE(held->server_id == sid);
+    w.server.restore(backup);  // the record is gone; every cursor expires
+    REQUIRE(a.update(x.id, [](Job& j) { j.progress = 1; }));
+    REQUIRE(b.update(held->id, [](Job& j) { j.audio_path = "/b"; }));
+
+    REQUIRE(a.pull());  // a full resync: the server lost it; it keeps its server id
+    CHECK(a.health()->resyncs == 1);
+    CHECK(reload(a, x.id).server_id == sid);
+    REQUIRE(a.sync());  // it goes up again, under that server id
+    REQUIRE(b.pull());  // its resync meets it there: one record, on both devices
+    CHECK(b.health()->resyncs == 1);
+    REQUIRE(b.sync());
+    REQUIRE(a.sync());
+    REQUIRE(b.sync());
+    REQUIRE(w.on_server().size() == 1);
+    CHECK(w.on_server().at(0).server_id == sid);
+    CHECK(local_count(a) == 1);
+    CHECK(local_count(b) == 1);
+    CHECK(reload(b, held->id).server_id == sid);
+    CHECK(reload(b, held->id).value == reload(a, x.id).value);
 }
 
 // ---- break 7: watchers hear a record's changes in commit order ---------------------

@@ -517,3 +517,39 @@ TEST_CASE("sync_service: a batch commits whole or not at all", "[server]") {
     CHECK(again->at(0).record.version == 1);  // the change numbers were given back
     CHECK(again->at(0).record.server_id == "s1");
 }
+
+// Devices that pulled a record without its local id hold it under ids of their
+// own. After a restore lost it, each sends it again whole, based on version 0,
+// under the server id they all share: the first re-creates it there, the
+// others meet it (a conflict), so the server holds it once, and a remove naming
+// the id finds it (found by the hostile simulator's restore and omit-ids knobs).
+TEST_CASE("sync_service: an update based on version 0 under a lost server id re-creates the record", "[server]") {
+    fixture f;
+    const auto before = f.svc.store().snapshot("alice", "jobs");
+    const auto lost = f.push_one(create_op(1, {{"n", 1}})).record;
+    f.svc.store().restore(before);
+    push_op again{tether::op_kind::update, make_id(2), lost.server_id, 0, json{{"n", 2}, {"t", "x"}}, "dev-b"};
+    const auto back = f.push_one(again);
+    REQUIRE(back.outcome == kind::applied);
+    CHECK(back.record.server_id == lost.server_id);
+    CHECK(back.record.id == make_id(2));
+    CHECK(back.record.value == json{{"n", 2}, {"t", "x"}});
+    CHECK(back.record.origin == "dev-b");
+    const auto page = f.pull("");
+    REQUIRE(page.has_value());
+    REQUIRE(page->records.size() == 1);
+    CHECK(page->records[0].server_id == lost.server_id);
+    // A third device sends it again too, under its own local id: it meets the copy there.
+    push_op third{tether::op_kind::update, make_id(3), lost.server_id, 0, json{{"n", 3}}, "dev-c"};
+    const auto met = f.push_one(third);
+    CHECK(met.outcome == kind::conflict);
+    CHECK(met.record.value == json{{"n", 2}, {"t", "x"}});
+    CHECK(f.pull("")->records.size() == 1);
+    // An update with a real base under an unknown server id is still not found.
+    push_op stale{tether::op_kind::update, make_id(4), std::string{"s-unknown"}, 7, json{{"n", 4}}, "dev-a"};
+    CHECK(f.push_one(stale).failure.code == errc::not_found);
+    // A remove naming the id deletes it; sent again after that, it meets the deletion.
+    CHECK(f.push_one(remove_op(back.record, back.record.version, "dev-c")).outcome == kind::applied);
+    CHECK(f.push_one(again).failure.code == errc::not_found);
+    CHECK(f.pull("")->records.empty());
+}

@@ -37,10 +37,11 @@ void begin_resync(Ctx& ctx, pull_run& run, const std::string& why) {
 /// under a server id the server no longer knows was lost by the server (it
 /// was restored from a backup older than the record). The server is the
 /// truth for what was synced: a `synced` record goes here too. One with local
-/// changes keeps them and goes up again as a create
-/// (`transitions::forget_server_copy`), so no unsynced write is lost; a local
-/// delete of one still goes up (the server keeps its tombstone, so a device
-/// that still holds an edit of it learns of the delete).
+/// changes keeps them and goes up again whole under its server id, which the
+/// server re-creates (`transitions::forget_server_copy`), so no unsynced write
+/// is lost and every device sends it under one id; a local delete of one
+/// still goes up (the server keeps its tombstone, so a device that still
+/// holds an edit of it learns of the delete).
 template <class Ctx>
 result<void> finish_resync(Ctx& ctx, pull_run& run, pass_result& out) {
     using record_type = typename Ctx::record_type;
