@@ -41,7 +41,8 @@ void begin_resync(Ctx& ctx, pull_run& run, const std::string& why) {
 /// server re-creates (`transitions::forget_server_copy`), so no unsynced write
 /// is lost and every device sends it under one id; a local delete of one
 /// still goes up (the server keeps its tombstone, so a device that still
-/// holds an edit of it learns of the delete).
+/// holds an edit of it learns of the delete). Server ids to fetch again that
+/// no page named leave that list.
 template <class Ctx>
 result<void> finish_resync(Ctx& ctx, pull_run& run, pass_result& out) {
     using record_type = typename Ctx::record_type;
@@ -51,6 +52,12 @@ result<void> finish_resync(Ctx& ctx, pull_run& run, pass_result& out) {
         if (!all) return unexpected{std::move(all).error()};
         for (auto& r : *all)
             if (r.server_id && !run.seen.contains(*r.server_id) && !is_in_flight(ctx, r.id)) lost.push_back(std::move(r));
+        // Ids to fetch again that the server no longer holds would only answer `not_found`,
+        // taking the places of those it holds (a fetch-again pass takes a few of them).
+        std::vector<std::string> gone;
+        for (const auto& sid : run.refetch)
+            if (!run.seen.contains(sid)) gone.push_back(sid);
+        for (const auto& sid : gone) run.drop_refetch(sid);
     }
     const auto now = ctx.clock.now();
     auto fx = ctx.shell.make_effects();
