@@ -1,6 +1,8 @@
 // The engine against servers less polite than the loopback model: servers that
 // fill fields in, omit local ids, send broken pages, refuse whole batches, or go
-// back in time. Each case is a regression test of a break found that way.
+// back in time (restores: test_engine_restore.cpp). Each case is a regression test
+// of a break found that way.
+#include "engine/hostile_world.hpp"
 #include "support/entities.hpp"
 
 #include <tether/tether.hpp>
@@ -24,94 +26,10 @@ using tether_test::Job;
 using namespace std::chrono_literals;
 using tether::errc;
 using tether::sync_status;
-
-namespace {
-
-/// A transport over a loopback server whose requests and answers a test may
-/// rewrite: the shape of a real server that does not follow our model.
-struct scripted_transport {
-    using policy_kind = tether::transport_tag;
-
-    struct script {
-        std::function<void(std::vector<tether::push_op>&)> before_push;  // rewrite the ops the server sees
-        std::function<tether::result<std::vector<tether::push_outcome>>(std::span<const tether::push_op>)> refuse;
-        std::function<void(std::vector<tether::push_outcome>&)> after_push;  // rewrite its answer
-        std::function<void(tether::pull_page&)> after_pull;                   // rewrite a page
-        std::function<void(tether::server_record&)> after_fetch;              // rewrite a fetched record
-        std::function<std::optional<tether::error>()> pull_fails;            // fail a pull
-        std::size_t pushes = 0;
-        std::size_t pulls = 0;
-        std::size_t fetches = 0;
-    };
-
-    tether::loopback_transport inner;
-    std::shared_ptr<script> s = std::make_shared<script>();
-
-    tether::result<std::vector<tether::push_outcome>> push(std::string_view collection,
-                                                           std::span<const tether::push_op> ops) {
-        ++s->pushes;
-        if (s->refuse) {
-            if (auto r = s->refuse(ops); !r || !r->empty()) return r;
-        }
-        std::vector<tether::push_op> sent(ops.begin(), ops.end());
-        if (s->before_push) s->before_push(sent);
-        auto out = inner.push(collection, sent);
-        if (out && s->after_push) s->after_push(*out);
-        return out;
-    }
-    tether::result<tether::pull_page> pull(std::string_view collection, std::string_view cursor, std::size_t limit) {
-        ++s->pulls;
-        if (s->pull_fails) {
-            if (auto e = s->pull_fails()) return tether::unexpected{*e};
-        }
-        auto page = inner.pull(collection, cursor, limit);
-        if (page && s->after_pull) s->after_pull(*page);
-        return page;
-    }
-    tether::result<tether::server_record> fetch(std::string_view collection, std::string_view server_id) {
-        ++s->fetches;
-        auto got = inner.fetch(collection, server_id);
-        if (got && s->after_fetch) s->after_fetch(*got);
-        return got;
-    }
-    [[nodiscard]] std::size_t max_batch() const { return inner.max_batch(); }
-    [[nodiscard]] bool has_change_feed() const { return inner.has_change_feed(); }
-};
-
-struct world {
-    tether::manual_clock clock;
-    tether::loopback_server server{[c = clock] { return c.now(); }};
-
-    scripted_transport transport(std::string user = "alice", std::size_t max_batch = 100) {
-        return scripted_transport{tether::loopback_transport{server, std::move(user), max_batch}};
-    }
-    template <class... Extra>
-    auto device(scripted_transport t, Extra... extra) {
-        return tether::make_engine<Job>(tether::memory_storage{}, std::move(t), clock, extra...);
-    }
-    template <class... Extra>
-    auto plain_device(Extra... extra) {
-        return tether::make_engine<Job>(tether::memory_storage{}, tether::loopback_transport{server, "alice"}, clock,
-                                        extra...);
-    }
-    std::vector<tether::server_record> on_server() const { return server.records("alice", "jobs"); }
-};
-
-template <class Engine>
-tether::record<Job> reload(Engine& e, const tether::local_id& id) {
-    auto r = e.get(id);
-    REQUIRE(r);
-    return *r;
-}
-
-template <class Engine>
-std::size_t local_count(Engine& e) {
-    auto all = e.list();
-    REQUIRE(all);
-    return all->size();
-}
-
-}  // namespace
+using hostile_test::local_count;
+using hostile_test::reload;
+using hostile_test::scripted_transport;
+using hostile_test::world;
 
 // ---- break 3: field_merge and the fields pushed ----------------------------------
 
@@ -618,98 +536,6 @@ TEST_CASE("the sync-needed hook fires after a failed sync that had a rerun pendi
     REQUIRE(rep);
     REQUIRE(rep->failure);
     CHECK(needed == 1);
-}
-
-TEST_CASE("a server that goes back in time starts a full resync and keeps local changes", "[sync][hostile]") {
-    world w;
-    auto t = w.transport();
-    auto dev = w.device(t);
-    std::vector<std::string> warnings;
-    dev.on_log([&](tether::log_level l, std::string_view m) {
-        if (l >= tether::log_level::warning) warnings.emplace_back(m);
-    });
-    auto a = dev.create(Job{"a", 0, ""}).value();
-    REQUIRE(dev.sync());
-    // The server answers that the cursor is no longer valid (restored from a backup).
-    int expire = 1;
-    t.s->pull_fails = [&]() -> std::optional<tether::error> {
-        if (expire-- > 0) return tether::error{errc::cursor_expired, "gone", 410, std::nullopt};
-        return std::nullopt;
-    };
-    REQUIRE(dev.update(a.id, [](Job& j) { j.progress = 9; }));
-    auto rep = dev.sync();
-    REQUIRE(rep);
-    CHECK_FALSE(rep->failure);
-    CHECK(dev.health()->resyncs == 1);
-    CHECK(reload(dev, a.id).status == sync_status::synced);
-    CHECK(w.on_server().at(0).value["progress"] == 9);
-    CHECK_FALSE(warnings.empty());
-}
-
-namespace {
-template <class Engine>
-std::optional<tether::record<Job>> find_titled(Engine& e, const std::string& title) {
-    auto all = e.list();
-    REQUIRE(all);
-    for (auto& r : *all)
-        if (r.value.title == title) return r;
-    return std::nullopt;
-}
-}  // namespace
-
-// A restore from a backup older than most records: what was synced follows the
-// server, what was not goes up again, and a delete of a lost record reaches the
-// devices that still held it (found by the hostile simulator's restore knob).
-TEST_CASE("after a restore, lost synced records go, unsynced changes go up again, deletes reach all", "[sync][hostile]") {
-    world w;
-    auto a = w.plain_device();
-    auto b = w.plain_device();
-    REQUIRE(a.create(Job{"kept", 0, ""}));
-    REQUIRE(a.sync());
-    const auto backup = w.server.snapshot();
-    auto edited = a.create(Job{"edited", 0, ""}).value();
-    auto removed = a.create(Job{"removed", 0, ""}).value();
-    REQUIRE(a.create(Job{"lost", 0, ""}));
-    REQUIRE(a.sync());
-    REQUIRE(b.sync());
-    const auto removed_sid = *reload(b, removed.id).server_id;
-    w.server.restore(backup);  // the server holds "kept" alone; every cursor expires
-    REQUIRE(a.update(edited.id, [](Job& j) { j.progress = 7; }));
-    REQUIRE(b.remove(removed.id));
-
-    auto pulled = a.pull();  // a full resync: the edit is kept, the lost synced ones go
-    REQUIRE(pulled);
-    CHECK_FALSE(pulled->failure);
-    CHECK(a.health()->resyncs == 1);
-    const auto lost_edit = reload(a, edited.id);
-    CHECK(lost_edit.status == sync_status::pending);
-    CHECK_FALSE(lost_edit.server_id);
-    CHECK(lost_edit.last_attempt_at);  // others may hold it: a remove of it would go up
-    CHECK_FALSE(find_titled(a, "lost"));
-    CHECK_FALSE(find_titled(a, "removed"));
-    REQUIRE(a.sync());  // the edited record goes up again as a create, under a new server id
-
-    auto second = b.sync();  // resync: adopts the new server id; the delete goes up
-    REQUIRE(second);
-    CHECK_FALSE(second->failure);
-    const auto adopted = reload(b, edited.id);
-    CHECK(adopted.value.progress == 7);
-    CHECK(adopted.server_id == reload(a, edited.id).server_id);
-    CHECK_FALSE(find_titled(b, "lost"));
-    CHECK(b.get(removed.id).error().code == errc::not_found);
-    // The delete of the lost record left a tombstone under its old id, so a device
-    // still holding it learns of the delete rather than sending it again.
-    const auto gone = w.server.find("alice", "jobs", removed_sid);
-    REQUIRE(gone);
-    CHECK(gone->deleted);
-    REQUIRE(a.sync());
-    std::vector<std::string> titles;
-    for (const auto& r : w.on_server()) titles.push_back(r.value["title"]);
-    std::sort(titles.begin(), titles.end());
-    CHECK(titles == std::vector<std::string>{"edited", "kept"});
-    CHECK(local_count(a) == 2);
-    CHECK(local_count(b) == 2);
-    CHECK(reload(a, edited.id).status == sync_status::synced);
 }
 
 // ---- break 7: watchers hear a record's changes in commit order ---------------------

@@ -289,7 +289,34 @@ TEST_CASE("sync_service after a restore: ops naming a server id the restore lost
     CHECK(page->tombstones[0].id == make_id(2));
     // ...so the record, sent again by a device that still held it, stays deleted.
     CHECK(f.push_one(create_op(2, {{"n", 2}}, "dev-b")).failure.code == errc::not_found);
-    // A remove naming no server id and an unknown local id leaves nothing.
+    // A remove naming no record at all (no server id, a nil local id) leaves nothing.
+    CHECK(f.push_one(push_op{tether::op_kind::remove, tether::local_id{}, std::nullopt, 0, nullptr, "dev-a"}).outcome ==
+          kind::applied);
+    CHECK(f.pull("")->tombstones.size() == 1);
+}
+
+// A device held a record the restore lost and forgot its server id in the full
+// resync (its edits go up again as a create); it then removed it, by local id
+// alone. Another device still holds an older unsynced edit of the record and
+// sends it again as a create: it must meet the delete, not bring the record
+// back (found by the hostile simulator's restore knob, seeds 18 and 588).
+TEST_CASE("sync_service: a remove by local id of a record it does not hold keeps a tombstone", "[server]") {
+    fixture f;
+    const auto removed = f.push_one(push_op{tether::op_kind::remove, make_id(3), std::nullopt, 0, nullptr, "dev-a"});
+    REQUIRE(removed.outcome == kind::applied);
+    CHECK(removed.record.id == make_id(3));
+    CHECK_FALSE(removed.record.server_id.empty());
+    const auto page = f.pull("");
+    REQUIRE(page.has_value());
+    CHECK(page->records.empty());
+    REQUIRE(page->tombstones.size() == 1);
+    CHECK(page->tombstones[0].server_id == removed.record.server_id);
+    CHECK(page->tombstones[0].id == make_id(3));
+    // The older edit, sent again as a create by another device, meets the deletion.
+    CHECK(f.push_one(create_op(3, {{"n", 1}}, "dev-b")).failure.code == errc::not_found);
+    CHECK(f.svc.fetch({.user = "alice", .collection = "jobs", .server_id = removed.record.server_id}).error().code ==
+          errc::not_found);
+    // Removed again: idempotent, no second tombstone.
     CHECK(f.push_one(push_op{tether::op_kind::remove, make_id(3), std::nullopt, 0, nullptr, "dev-a"}).outcome ==
           kind::applied);
     CHECK(f.pull("")->tombstones.size() == 1);
@@ -489,4 +516,40 @@ TEST_CASE("sync_service: a batch commits whole or not at all", "[server]") {
     REQUIRE(again.has_value());
     CHECK(again->at(0).record.version == 1);  // the change numbers were given back
     CHECK(again->at(0).record.server_id == "s1");
+}
+
+// Devices that pulled a record without its local id hold it under ids of their
+// own. After a restore lost it, each sends it again whole, based on version 0,
+// under the server id they all share: the first re-creates it there, the
+// others meet it (a conflict), so the server holds it once, and a remove naming
+// the id finds it (found by the hostile simulator's restore and omit-ids knobs).
+TEST_CASE("sync_service: an update based on version 0 under a lost server id re-creates the record", "[server]") {
+    fixture f;
+    const auto before = f.svc.store().snapshot("alice", "jobs");
+    const auto lost = f.push_one(create_op(1, {{"n", 1}})).record;
+    f.svc.store().restore(before);
+    push_op again{tether::op_kind::update, make_id(2), lost.server_id, 0, json{{"n", 2}, {"t", "x"}}, "dev-b"};
+    const auto back = f.push_one(again);
+    REQUIRE(back.outcome == kind::applied);
+    CHECK(back.record.server_id == lost.server_id);
+    CHECK(back.record.id == make_id(2));
+    CHECK(back.record.value == json{{"n", 2}, {"t", "x"}});
+    CHECK(back.record.origin == "dev-b");
+    const auto page = f.pull("");
+    REQUIRE(page.has_value());
+    REQUIRE(page->records.size() == 1);
+    CHECK(page->records[0].server_id == lost.server_id);
+    // A third device sends it again too, under its own local id: it meets the copy there.
+    push_op third{tether::op_kind::update, make_id(3), lost.server_id, 0, json{{"n", 3}}, "dev-c"};
+    const auto met = f.push_one(third);
+    CHECK(met.outcome == kind::conflict);
+    CHECK(met.record.value == json{{"n", 2}, {"t", "x"}});
+    CHECK(f.pull("")->records.size() == 1);
+    // An update with a real base under an unknown server id is still not found.
+    push_op stale{tether::op_kind::update, make_id(4), std::string{"s-unknown"}, 7, json{{"n", 4}}, "dev-a"};
+    CHECK(f.push_one(stale).failure.code == errc::not_found);
+    // A remove naming the id deletes it; sent again after that, it meets the deletion.
+    CHECK(f.push_one(remove_op(back.record, back.record.version, "dev-c")).outcome == kind::applied);
+    CHECK(f.push_one(again).failure.code == errc::not_found);
+    CHECK(f.pull("")->records.empty());
 }

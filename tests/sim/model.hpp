@@ -121,7 +121,9 @@ template <class E>
 std::size_t op_size(const tether::record<E>& r) {
     if (r.deleted) return 0;
     auto full = tether::entity_ops<E>::to_json(r.value);
-    if (!r.server_id || r.dirty.empty()) return full.dump().size();
+    // Whole: a create, an update with nothing noted, or one at version 0 (a record a
+    // restore lost, which the server creates again).
+    if (!r.server_id || r.dirty.empty() || r.version == 0) return full.dump().size();
     nlohmann::json sent = nlohmann::json::object();
     for (const auto& f : r.dirty) {
         if (auto it = full.find(f); it != full.end()) sent[f] = *it;

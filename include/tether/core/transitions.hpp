@@ -178,13 +178,15 @@ cause keep_changes_on(record<E>& r, std::uint64_t version) noexcept {
 }
 
 /// @brief A full resync never saw the server id of a record with local
-/// changes: the server lost it (restored from an older backup). It loses its
-/// server id and version and goes up again as a create; a `failed` one stays
-/// `failed` with its count. It counts as attempted (`last_attempt_at`): other
-/// devices may hold it, so a local remove of it must go up too.
+/// changes: the server lost it (restored from an older backup). It keeps the
+/// server id, at version 0 with nothing marked dirty, so it goes up again
+/// whole as an update based on version 0 under that server id, which the
+/// server takes as the lost record sent again (it re-creates it there): every
+/// device that held it, whatever local id it gave it, sends it again under one
+/// server id, and a remove of it names that id too. A `failed` one stays
+/// `failed` with its count.
 template <class E>
 cause forget_server_copy(record<E>& r, timestamp now) noexcept {
-    r.server_id.reset();
     r.version = 0;
     r.dirty.clear();
     r.local_rev += 1;
@@ -192,7 +194,6 @@ cause forget_server_copy(record<E>& r, timestamp now) noexcept {
         r.status = sync_status::pending;
         start_afresh(r);
     }
-    r.last_attempt_at = now;
     r.updated_at = now;
     return cause::resync_unknown;
 }

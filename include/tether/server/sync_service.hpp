@@ -93,10 +93,14 @@ struct no_screen {
 ///   record by local id alone with `base_version` 0 skips the check (its
 ///   sender never learnt a version). A server id that no record holds (a
 ///   restore from a backup lost it) is looked up by the op's local id
-///   instead; server ids are never given out twice. A remove of a record the server does not hold
-///   answers `applied`, and leaves a tombstone under a server id it names
-///   that no record holds (so devices holding the lost record learn of the
-///   delete). A replayed create from another origin than the create's is a
+///   instead; server ids are never given out twice. An update based on
+///   version 0 under such a server id that the local id finds nothing for
+///   either is the lost record sent again whole: it is created again under
+///   that server id. A remove of a record the server does not hold
+///   answers `applied`, and leaves a tombstone with its local id under the
+///   server id it names (one no record holds) or else a new one (so devices
+///   holding the lost record learn of the delete, and a create of it sent
+///   later meets the deletion). A replayed create from another origin than the create's is a
 ///   `conflict` too. Each change keeps its origin. A malformed op
 ///   (create or update whose value is not an object, create with a nil local
 ///   id, an unknown kind) is `rejected` with `errc::protocol` (HTTP 400), and
@@ -502,6 +506,7 @@ private:
         if (!op.value.is_object()) return protocol_("update: value must be a JSON object of changed fields");
         auto found = find_(tx, s, op);
         if (!found) return unexpected{std::move(found).error()};
+        if (!*found && names_by_server_id_(op) && op.base_version == 0) return recreate_(tx, s, op, origin, now);
         if (!*found || (*found)->deleted) return op_not_found_(op);
         auto& r = **found;
         if (!version_matches_(op, r)) return conflict_(op, std::move(r.record));
@@ -513,6 +518,27 @@ private:
         r.record.origin = std::string{origin};
         if (auto ok = commit_change_(tx, s, r, now, &text); !ok) return unexpected{std::move(ok).error()};
         return applied_(std::move(r.record));
+    }
+
+    // An update based on version 0 naming a server id no record holds: a record a
+    // restore from a backup lost, sent again whole by a device that held it (see
+    // the class). It is created again under that server id, with the op's local
+    // id and value, so the devices that held it under other local ids (pulled
+    // without one) meet it there, and a remove naming the id finds it.
+    template <class Tx>
+    result<push_outcome> recreate_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now) const {
+        const std::string text = value_text_<Tx>(op.value);
+        if (auto big = over_limit_(op, text)) return std::move(*big);
+        std::optional<local_id> id;
+        if (!op.id.is_nil()) id = op.id;
+        stored_record rec{server_record{*op.server_id, id, 0, op.value, now, std::string{origin}}, false, 0};
+        auto n = tx.next_change(s);
+        if (!n) return unexpected{std::move(n).error()};
+        rec.record.version = *n;
+        rec.created_version = *n;
+        auto ok = text.empty() ? tx.put(s, rec) : put_(tx, s, rec, text);
+        if (!ok) return unexpected{std::move(ok).error()};
+        return applied_(std::move(rec.record));
     }
 
     template <class Tx>
@@ -530,16 +556,24 @@ private:
     }
 
     // A remove of a record this server does not hold: idempotent, nothing to
-    // delete. Named by a server id no record holds (lost in a restore from a
-    // backup), it leaves a tombstone under that id, so the devices that still
-    // hold the record learn of the delete instead of sending it again.
+    // delete. It leaves a tombstone, under the server id it names (one no
+    // record holds: lost in a restore from a backup) or else a new one, with
+    // its local id, so the devices that still hold the record learn of the
+    // delete instead of sending it again (after a restore, a device may hold
+    // it without a server id: its create of it, or one the resync made, to go
+    // up again), and a create of it sent later meets the deletion.
     template <class Tx>
     static result<push_outcome> remove_unknown_(Tx& tx, scope s, const push_op& op, std::string_view origin,
                                                 timestamp now) {
         server_record known;
         known.server_id = op.server_id.value_or(std::string{});
         if (!op.id.is_nil()) known.id = op.id;
-        if (!names_by_server_id_(op)) return applied_(std::move(known));  // (`find_` found none by it)
+        if (!names_by_server_id_(op)) {
+            if (op.id.is_nil()) return applied_(std::move(known));  // names no record at all
+            auto fresh = new_server_id_(tx, s);
+            if (!fresh) return unexpected{std::move(fresh).error()};
+            known.server_id = std::move(*fresh);
+        }
         known.value = nlohmann::json::object();
         known.origin = std::string{origin};
         stored_record gone{std::move(known), true, 0};

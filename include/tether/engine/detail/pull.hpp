@@ -255,11 +255,15 @@ result<void> apply_server_record(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_
                                  pass_result& out) {
     using entity_type = typename Ctx::entity_type;
     if (s.server_id.empty()) return skip_pulled(ctx, fx, run, out, s.server_id, "empty server id", false);
+    // The server holds the server id, even if this item cannot be applied (a bad copy of
+    // the record may come first in the page): a resync must not take it for lost.
+    if (run.resync) run.seen.insert(s.server_id);
+    // A copy with a nil local id is no copy of the record: it does not keep the real one
+    // that may follow in the page from applying.
+    if (s.id && s.id->is_nil()) return skip_pulled(ctx, fx, run, out, s.server_id, "nil local id", false);
     if (!in_page.insert(s.server_id).second) {
         return skip_pulled(ctx, fx, run, out, s.server_id, "server id twice in one page", true);
     }
-    if (s.id && s.id->is_nil()) return skip_pulled(ctx, fx, run, out, s.server_id, "nil local id", false);
-    if (run.resync) run.seen.insert(s.server_id);
     auto cur = tx.find_by_server_id(s.server_id);
     if (!cur) return unexpected{std::move(cur).error()};
     if (!*cur && s.id) {
@@ -342,10 +346,10 @@ result<void> apply_tombstone(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type
                              std::unordered_set<std::string>& in_page, const tombstone& t, timestamp now,
                              pass_result& out) {
     if (t.server_id.empty()) return skip_pulled(ctx, fx, run, out, t.server_id, "empty server id", false);
+    if (run.resync) run.seen.insert(t.server_id);
     if (!in_page.insert(t.server_id).second) {
         return skip_pulled(ctx, fx, run, out, t.server_id, "server id twice in one page", true);
     }
-    if (run.resync) run.seen.insert(t.server_id);
     run.drop_refetch(t.server_id);
     auto cur = tx.find_by_server_id(t.server_id);
     if (!cur) return unexpected{std::move(cur).error()};
@@ -405,6 +409,14 @@ result<void> refetch(Ctx& ctx, pull_run& run, pass_result& out) {
         ctx.shell.deliver(fx, done.has_value());
         if (!done) return done;
         run.refetch_changed = false;
+        if (run.back_in_time && !run.resync) {
+            // Below the version held here: the server went back in time (restored from a
+            // backup) since the resync that deferred it, or no resync saw it. The next
+            // round of this sync pulls everything again.
+            begin_resync(ctx, run, "the server went back in time (a fetched version is below the local one)");
+            out.rerun = true;
+            break;
+        }
     }
     if (!run.refetch_changed) return {};
     return ctx.store.transact([&](auto& tx) { return tx.set_meta(refetch_key, format_refetch(run.refetch)); });

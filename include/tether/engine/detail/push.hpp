@@ -135,7 +135,8 @@ result<void> take_snapshots(Ctx& ctx, const std::vector<typename Ctx::record_typ
 
 /// The op that pushes `r`: a `remove` for a delete, a `create` with the whole
 /// value before the server knows it, else an `update` of the dirty fields (the
-/// whole value if none are noted), based on the version last seen.
+/// whole value if none are noted, or at version 0: a record the server lost in
+/// a restore, which it creates again), based on the version last seen.
 template <class Ctx>
 [[nodiscard]] push_op make_op(const Ctx& ctx, const typename Ctx::record_type& r) {
     using entity_type = typename Ctx::entity_type;
@@ -152,7 +153,7 @@ template <class Ctx>
     } else {
         op.kind = op_kind::update;
         auto full = entity_ops<entity_type>::to_json(r.value);
-        if (r.dirty.empty()) {
+        if (r.dirty.empty() || r.version == 0) {  // version 0: the server lost it (a restore); it goes up whole
             op.value = std::move(full);
         } else {
             op.value = nlohmann::json::object();

@@ -37,10 +37,12 @@ void begin_resync(Ctx& ctx, pull_run& run, const std::string& why) {
 /// under a server id the server no longer knows was lost by the server (it
 /// was restored from a backup older than the record). The server is the
 /// truth for what was synced: a `synced` record goes here too. One with local
-/// changes keeps them and goes up again as a create
-/// (`transitions::forget_server_copy`), so no unsynced write is lost; a local
-/// delete of one still goes up (the server keeps its tombstone, so a device
-/// that still holds an edit of it learns of the delete).
+/// changes keeps them and goes up again whole under its server id, which the
+/// server re-creates (`transitions::forget_server_copy`), so no unsynced write
+/// is lost and every device sends it under one id; a local delete of one
+/// still goes up (the server keeps its tombstone, so a device that still
+/// holds an edit of it learns of the delete). Server ids to fetch again that
+/// no page named leave that list.
 template <class Ctx>
 result<void> finish_resync(Ctx& ctx, pull_run& run, pass_result& out) {
     using record_type = typename Ctx::record_type;
@@ -50,6 +52,12 @@ result<void> finish_resync(Ctx& ctx, pull_run& run, pass_result& out) {
         if (!all) return unexpected{std::move(all).error()};
         for (auto& r : *all)
             if (r.server_id && !run.seen.contains(*r.server_id) && !is_in_flight(ctx, r.id)) lost.push_back(std::move(r));
+        // Ids to fetch again that the server no longer holds would only answer `not_found`,
+        // taking the places of those it holds (a fetch-again pass takes a few of them).
+        std::vector<std::string> gone;
+        for (const auto& sid : run.refetch)
+            if (!run.seen.contains(sid)) gone.push_back(sid);
+        for (const auto& sid : gone) run.drop_refetch(sid);
     }
     const auto now = ctx.clock.now();
     auto fx = ctx.shell.make_effects();
