@@ -391,10 +391,24 @@ private:
         return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     }
 
+    // Stores `rec`, with `text` (its value's JSON) if made and the store takes it.
     template <class Tx>
     static result<void> put_(Tx& tx, scope s, const stored_record& rec, const std::string& text) {
-        if constexpr (takes_text_<Tx>) return tx.put(s, rec, std::string_view{text});
-        else return tx.put(s, rec);
+        if constexpr (takes_text_<Tx>) {
+            if (!text.empty()) return tx.put(s, rec, std::string_view{text});
+        }
+        return tx.put(s, rec);
+    }
+
+    // A record new to the store: its create's change number is its version.
+    template <class Tx>
+    static result<push_outcome> insert_(Tx& tx, scope s, stored_record rec, const std::string& text) {
+        auto n = tx.next_change(s);
+        if (!n) return unexpected{std::move(n).error()};
+        rec.record.version = *n;
+        rec.created_version = *n;
+        if (auto ok = put_(tx, s, rec, text); !ok) return unexpected{std::move(ok).error()};
+        return applied_(std::move(rec.record));
     }
 
     // The op's value limit: empty if `text`, the value's JSON, fits.
@@ -429,8 +443,7 @@ private:
         if (!n) return unexpected{std::move(n).error()};
         rec.record.version = *n;
         rec.record.updated_at = now;
-        if (text != nullptr && !text->empty()) return put_(tx, s, rec, *text);
-        return tx.put(s, rec);
+        return text != nullptr ? put_(tx, s, rec, *text) : tx.put(s, rec);
     }
 
     // The record an update or remove names: by server id, else by a non-nil local
@@ -492,13 +505,7 @@ private:
         auto sid = new_server_id_(tx, s);
         if (!sid) return unexpected{std::move(sid).error()};
         stored_record rec{server_record{std::move(*sid), op.id, 0, std::move(value), now, std::string{origin}}, false, 0};
-        auto n = tx.next_change(s);
-        if (!n) return unexpected{std::move(n).error()};
-        rec.record.version = *n;
-        rec.created_version = *n;
-        auto ok = text.empty() ? tx.put(s, rec) : put_(tx, s, rec, text);
-        if (!ok) return unexpected{std::move(ok).error()};
-        return applied_(std::move(rec.record));
+        return insert_(tx, s, std::move(rec), text);
     }
 
     template <class Tx>
@@ -532,13 +539,7 @@ private:
         std::optional<local_id> id;
         if (!op.id.is_nil()) id = op.id;
         stored_record rec{server_record{*op.server_id, id, 0, op.value, now, std::string{origin}}, false, 0};
-        auto n = tx.next_change(s);
-        if (!n) return unexpected{std::move(n).error()};
-        rec.record.version = *n;
-        rec.created_version = *n;
-        auto ok = text.empty() ? tx.put(s, rec) : put_(tx, s, rec, text);
-        if (!ok) return unexpected{std::move(ok).error()};
-        return applied_(std::move(rec.record));
+        return insert_(tx, s, std::move(rec), text);
     }
 
     template <class Tx>
