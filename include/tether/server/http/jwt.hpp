@@ -228,7 +228,7 @@ public:
         if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos)
             return refuse_("token malformed: expected three parts separated by dots");
         auto header = detail::decode_jwt_part(token.substr(0, dot1));
-        if (!header) return refuse_("token malformed: the header is not base64url JSON object");
+        if (!header) return refuse_("token malformed: the header is not a base64url JSON object");
         auto claims = detail::decode_jwt_part(token.substr(dot1 + 1, dot2 - dot1 - 1));
         if (!claims) return refuse_("token malformed: the payload is not a base64url JSON object");
         const std::string_view signature = token.substr(dot2 + 1);
