@@ -291,6 +291,27 @@ TEST_CASE("jwt: keys and options are checked when made", "[http][jwt]") {
     CHECK_FALSE(server::jwt_verifier<>::make(negative));
 }
 
+TEST_CASE("jwt: no altered token passes as anyone else, none crashes", "[http][jwt]") {
+    auto v = hs_verifier(clock_at_t());
+    const std::string good = tether_test::mint_jwt(JWT_ALG_HS256, secret, claims());
+    const std::string alphabet = "AZaz09-_.=+/ \x01\x7f\xff";
+    std::size_t accepted = 0;
+    for (std::size_t i = 0; i < good.size(); ++i) {
+        for (const char c : alphabet) {
+            if (good[i] == c) continue;
+            std::string bad = good;
+            bad[i] = c;
+            auto r = v.verify(bad);
+            if (r) ++accepted;
+            CHECK((!r ? r.error().code == errc::unauthorized : *r == "alice"));
+        }
+        auto cut = v.verify(std::string_view{good}.substr(0, i));
+        CHECK((!cut && cut.error().http_status == 401));
+    }
+    // Only the signature's last character has spare bits (base64url of 32 bytes).
+    CHECK(accepted <= alphabet.size());
+}
+
 TEST_CASE("jwt: a refusal encodes as the protocol's error body", "[http][jwt]") {
     auto refused = hs_verifier(clock_at_t()).verify("opaque-token");
     REQUIRE_FALSE(refused);
