@@ -289,6 +289,10 @@ TEST_CASE("jwt: keys and options are checked when made", "[http][jwt]") {
     negative.keys.push_back(server::jwt_key::hs256(secret).value());
     negative.leeway = -1s;
     CHECK_FALSE(server::jwt_verifier<>::make(negative));
+    negative.leeway = std::chrono::seconds::max();
+    CHECK_FALSE(server::jwt_verifier<>::make(negative));
+    negative.leeway = server::jwt_verifier<>::max_leeway;
+    CHECK(server::jwt_verifier<>::make(negative).has_value());
 }
 
 TEST_CASE("jwt: no altered token passes as anyone else, none crashes", "[http][jwt]") {

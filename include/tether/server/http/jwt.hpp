@@ -209,13 +209,16 @@ inline bool signature_verifies(const std::string& token, const jwt_key& key) {
 template <clock_policy Clock = system_clock>
 class jwt_verifier {
 public:
+    /// @brief The largest leeway taken: a day.
+    static constexpr std::chrono::seconds max_leeway{86400};
+
     /// @brief A verifier of `options` reading the time from `clock`; no keys, or
-    /// a negative leeway, is `errc::invalid_argument`.
+    /// a leeway below zero or over `max_leeway`, is `errc::invalid_argument`.
     [[nodiscard]] static result<jwt_verifier> make(jwt_options options, Clock clock = Clock{}) {
         if (options.keys.empty())
             return unexpected{make_error(errc::invalid_argument, "a JWT verifier needs at least one key")};
-        if (options.leeway.count() < 0)
-            return unexpected{make_error(errc::invalid_argument, "the JWT leeway must not be negative")};
+        if (options.leeway.count() < 0 || options.leeway > max_leeway)
+            return unexpected{make_error(errc::invalid_argument, "the JWT leeway must be 0 to 86400 seconds")};
         return jwt_verifier{std::move(options), clock};
     }
 
