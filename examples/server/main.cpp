@@ -7,6 +7,9 @@
 // exit 0. Signals are taken by sigwait on the main thread (blocked in every
 // thread before any starts), so no handler ever runs.
 #include <tether/server/http.hpp>
+#if TETHER_HAS_JWT
+#include <tether/server/http/jwt.hpp>
+#endif
 #include <tether/server/sqlite_store.hpp>
 #include <tether/server/sync_service.hpp>
 
@@ -28,6 +31,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -59,6 +64,73 @@ bool is_loopback(const std::string& host) {
     return false;
 }
 
+// Who the bearer tokens stand for: a token file, or JWTs signed with the given keys.
+struct auth_flags {
+    std::string tokens_path;
+    std::vector<std::string> hs256_files;
+    std::vector<std::string> rs256_files;
+    std::string issuer;
+    std::string audience;
+    int leeway = 30;
+};
+
+void add_auth_options(CLI::App& app, auth_flags& f) {
+    app.add_option("--tokens", f.tokens_path, "file of `token user` lines (blank lines and # comments skipped): "
+                                              "who each bearer token stands for (or JWT keys instead)");
+#if TETHER_HAS_JWT
+    app.add_option("--jwt-hs256-secret-file", f.hs256_files,
+                   "take JWTs signed with HS256 with the secret in FILE (its bytes less a trailing newline, at "
+                   "least 32); the user is the token's `sub`. Give it twice while rolling a key")
+        ->type_name("FILE");
+    app.add_option("--jwt-rs256-public-key-file", f.rs256_files,
+                   "take JWTs signed with RS256 by the private half of the PEM public key in FILE. Give it twice "
+                   "while rolling a key")
+        ->type_name("PEM");
+    app.add_option("--jwt-issuer", f.issuer, "a JWT's `iss` must be this");
+    app.add_option("--jwt-audience", f.audience, "a JWT's `aud` must be or hold this");
+    app.add_option("--jwt-leeway", f.leeway, "seconds a JWT's `exp` and `nbf` may be off this server's clock")
+        ->capture_default_str()->check(CLI::Range(0, 3600));
+#endif
+}
+
+tether::result<tether::server::authenticator> make_authenticator(const auth_flags& f) {
+    auto bad = [](std::string why) { return tether::unexpected{tether::make_error(tether::errc::invalid_argument, why)}; };
+    const bool jwt = !f.hs256_files.empty() || !f.rs256_files.empty();
+    if (f.tokens_path.empty() == !jwt)
+#if TETHER_HAS_JWT
+        return bad("give exactly one of --tokens FILE or JWT keys (--jwt-hs256-secret-file, "
+                   "--jwt-rs256-public-key-file)");
+#else
+        return bad("--tokens FILE is required");
+#endif
+    if (!jwt) {
+        if (!f.issuer.empty() || !f.audience.empty()) return bad("--jwt-issuer and --jwt-audience need JWT keys");
+        auto tokens = tether::server::token_table::load(f.tokens_path);
+        if (!tokens) return tether::unexpected{tokens.error()};
+        return tether::server::authenticate_by(std::move(*tokens));
+    }
+#if TETHER_HAS_JWT
+    namespace ts = tether::server;
+    ts::jwt_options o;
+    for (const auto& [alg, files] : {std::pair{ts::jwt_alg::hs256, &f.hs256_files},
+                                     std::pair{ts::jwt_alg::rs256, &f.rs256_files}}) {
+        for (const auto& path : *files) {
+            auto key = ts::jwt_key::load(alg, path);
+            if (!key) return tether::unexpected{key.error()};
+            o.keys.push_back(std::move(*key));
+        }
+    }
+    if (!f.issuer.empty()) o.issuer = f.issuer;
+    if (!f.audience.empty()) o.audience = f.audience;
+    o.leeway = std::chrono::seconds{f.leeway};
+    auto verifier = ts::jwt_verifier<>::make(std::move(o));
+    if (!verifier) return tether::unexpected{verifier.error()};
+    return ts::authenticate_by(std::move(*verifier));
+#else
+    return bad("this tether-server was built without JWT support (libjwt)");
+#endif
+}
+
 int fail(const std::string& why) {
     std::cerr << "tether-server: " << why << std::endl;
     return 1;
@@ -86,7 +158,7 @@ int main(int argc, char** argv) {
     std::string listen = "127.0.0.1:8787";
     bool allow_remote = false;
     std::string db_path;
-    std::string tokens_path;
+    auth_flags auth_options;
     std::string access_log_path;
     tether::protocol::limits limits;
     std::uint32_t rate_limit = 0;
@@ -106,9 +178,7 @@ int main(int argc, char** argv) {
     app.add_option("--db", db_path, "the SQLite file of the server's records (created if missing; WAL mode); "
                                     "`:memory:` keeps them in memory until exit")
         ->required();
-    app.add_option("--tokens", tokens_path, "file of `token user` lines (blank lines and # comments skipped): "
-                                            "who each bearer token stands for")
-        ->required();
+    add_auth_options(app, auth_options);
     app.add_option("--max-body-bytes", limits.max_body_bytes, "largest request body, after gzip is undone (413 over it)")
         ->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--max-ops", limits.max_ops, "most ops in one push (413 over it)")
@@ -138,8 +208,8 @@ int main(int argc, char** argv) {
         return fail("--listen " + listen + " is not a loopback address; tether-server speaks plain HTTP, so pass "
                     "--allow-remote only behind a TLS-terminating proxy or on a trusted network");
 
-    auto tokens = tether::server::token_table::load(tokens_path);
-    if (!tokens) return fail(tokens.error().message);
+    auto authenticate = make_authenticator(auth_options);
+    if (!authenticate) return fail(authenticate.error().message);
 
     std::ofstream log_file;
     tether::server::http_face_options options;
@@ -172,7 +242,7 @@ int main(int argc, char** argv) {
         }
         tether::server::sync_service<tether::server::sqlite_store> service{
             std::move(*store), tether::server::service_limits_for(limits)};
-        tether::server::http_face face{service, tether::server::authenticate_by(std::move(*tokens)), options};
+        tether::server::http_face face{service, std::move(*authenticate), options};
         httplib::Server http;
         face.mount(http);
         http.set_keep_alive_timeout(keep_alive);

@@ -5,7 +5,8 @@
 /// a `sync_service`, mounted on a `httplib::Server` (target `tether::server_http`).
 ///
 /// The face speaks HTTP and nothing else: it routes (`server/http/routes.hpp`),
-/// authenticates by bearer token (`server/http/tokens.hpp`), rate-limits per
+/// authenticates by bearer token (`server/http/auth.hpp`: a token file,
+/// `server/http/tokens.hpp`, or JWT, `server/http/jwt.hpp`), rate-limits per
 /// user (`server/http/rate_limit.hpp`), bounds and decodes requests with the
 /// protocol codec, hands them to the service, encodes its answers and writes
 /// one access-log entry per request (`server/http/access_log.hpp`). The
@@ -21,6 +22,7 @@
 #include <tether/protocol/paths.hpp>
 #include <tether/protocol/push.hpp>
 #include <tether/server/http/access_log.hpp>
+#include <tether/server/http/auth.hpp>
 #include <tether/server/http/options.hpp>
 #include <tether/server/http/rate_limit.hpp>
 #include <tether/server/http/request_parts.hpp>
@@ -93,7 +95,8 @@ struct body_read {
 /// an access-log entry. It also sets TCP_NODELAY and the payload limit.
 ///
 /// Every request under `/v1/` needs `Authorization: Bearer <token>`; the user
-/// is whoever the authenticator says the token stands for (401 otherwise).
+/// is whoever the authenticator says the token stands for (otherwise its
+/// refusal: 401 with a body saying why, `server/http/auth.hpp`).
 /// Then the rate limit (429 with `Retry-After`), then the route (404, 405, 400
 /// for a bad collection name or server id), then the limits: a push body over
 /// `max_body_bytes` after gzip is undone, over `max_depth` or with more than
@@ -259,14 +262,12 @@ private:
     }
 
     result<std::string> authenticate_request_(const httplib::Request& req) const {
-        auto refuse = [](std::string why) { return unexpected{error{errc::unauthorized, std::move(why), 401, std::nullopt}}; };
-        if (!req.has_header("Authorization")) return refuse("missing bearer token (Authorization: Bearer <token>)");
+        if (!req.has_header("Authorization"))
+            return unexpected{token_refused("missing bearer token (Authorization: Bearer <token>)")};
         const std::string header = req.get_header_value("Authorization");
         auto token = bearer_token(header);
         if (!token) return unexpected{std::move(token).error()};
-        std::optional<std::string> user = authenticate_ ? authenticate_(*token) : std::nullopt;
-        if (!user || user->empty()) return refuse("unknown or revoked token");
-        return std::move(*user);
+        return authenticate_(*token);
     }
 
     void push_(httplib::Response& res, const std::string& user, const route& r, const detail::body_read& body) {

@@ -2,9 +2,10 @@
 
 /// @file
 /// @brief `tether::server::http_face_options`: what an HTTP face of the sync
-/// service is configured by, and who a token stands for (target `tether::server_http`).
+/// service is configured by (target `tether::server_http`).
 #include <tether/protocol/limits.hpp>
 #include <tether/server/http/access_log.hpp>
+#include <tether/server/http/auth.hpp>
 #include <tether/server/http/tokens.hpp>
 #include <tether/server/sync_service.hpp>
 
@@ -17,15 +18,6 @@
 #include <utility>
 
 namespace tether::server {
-
-/// @brief Who a bearer token stands for: the user, or empty to refuse it (401).
-/// Called from the serving threads: it must be thread-safe.
-using authenticator = std::function<std::optional<std::string>(std::string_view token)>;
-
-/// @brief An authenticator that looks tokens up in `table` (a copy).
-[[nodiscard]] inline authenticator authenticate_by(token_table table) {
-    return [t = std::move(table)](std::string_view token) { return t.user_for(token); };
-}
 
 /// @brief The `service_limits` that agree with the protocol limits `l`: make the
 /// service with these, so that what `GET /v1/info` announces is what applies.

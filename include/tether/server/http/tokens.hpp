@@ -4,6 +4,7 @@
 /// @brief `tether::server::token_table`: which user a bearer token belongs to,
 /// read from a file of `token user` lines (target `tether::server_http`).
 #include <tether/core/error.hpp>
+#include <tether/server/http/auth.hpp>
 #include <tether/core/result.hpp>
 #include <tether/transport/http/token.hpp>
 
@@ -19,8 +20,8 @@
 
 namespace tether::server {
 
-/// @brief Bearer tokens and the users they stand for: the only place an HTTP
-/// face learns who is asking (a user is never read from a path, a query or a body).
+/// @brief Bearer tokens and the users they stand for: a `token_verifier` (a user
+/// is never read from a path, a query or a body).
 ///
 /// The text form is one `token user` pair per line: the token (visible ASCII,
 /// as `http::valid_token` says), one or more spaces or tabs, the user (one word
@@ -96,6 +97,14 @@ public:
         return it->second;
     }
 
+    /// @brief The user `token` stands for, or a 401 "unknown or revoked token"
+    /// (the `token_verifier` face of `user_for`).
+    [[nodiscard]] result<std::string> verify(std::string_view token) const {
+        auto user = user_for(token);
+        if (!user) return unexpected{token_refused("unknown or revoked token")};
+        return std::move(*user);
+    }
+
     /// @brief How many tokens the table holds.
     [[nodiscard]] std::size_t size() const noexcept { return users_.size(); }
 
@@ -112,5 +121,7 @@ private:
 
     std::unordered_map<std::string, std::string> users_;
 };
+
+static_assert(token_verifier<token_table>);
 
 }  // namespace tether::server
