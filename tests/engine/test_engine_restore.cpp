@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -271,3 +272,60 @@ TEST_CASE("a resync drops the ids to fetch again that the server no longer holds
     CHECK(t.s->fetches == 1);  // never asked for again
 }
 
+
+// A restore forgot a record that a device held under its creator's local id;
+// the creator sent its create again and got a new server id, which a resync
+// brought to the device without the local id: a second copy there. The
+// device's own edit of its first copy goes up again under the forgotten server
+// id and is answered under the new one: the two copies are one record, merged,
+// and the batch goes on (the put of the answer failed on the server id held
+// twice, every sync: hostile sim, restore,omit-ids, seed 8103).
+TEST_CASE("after a restore, an answer under the record's new server id merges its pulled twin", "[sync][hostile]") {
+    world w;
+    auto a = w.plain_device();
+    bool strip_ids = false;
+    auto t = w.transport();
+    t.s->after_pull = [&strip_ids](tether::pull_page& page) {
+        if (!strip_ids) return;
+        for (auto& r : page.records) r.id.reset();
+        for (auto& d : page.tombstones) d.id.reset();
+    };
+    auto b = w.device(t);
+    const auto backup = w.server.snapshot();
+    auto x = a.create(Job{"x", 0, ""}).value();
+    w.server.drop_next_responses(1);
+    REQUIRE(a.sync());  // the create applies; its answer is lost
+    REQUIRE(b.sync());  // b holds the record under x's own local id
+    const auto first_sid = reload(b, x.id).server_id;
+    REQUIRE(first_sid);
+    w.server.restore(backup);  // the record is forgotten; every cursor expires
+    w.clock.advance(std::chrono::hours{1});
+    REQUIRE(a.sync());  // the create goes up again: a new server id
+    const auto second_sid = reload(a, x.id).server_id;
+    REQUIRE(second_sid);
+    REQUIRE(*second_sid != *first_sid);
+    REQUIRE(b.update(x.id, [](Job& j) { j.progress = 5; }));
+    strip_ids = true;
+    auto pulled = b.pull();  // a resync: the new copy comes without its local id
+    REQUIRE(pulled);
+    CHECK(b.health()->resyncs == 1);
+    REQUIRE(local_count(b) == 2);  // a twin, until the edit's answer names its server id
+
+    // The edit was made on the forgotten copy: the server answers `conflict` with
+    // the record its creator sent again, and the conflict policy (server wins)
+    // decides, in the open. The pulled twin is merged, not a second record.
+    auto pushed = b.push();
+    REQUIRE(pushed);
+    CHECK_FALSE(pushed->failure);
+    CHECK(pushed->conflicts == 1);
+    CHECK(local_count(b) == 1);
+    const auto merged = reload(b, x.id);
+    CHECK(merged.server_id == second_sid);
+    CHECK(merged.status == sync_status::synced);
+    CHECK(merged.value == reload(a, x.id).value);
+    REQUIRE(b.sync());
+    REQUIRE(a.sync());
+    CHECK(w.on_server().size() == 1);
+    CHECK(local_count(a) == 1);
+    CHECK(local_count(b) == 1);
+}

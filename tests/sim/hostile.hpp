@@ -137,7 +137,12 @@ void hostile_step(world<M>& w) {
             for (auto it = e->record.value.begin(); e->record.value.is_object() && it != e->record.value.end(); ++it)
                 rm.may_lose[it.key()].insert(it->dump());
         }
+        std::set<std::string> held;
+        for (const auto& [sid, k] : w.by_sid)
+            if (w.server.find("alice", collection_name(w), sid)) held.insert(sid);
         w.server.restore(*w.backup);
+        for (const auto& sid : held)
+            if (!w.server.find("alice", collection_name(w), sid)) w.forgotten_sids.insert(sid);
         w.restored = true;
         w.restore_mark = w.server.last_change("alice", collection_name(w));
         w.restore_seq = ++w.seq;

@@ -429,9 +429,27 @@ void check_converged_by_sid(world<M>& w) {
 /// A later remove (any device, or an admin) supersedes earlier field writes;
 /// a remove that is the record's latest write must leave no live record unless
 /// its device reported an override after it, keeps it failed, or the restore
-/// brought back a record the server had deleted. Writes by the server itself
+/// brought back a record the server had deleted, or the delete went to a copy
+/// the restore forgot (the record's creator then sent it again under a new
+/// server id, which the deleting device could not know for the same record). Writes by the server itself
 /// (admin edits) are not checked, and neither is the field a create filler owns
 /// (invariant 9 is about that one).
+/// The server's live record under the server id the writing device holds for
+/// `local` has `value` in field `f`. After a restore forgot a record, a device
+/// that held it without its local id (omit-ids) sends it again under its own
+/// server id while its creator's copy lives on under a new one: the write is
+/// kept there.
+template <class M>
+bool held_under_own_server_id(const world<M>& w, const client<M>& cl, const local_id& local, const std::string& f,
+                              const nlohmann::json& value) {
+    auto l = cl.engine->get(local);
+    if (!l || !l->server_id) return false;
+    auto own = w.server.find("alice", collection_name(w), *l->server_id);
+    if (!own || own->deleted) return false;
+    auto it = own->record.value.find(f);
+    return it != own->record.value.end() && *it == value;
+}
+
 template <class M>
 void check_fields(world<M>& w) {
     using E = typename M::entity;
@@ -443,7 +461,7 @@ void check_fields(world<M>& w) {
         for (const auto& [f, fw] : rm.fields) latest_field = std::max(latest_field, fw.seq);
         if (rm.removed && rm.removed->seq > latest_field) {
             const auto& rw = *rm.removed;
-            if (rw.device < 0 || !live) continue;
+            if (rw.device < 0 || !live || rm.removed_forgotten_copy) continue;
             auto& cl = w.clients[static_cast<std::size_t>(rw.device)];
             if (auto ov = cl.overridden.find(rw.local); ov != cl.overridden.end() && ov->second > rw.seq) continue;
             if (auto l = cl.engine->get(rw.local); l && l->status == tether::sync_status::failed && l->deleted) continue;
@@ -465,6 +483,7 @@ void check_fields(world<M>& w) {
             if (live) {
                 if (auto it = e->record.value.find(f); it != e->record.value.end() && *it == fw.value) continue;
             }
+            if (held_under_own_server_id(w, cl, fw.local, f, fw.value)) continue;
             const std::string shown = dumped.size() > 40 ? dumped.substr(0, 30) + "...(" + std::to_string(dumped.size()) + ")" : dumped;
             w.fail(8, w.name(k) + "." + f + ": latest write " + shown + " (seq " + std::to_string(fw.seq) + ", c" +
                           std::to_string(fw.device) + " as " + w.name(fw.local) + ") lost: the server has " +

@@ -155,6 +155,12 @@ void model_on_change(world<M>& w, int c, const tether::change<typename M::entity
     }
     if (ch.cause.starts_with("conflict:")) check_decision_applied(w, c, ch);
     if (prev == nullptr) return;
+    if (!ch.current && prev->deleted && prev->server_id && w.forgotten_sids.contains(*prev->server_id)) {
+        // A delete pushed to a server id the restore forgot: nothing was there to
+        // delete. Without local ids in pages (omit-ids) no device can tell that the
+        // record its creator sent again, under a new server id, is the same one.
+        w.model[canon(w, ch.id)].removed_forgotten_copy = true;
+    }
     if (ch.cause.starts_with("conflict:")) {
         const auto now_value = ch.current ? tether::entity_ops<E>::to_json(ch.current->value) : nlohmann::json{};
         may_lose(w, ch.id, tether::entity_ops<E>::to_json(prev->value), ch.current ? &now_value : nullptr);

@@ -293,6 +293,9 @@ struct record_model {
     std::optional<field_write> removed;
     std::map<std::string, std::set<std::string>> may_lose;  ///< field -> dumped values
     bool deleted_before_restore = false;                    ///< the server held it deleted when it was restored
+    /// A device's delete of it went to a server id the server forgot in the restore
+    /// (answered as deleted): if the record's creator sent it again, it lives on.
+    bool removed_forgotten_copy = false;
 };
 
 /// One device: a storage that outlives its engines (restarts), and what the
@@ -377,6 +380,7 @@ struct world {
     std::optional<tether::loopback_server::backup> backup;
     bool restored = false;
     std::uint64_t restore_mark = 0;     ///< versions below it come from before the restore
+    std::set<std::string> forgotten_sids;  ///< server ids the devices learnt that the restore forgot
     std::uint64_t restore_seq = 0;      ///< the model's seq at the restore
     std::uint64_t synthetic = 0;        ///< synthetic canonical ids handed out
     std::set<local_id> admin_created;   ///< canonical ids of records an admin created

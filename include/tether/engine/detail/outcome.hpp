@@ -77,6 +77,18 @@ result<push_step> settle_batch(Ctx& ctx, push_run& run, const std::vector<push_o
     return push_step::go_on;
 }
 
+/// Whether the answer's server id may already be held here by a record pulled
+/// without its local id. Only for a create sent before (its answer in doubt): a
+/// first create's server id is new to every device; and for an op on a record
+/// the server answers under another server id than the one it was sent with (a
+/// restored server forgot the old one, and the record's creator sent it again,
+/// so it lives under a new one that a pull may have brought here already).
+template <class Record>
+[[nodiscard]] bool may_have_twin(const push_op& op, const Record& sent, const push_outcome& o) {
+    if (op.kind == op_kind::create) return o.replayed || sent.last_attempt_at.has_value();
+    return sent.server_id && !o.record.server_id.empty() && *sent.server_id != o.record.server_id;
+}
+
 /// One record's outcome, against the record now and the snapshot `sent` the
 /// op was made from.
 template <class Ctx, class Tx>
@@ -85,10 +97,7 @@ result<void> apply_outcome(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type>&
                            timestamp now, pass_result& out) {
     using entity_type = typename Ctx::entity_type;
     using record_type = typename Ctx::record_type;
-    // Only a create sent before (its answer in doubt) can have been pulled back
-    // already: a first create's server id is new to every device.
-    if (o.outcome != push_outcome::kind::rejected && op.kind == op_kind::create &&
-        (o.replayed || sent.last_attempt_at)) {
+    if (o.outcome != push_outcome::kind::rejected && may_have_twin(op, sent, o)) {
         if (auto m = merge_pulled_twin(ctx, tx, fx, op.id, o.record.server_id, now); !m) return m;
     }
     auto cur = tx.get(op.id);
