@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 
 namespace tether_test {
 
@@ -46,14 +48,34 @@ inline tether::server::detail::pg_result pg_exec(tether::server::detail::pg_conn
     return std::move(*r);
 }
 
-/// The conninfo of a new, empty schema of the fixture server (its name in `name`, if given).
+/// The conninfo of a new, empty schema of the fixture server (its name in
+/// `name`, if given); its connections carry the schema's name as their
+/// application_name, so a test can tell its own sessions in pg_stat_activity.
 inline std::string pg_fresh_schema(std::string* name = nullptr) {
     static std::atomic<int> n{0};
     const std::string schema = "t" + std::to_string(::getpid()) + "_" + std::to_string(++n);
     auto admin = pg_admin();
     pg_exec(admin, "CREATE SCHEMA " + schema);
     if (name != nullptr) *name = schema;
-    return pg_conninfo() + " options='-c search_path=" + schema + "'";
+    return pg_conninfo() + " application_name=" + schema + " options='-c search_path=" + schema + "'";
+}
+
+/// How many sessions with application_name `app` wait for a lock now.
+inline int pg_lock_waiters(tether::server::detail::pg_connection& admin, const std::string& app) {
+    auto r = pg_exec(admin, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND application_name = '" + app + "'");
+    return std::stoi(PQgetvalue(r.get(), 0, 0));
+}
+
+/// Polls `done()` against the real server until it holds, for at most 30 s;
+/// fails the test with `what` if it never does.
+template <class Done>
+void pg_wait_for(Done done, const char* what) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) FAIL("timed out waiting: " << what);
+        std::this_thread::yield();
+    }
 }
 
 }  // namespace tether_test
