@@ -218,14 +218,13 @@ public:
             return {};
         }
 
-        /// @brief `"s<n>"` for the database's next `n`.
+        /// @brief `"s<n>"` for the next `n` of the sequence `tether_server_ids`
+        /// (one a rolled-back transaction took is skipped, never given again).
         result<std::string> new_server_id() {
-            auto r = c_->exec("UPDATE tether_server_meta SET value = value + 1 WHERE key = 'next_server_id'"
-                              " RETURNING value",
-                              params{});
+            auto r = c_->exec("SELECT nextval('tether_server_ids')", params{});
             if (!r) return unexpected{std::move(r).error()};
             const auto n = PQntuples(r->get()) == 1 ? detail::pg_int8(r->get(), 0, 0) : std::nullopt;
-            if (!n) return unexpected{make_error(errc::storage, "postgres: no server-id counter")};
+            if (!n) return unexpected{make_error(errc::storage, "postgres: no server id from tether_server_ids")};
             return "s" + std::to_string(*n);
         }
 

@@ -17,6 +17,12 @@
 ///   server_id, local_id, version, value, updated_at, origin, deleted,
 ///   created_version)` with unique indexes on (user_id, collection, local_id)
 ///   and (user_id, collection, version).
+/// - **2**: server ids come from the sequence `tether_server_ids`, which
+///   carries on from version 1's counter (the `next_server_id` row, dropped).
+///   The counter row was updated by every create of every scope, and its row
+///   lock held to the end of the push: pushes to different collections, in
+///   any process, waited for one another there. `nextval` takes no lock that
+///   lasts (ids a rolled-back push took are skipped, never reused).
 #include <tether/core/error.hpp>
 #include <tether/core/ids.hpp>
 #include <tether/core/result.hpp>
@@ -60,9 +66,19 @@ inline constexpr std::array<const char*, 6> pg_server_schema_v1{
     "INSERT INTO tether_server_meta (key, value) VALUES ('schema_version', 1), ('next_server_id', 0)",
 };
 
+/// Schema 1 to 2: server ids from a sequence that starts after the last id
+/// the counter gave out.
+inline constexpr std::array<const char*, 4> pg_server_schema_v2{
+    "CREATE SEQUENCE tether_server_ids AS bigint MINVALUE 1",
+    "SELECT setval('tether_server_ids', value) FROM tether_server_meta WHERE key = 'next_server_id' AND value > 0",
+    "DELETE FROM tether_server_meta WHERE key = 'next_server_id'",
+    "UPDATE tether_server_meta SET value = 2 WHERE key = 'schema_version'",
+};
+
 /// The schema's history, oldest first; the last entry is the version this build writes.
-inline constexpr std::array<pg_migration, 1> pg_server_migrations{{
+inline constexpr std::array<pg_migration, 2> pg_server_migrations{{
     {1, pg_server_schema_v1},
+    {2, pg_server_schema_v2},
 }};
 
 /// The schema version this build writes.
