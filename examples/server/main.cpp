@@ -1,13 +1,17 @@
 // tether-server: the reference server of wire protocol v1 (docs/server.md).
 //
-// The sync service over a SQLite file (tether::server::sqlite_store, WAL),
-// behind the HTTP face (tether::server::http_face) on cpp-httplib. Prints one
-// line, `listening on HOST:PORT`, once it accepts connections. SIGTERM or
+// The sync service over a SQLite file (tether::server::sqlite_store, WAL), or
+// over PostgreSQL with --postgres (tether::server::postgres_store, when built
+// with tether::postgres), behind the HTTP face (tether::server::http_face) on
+// cpp-httplib. Prints one line, `listening on HOST:PORT`, once it accepts connections. SIGTERM or
 // SIGINT: stop accepting, finish the requests in flight, close the database,
 // exit 0. Signals are taken by sigwait on the main thread (blocked in every
 // thread before any starts), so no handler ever runs.
 #include <tether/server/http.hpp>
 #include <tether/server/sqlite_store.hpp>
+#if defined(TETHER_SERVER_POSTGRES)
+#include <tether/server/postgres_store.hpp>
+#endif
 #include <tether/server/sync_service.hpp>
 
 #include <CLI/CLI.hpp>
@@ -59,6 +63,12 @@ bool is_loopback(const std::string& host) {
     return false;
 }
 
+#if defined(TETHER_SERVER_POSTGRES)
+constexpr const char* no_store = "give --db FILE (SQLite) or --postgres CONNINFO (PostgreSQL)";
+#else
+constexpr const char* no_store = "--db is required";
+#endif
+
 int fail(const std::string& why) {
     std::cerr << "tether-server: " << why << std::endl;
     return 1;
@@ -80,7 +90,8 @@ int main(int argc, char** argv) {
     sigaddset(&signals, SIGUSR1);  // the listener thread's "I stopped"
     if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) return fail("cannot block signals");
 
-    CLI::App app{"tether-server: the reference sync server of tether's wire protocol v1, over one SQLite file.\n"
+    CLI::App app{"tether-server: the reference sync server of tether's wire protocol v1, over one SQLite file\n"
+                 "(--db) or a PostgreSQL database (--postgres).\n"
                  "Prints `listening on HOST:PORT` once it accepts connections; SIGTERM or SIGINT stops it\n"
                  "cleanly (requests in flight finish, the database is closed, exit status 0)."};
     std::string listen = "127.0.0.1:8787";
@@ -103,9 +114,15 @@ int main(int argc, char** argv) {
                  "allow a --listen address other than loopback. Off by default because tether-server speaks plain "
                  "HTTP: bearer tokens and records would cross the network unencrypted. Put it behind a proxy that "
                  "terminates TLS, and listen on loopback, instead");
-    app.add_option("--db", db_path, "the SQLite file of the server's records (created if missing; WAL mode); "
-                                    "`:memory:` keeps them in memory until exit")
-        ->required();
+    auto* db_option = app.add_option("--db", db_path, "the SQLite file of the server's records (created if missing; "
+                                                      "WAL mode); `:memory:` keeps them in memory until exit");
+    std::string postgres;
+#if defined(TETHER_SERVER_POSTGRES)
+    app.add_option("--postgres", postgres, "keep the records in PostgreSQL instead of --db: a libpq conninfo "
+                                           "(\"host=... dbname=...\" or postgresql://...); the schema is created "
+                                           "or migrated on start; any number of servers may share the database")
+        ->excludes(db_option);
+#endif
     app.add_option("--tokens", tokens_path, "file of `token user` lines (blank lines and # comments skipped): "
                                             "who each bearer token stands for")
         ->required();
@@ -132,6 +149,8 @@ int main(int argc, char** argv) {
         ->capture_default_str()->check(CLI::IsMember({"full", "normal"}));
     CLI11_PARSE(app, argc, argv);
 
+    if (db_path.empty() && postgres.empty()) return fail(no_store);
+    if (!postgres.empty() && restored) return fail("--restored-from-backup is not supported with --postgres yet");
     const auto where = parse_listen(listen);
     if (!where) return fail("--listen: expected HOST:PORT, got '" + listen + "'");
     if (!is_loopback(where->host) && !allow_remote)
@@ -159,19 +178,8 @@ int main(int argc, char** argv) {
             if (ready.load(std::memory_order_acquire)) sink(e);
         };
 
-    int status = 0;
-    {
-        tether::server::sqlite_store_options store_options;
-        store_options.synchronous = synchronous == "normal" ? tether::sqlite_options::sync_mode::normal
-                                                            : tether::sqlite_options::sync_mode::full;
-        auto store = tether::server::sqlite_store::open(db_path, store_options);
-        if (!store) return fail(store.error().message);
-        if (restored) {
-            if (auto m = store->mark_restored(tether::system_clock{}.now()); !m) return fail(m.error().message);
-            std::cerr << "tether-server: " << db_path << " marked as restored from a backup" << std::endl;
-        }
-        tether::server::sync_service<tether::server::sqlite_store> service{
-            std::move(*store), tether::server::service_limits_for(limits)};
+    // Serves `service` (a sync_service over either store) until SIGTERM or SIGINT; the exit status.
+    auto serve = [&](auto& service) -> int {
         tether::server::http_face face{service, tether::server::authenticate_by(std::move(*tokens)), options};
         httplib::Server http;
         face.mount(http);
@@ -224,8 +232,33 @@ int main(int argc, char** argv) {
             if (sig == SIGUSR1 && !http.is_running()) break;  // the listener stopped by itself
         }
         listener.join();
-        if (!stopping) status = fail("the listener stopped unexpectedly");
-    }  // the face, the service and the store (the database) close here, after the last request
+        return stopping ? 0 : fail("the listener stopped unexpectedly");
+    };  // the face closes here, after the last request
+
+    int status = 0;
+#if defined(TETHER_SERVER_POSTGRES)
+    if (!postgres.empty()) {
+        auto store = tether::server::postgres_store::open(postgres);
+        if (!store) return fail(store.error().message);
+        tether::server::sync_service<tether::server::postgres_store> service{
+            std::move(*store), tether::server::service_limits_for(limits)};
+        status = serve(service);
+    } else
+#endif
+    {
+        tether::server::sqlite_store_options store_options;
+        store_options.synchronous = synchronous == "normal" ? tether::sqlite_options::sync_mode::normal
+                                                            : tether::sqlite_options::sync_mode::full;
+        auto store = tether::server::sqlite_store::open(db_path, store_options);
+        if (!store) return fail(store.error().message);
+        if (restored) {
+            if (auto m = store->mark_restored(tether::system_clock{}.now()); !m) return fail(m.error().message);
+            std::cerr << "tether-server: " << db_path << " marked as restored from a backup" << std::endl;
+        }
+        tether::server::sync_service<tether::server::sqlite_store> service{
+            std::move(*store), tether::server::service_limits_for(limits)};
+        status = serve(service);
+    }  // the service and the store (the database) close here
     if (log_file.is_open()) log_file.close();
     std::fflush(stdout);
     return status;
