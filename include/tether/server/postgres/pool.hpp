@@ -30,10 +30,12 @@ public:
     public:
         /// Takes `c` from `pool`.
         lease(pg_pool* pool, pg_connection c) noexcept : pool_(pool), c_(std::move(c)) {}
+        /// Takes over `o`'s connection.
         lease(lease&& o) noexcept : pool_(std::exchange(o.pool_, nullptr)), c_(std::move(o.c_)) {}
-        lease(const lease&) = delete;
-        lease& operator=(const lease&) = delete;
-        lease& operator=(lease&&) = delete;
+        lease(const lease&) = delete;             ///< Not copyable.
+        lease& operator=(const lease&) = delete;  ///< Not copyable.
+        lease& operator=(lease&&) = delete;       ///< Not assignable.
+        /// Gives the connection back (or drops it if it is lost or mid-transaction).
         ~lease() {
             if (pool_) pool_->give_back_(std::move(*c_));
         }
