@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     bool restored = false;
     app.add_flag("--restored-from-backup", restored,
-                 "the --db file was just put back from a backup: every cursor handed out before answers 410 (the "
+                 "the --db file (or --postgres database) was just put back from a backup: every cursor handed out before answers 410 (the "
                  "clients resync in full) and change numbers and server ids jump past any handed out since the "
                  "backup (run it once, on the first start after the restore)");
     app.add_flag("--allow-remote", allow_remote,
@@ -150,7 +150,6 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
 
     if (db_path.empty() && postgres.empty()) return fail(no_store);
-    if (!postgres.empty() && restored) return fail("--restored-from-backup is not supported with --postgres yet");
     const auto where = parse_listen(listen);
     if (!where) return fail("--listen: expected HOST:PORT, got '" + listen + "'");
     if (!is_loopback(where->host) && !allow_remote)
@@ -240,6 +239,10 @@ int main(int argc, char** argv) {
     if (!postgres.empty()) {
         auto store = tether::server::postgres_store::open(postgres);
         if (!store) return fail(store.error().message);
+        if (restored) {
+            if (auto m = store->mark_restored(tether::system_clock{}.now()); !m) return fail(m.error().message);
+            std::cerr << "tether-server: the --postgres database marked as restored from a backup" << std::endl;
+        }
         tether::server::sync_service<tether::server::postgres_store> service{
             std::move(*store), tether::server::service_limits_for(limits)};
         status = serve(service);

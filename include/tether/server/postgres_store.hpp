@@ -6,6 +6,7 @@
 #include <tether/core/error.hpp>
 #include <tether/core/ids.hpp>
 #include <tether/core/result.hpp>
+#include <tether/core/timestamp.hpp>
 #include <tether/server/postgres/connection.hpp>
 #include <tether/server/postgres/pool.hpp>
 #include <tether/server/postgres/schema.hpp>
@@ -16,6 +17,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -161,9 +163,14 @@ public:
         /// any process, waits here. Returns the scope's info.
         result<collection_info> lock_collection(scope s) {
             // ON CONFLICT DO UPDATE locks the row it finds; a row another transaction
-            // is inserting makes this one wait for its end, then take that row.
+            // is inserting makes this one wait for its end, then take that row. A new
+            // scope starts at 0 in epoch 0, or, in a database restored from a backup,
+            // where `mark_restored` left the others.
             auto r = c_->exec("INSERT INTO tether_server_collections (user_id, collection, last_change, epoch)"
-                              " VALUES ($1, $2, 0, 0) ON CONFLICT (user_id, collection) DO UPDATE"
+                              " SELECT $1::bytea, $2::bytea,"
+                              " coalesce((SELECT value FROM tether_server_meta WHERE key = 'restore_floor'), 0),"
+                              " coalesce((SELECT value FROM tether_server_meta WHERE key = 'restore_epoch'), 0)"
+                              " ON CONFLICT (user_id, collection) DO UPDATE"
                               " SET last_change = tether_server_collections.last_change RETURNING last_change, epoch",
                               params{}.bytes(s.user).bytes(s.collection));
             if (!r) return unexpected{std::move(r).error()};
@@ -231,6 +238,21 @@ public:
     private:
         friend class postgres_store;
         explicit write_transaction(connection* c) noexcept : read_transaction(c) {}
+
+        result<void> mark_restored_(std::int64_t epoch, std::int64_t floor) {
+            const params p = params{}.int8(epoch).int8(floor);
+            for (const char* sql : {
+                     "UPDATE tether_server_collections SET epoch = greatest(epoch + 1, $1),"
+                     " last_change = greatest(last_change, $2)",
+                     "SELECT $1::bigint, setval('tether_server_ids', greatest($2,"
+                     " (SELECT last_value FROM tether_server_ids)))",
+                     // A collection the backup did not hold starts there too (see lock_collection).
+                     "INSERT INTO tether_server_meta (key, value) VALUES ('restore_epoch', $1), ('restore_floor', $2)"
+                     " ON CONFLICT (key) DO UPDATE SET value = greatest(tether_server_meta.value, excluded.value)"}) {
+                if (auto r = c_->exec(sql, p); !r) return unexpected{std::move(r).error()};
+            }
+            return {};
+        }
     };
 
     /// @brief Connects to the database of `conninfo` (libpq's connection string
@@ -285,6 +307,21 @@ public:
         } end{**c};
         read_transaction tx{&**c};
         return f(tx);
+    }
+
+    /// @brief Tells the store that its database was just put back from a backup
+    /// (`pg_restore`, a point-in-time recovery).
+    ///
+    /// As `sqlite_store::mark_restored`: the database knows nothing of what it
+    /// handed out after the backup, so every collection's epoch moves on (every
+    /// cursor handed out before answers `errc::cursor_expired`) and change
+    /// numbers and server ids go on from at least milliseconds since the epoch
+    /// × 1024, above anything counted before. Run it once per restore, before
+    /// any server serves the database (`tether-server --restored-from-backup`).
+    result<void> mark_restored(timestamp now) {
+        const auto ms = std::max<std::int64_t>(0, now.time_since_epoch().count());
+        const std::int64_t floor = ms > (std::numeric_limits<std::int64_t>::max() >> 10) ? ms : ms << 10;
+        return write([&](write_transaction& tx) -> result<void> { return tx.mark_restored_(ms, floor); });
     }
 
     /// @brief The schema version stored in the database (after `open`, `schema_version`).
