@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config clang
           libboost-dev nlohmann-json3-dev catch2 libbenchmark-dev
-          libsqlite3-dev libcpp-httplib-dev libcli11-dev libjwt-dev libssl-dev)
+          libsqlite3-dev libcpp-httplib-dev libcli11-dev libjwt-dev libssl-dev
+          libpq-dev postgresql-15)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,9 @@
 // tether-server: the reference server of wire protocol v1 (docs/server.md).
 //
-// The sync service over a SQLite file (tether::server::sqlite_store, WAL),
-// behind the HTTP face (tether::server::http_face) on cpp-httplib. Prints one
-// line, `listening on HOST:PORT`, once it accepts connections. SIGTERM or
+// The sync service over a SQLite file (tether::server::sqlite_store, WAL), or
+// over PostgreSQL with --postgres (tether::server::postgres_store, when built
+// with tether::postgres), behind the HTTP face (tether::server::http_face) on
+// cpp-httplib. Prints one line, `listening on HOST:PORT`, once it accepts connections. SIGTERM or
 // SIGINT: stop accepting, finish the requests in flight, close the database,
 // exit 0. Signals are taken by sigwait on the main thread (blocked in every
 // thread before any starts), so no handler ever runs.
@@ -11,6 +12,9 @@
 #include <tether/server/http/jwt.hpp>
 #endif
 #include <tether/server/sqlite_store.hpp>
+#if defined(TETHER_SERVER_POSTGRES)
+#include <tether/server/postgres_store.hpp>
+#endif
 #include <tether/server/sync_service.hpp>
 
 #include <CLI/CLI.hpp>
@@ -131,6 +135,12 @@ tether::result<tether::server::authenticator> make_authenticator(const auth_flag
 #endif
 }
 
+#if defined(TETHER_SERVER_POSTGRES)
+constexpr const char* no_store = "give --db FILE (SQLite) or --postgres CONNINFO (PostgreSQL)";
+#else
+constexpr const char* no_store = "--db is required";
+#endif
+
 int fail(const std::string& why) {
     std::cerr << "tether-server: " << why << std::endl;
     return 1;
@@ -152,7 +162,8 @@ int main(int argc, char** argv) {
     sigaddset(&signals, SIGUSR1);  // the listener thread's "I stopped"
     if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) return fail("cannot block signals");
 
-    CLI::App app{"tether-server: the reference sync server of tether's wire protocol v1, over one SQLite file.\n"
+    CLI::App app{"tether-server: the reference sync server of tether's wire protocol v1, over one SQLite file\n"
+                 "(--db) or a PostgreSQL database (--postgres).\n"
                  "Prints `listening on HOST:PORT` once it accepts connections; SIGTERM or SIGINT stops it\n"
                  "cleanly (requests in flight finish, the database is closed, exit status 0)."};
     std::string listen = "127.0.0.1:8787";
@@ -168,16 +179,22 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     bool restored = false;
     app.add_flag("--restored-from-backup", restored,
-                 "the --db file was just put back from a backup: every cursor handed out before answers 410 (the "
+                 "the --db file (or --postgres database) was just put back from a backup: every cursor handed out before answers 410 (the "
                  "clients resync in full) and change numbers and server ids jump past any handed out since the "
                  "backup (run it once, on the first start after the restore)");
     app.add_flag("--allow-remote", allow_remote,
                  "allow a --listen address other than loopback. Off by default because tether-server speaks plain "
                  "HTTP: bearer tokens and records would cross the network unencrypted. Put it behind a proxy that "
                  "terminates TLS, and listen on loopback, instead");
-    app.add_option("--db", db_path, "the SQLite file of the server's records (created if missing; WAL mode); "
-                                    "`:memory:` keeps them in memory until exit")
-        ->required();
+    auto* db_option = app.add_option("--db", db_path, "the SQLite file of the server's records (created if missing; "
+                                                      "WAL mode); `:memory:` keeps them in memory until exit");
+    std::string postgres;
+#if defined(TETHER_SERVER_POSTGRES)
+    app.add_option("--postgres", postgres, "keep the records in PostgreSQL instead of --db: a libpq conninfo "
+                                           "(\"host=... dbname=...\" or postgresql://...); the schema is created "
+                                           "or migrated on start; any number of servers may share the database")
+        ->excludes(db_option);
+#endif
     add_auth_options(app, auth_options);
     app.add_option("--max-body-bytes", limits.max_body_bytes, "largest request body, after gzip is undone (413 over it)")
         ->capture_default_str()->check(CLI::PositiveNumber);
@@ -202,6 +219,7 @@ int main(int argc, char** argv) {
         ->capture_default_str()->check(CLI::IsMember({"full", "normal"}));
     CLI11_PARSE(app, argc, argv);
 
+    if (db_path.empty() && postgres.empty()) return fail(no_store);
     const auto where = parse_listen(listen);
     if (!where) return fail("--listen: expected HOST:PORT, got '" + listen + "'");
     if (!is_loopback(where->host) && !allow_remote)
@@ -229,19 +247,8 @@ int main(int argc, char** argv) {
             if (ready.load(std::memory_order_acquire)) sink(e);
         };
 
-    int status = 0;
-    {
-        tether::server::sqlite_store_options store_options;
-        store_options.synchronous = synchronous == "normal" ? tether::sqlite_options::sync_mode::normal
-                                                            : tether::sqlite_options::sync_mode::full;
-        auto store = tether::server::sqlite_store::open(db_path, store_options);
-        if (!store) return fail(store.error().message);
-        if (restored) {
-            if (auto m = store->mark_restored(tether::system_clock{}.now()); !m) return fail(m.error().message);
-            std::cerr << "tether-server: " << db_path << " marked as restored from a backup" << std::endl;
-        }
-        tether::server::sync_service<tether::server::sqlite_store> service{
-            std::move(*store), tether::server::service_limits_for(limits)};
+    // Serves `service` (a sync_service over either store) until SIGTERM or SIGINT; the exit status.
+    auto serve = [&](auto& service) -> int {
         tether::server::http_face face{service, std::move(*authenticate), options};
         httplib::Server http;
         face.mount(http);
@@ -294,8 +301,37 @@ int main(int argc, char** argv) {
             if (sig == SIGUSR1 && !http.is_running()) break;  // the listener stopped by itself
         }
         listener.join();
-        if (!stopping) status = fail("the listener stopped unexpectedly");
-    }  // the face, the service and the store (the database) close here, after the last request
+        return stopping ? 0 : fail("the listener stopped unexpectedly");
+    };  // the face closes here, after the last request
+
+    int status = 0;
+#if defined(TETHER_SERVER_POSTGRES)
+    if (!postgres.empty()) {
+        auto store = tether::server::postgres_store::open(postgres);
+        if (!store) return fail(store.error().message);
+        if (restored) {
+            if (auto m = store->mark_restored(tether::system_clock{}.now()); !m) return fail(m.error().message);
+            std::cerr << "tether-server: the --postgres database marked as restored from a backup" << std::endl;
+        }
+        tether::server::sync_service<tether::server::postgres_store> service{
+            std::move(*store), tether::server::service_limits_for(limits)};
+        status = serve(service);
+    } else
+#endif
+    {
+        tether::server::sqlite_store_options store_options;
+        store_options.synchronous = synchronous == "normal" ? tether::sqlite_options::sync_mode::normal
+                                                            : tether::sqlite_options::sync_mode::full;
+        auto store = tether::server::sqlite_store::open(db_path, store_options);
+        if (!store) return fail(store.error().message);
+        if (restored) {
+            if (auto m = store->mark_restored(tether::system_clock{}.now()); !m) return fail(m.error().message);
+            std::cerr << "tether-server: " << db_path << " marked as restored from a backup" << std::endl;
+        }
+        tether::server::sync_service<tether::server::sqlite_store> service{
+            std::move(*store), tether::server::service_limits_for(limits)};
+        status = serve(service);
+    }  // the service and the store (the database) close here
     if (log_file.is_open()) log_file.close();
     std::fflush(stdout);
     return status;
