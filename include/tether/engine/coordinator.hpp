@@ -183,8 +183,9 @@ public:
         return single_flight([this](coordinator_report& rep) { return push_levels(rep); });
     }
 
-    /// @brief The state for a status indicator, across every type (see
-    /// `detail::combined_state`: syncing, then unauthorized, offline, error, idle).
+    /// @brief The state for a status indicator, across every type: `syncing`
+    /// while a pass (or any engine on its own) runs; else unauthorized, offline
+    /// or error if any engine is so, in that order; else idle.
     [[nodiscard]] engine_state state() const { return shared_->combined(); }
 
     /// @brief Calls `fn` with every new combined state (only when it changes).
@@ -235,15 +236,27 @@ private:
         bool delivering = false;
         std::shared_ptr<detail::registry<engine_state>> listeners = std::make_shared<detail::registry<engine_state>>();
 
+        bool pass = false;  // a coordinator pass runs: syncing throughout, between its steps too
+
         [[nodiscard]] engine_state combined() const {
             std::lock_guard lock{mutex};
-            return detail::combined_state(states);
+            return current();
+        }
+        [[nodiscard]] engine_state current() const {  // under `mutex`
+            return pass ? engine_state::syncing : detail::combined_state(states);
         }
         void set(std::size_t i, engine_state s) {
+            change([&] { states[i] = s; });
+        }
+        void set_pass(bool running) {
+            change([&] { pass = running; });
+        }
+        template <class Mutate>
+        void change(Mutate mutate) {
             {
                 std::lock_guard lock{mutex};
-                states[i] = s;
-                const auto now = detail::combined_state(states);
+                mutate();
+                const auto now = current();
                 if (last_queued == now) return;
                 last_queued = now;
                 queue.push_back(now);
@@ -308,6 +321,7 @@ private:
         }
         result<void> outcome;
         int rounds = 0;
+        shared_->set_pass(true);
         try {
             do {
                 rerun_.store(false);
@@ -315,9 +329,11 @@ private:
             } while (outcome && !rep.total.failure && rerun_.load() && ++rounds < max_rounds);
         } catch (...) {
             running_.store(false);
+            shared_->set_pass(false);
             throw;
         }
         running_.store(false);
+        shared_->set_pass(false);
         if (!outcome) return unexpected{std::move(outcome).error()};
         if (all_skipped(rep)) rep.skipped = rep.types.front().report.skipped;
         return rep;
