@@ -418,10 +418,13 @@ public:
         });
     }
     /// @brief Only the push half of `sync()` (same gating and single flight).
-    result<sync_report> push() {
-        return single_flight([this](sync_report& rep) {
+    result<sync_report> push() { return push(tether::priority::low); }
+    /// @brief Only the push half, and only records of priority `at_least` or
+    /// higher (a `coordinator` pushes several entity types level by level).
+    result<sync_report> push(tether::priority at_least) {
+        return single_flight([this, at_least](sync_report& rep) {
             auto ctx = context();
-            return take(detail::run_push(ctx), rep);
+            return take(detail::run_push(ctx, at_least), rep);
         });
     }
     /// @brief Only the pull half of `sync()` (same gating and single flight).

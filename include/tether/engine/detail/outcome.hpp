@@ -32,6 +32,7 @@ namespace tether::detail {
 struct push_run {
     std::unordered_set<local_id> handled;  // picked once in this run: never sent twice
     std::size_t handled_still_due = 0;     // ...of which still due after their outcome
+    priority floor = priority::low;        // only records of this priority or higher go up
 };
 
 /// What one push batch leads to: the next batch, a split of this one (too

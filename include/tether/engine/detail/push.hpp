@@ -26,13 +26,15 @@
 
 namespace tether::detail {
 
-/// @brief The push pass: sends every due record at most once, in batches of
-/// `options.push_batch` (0: the transport's `max_batch()`, which also caps it),
-/// while sync may go on. Stops at the first batch that fails as a whole.
+/// @brief The push pass: sends every due record of priority `floor` or higher
+/// at most once, in batches of `options.push_batch` (0: the transport's
+/// `max_batch()`, which also caps it), while sync may go on. Stops at the first
+/// batch that fails as a whole.
 template <class Ctx>
-[[nodiscard]] pass_result run_push(Ctx& ctx) {
+[[nodiscard]] pass_result run_push(Ctx& ctx, priority floor = priority::low) {
     pass_result out;
     push_run run;
+    run.floor = floor;
     out.status = push_batches(ctx, run, out);
     return out;
 }
@@ -51,7 +53,8 @@ result<void> push_batches(Ctx& ctx, push_run& run, pass_result& out) {
         ctx.shell.report_unreadable();
         std::vector<record_type> picked;
         for (auto& r : *due) {
-            if (picked.size() == batch) break;
+            // Due records come highest priority first: the rest are below the floor too.
+            if (picked.size() == batch || r.priority < run.floor) break;
             if (!run.handled.contains(r.id)) picked.push_back(std::move(r));
         }
         if (picked.empty()) return {};
