@@ -84,7 +84,8 @@ inline bool says_down(const result<sync_report>& done) {
 ///   writes shares one run;
 /// - **reconnect**: `notify(sync_trigger::reconnect)` (an engine sends it from
 ///   `set_online(true)` / `set_authenticated(true)`), spread over
-///   `reconnect_spread`; it also ends the backoff;
+///   `reconnect_spread`; it ends the backoff, and writes queued while down
+///   wait for it (a fleet's queued writes do not all arrive at once either);
 /// - **retry_due**: the `retry_aware_target`'s `earliest_next_attempt()`,
 ///   asked after every run, is run when it arrives;
 /// - **user**, **event**: `notify(...)`, run at once.
@@ -153,6 +154,11 @@ public:
             down_ = false;
             failures_ = 0;
             at = now + spread_();
+            // What queued while down rides on the spread run, not before it.
+            for (auto t : {sync_trigger::after_write, sync_trigger::retry_due, sync_trigger::scheduled}) {
+                if (auto& queued = asked_[index(t)]; queued && *queued < at) queued = at;
+            }
+            if (retry_at_ && *retry_at_ < at) retry_at_ = at;
         }
         auto& slot = asked_[index(why)];
         if (!slot || at < *slot) slot = at;
