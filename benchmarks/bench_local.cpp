@@ -147,9 +147,16 @@ void create_floor(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
+void create_with_scheduler(benchmark::State& state, bool runner);
+
 /// A create with a scheduler attached to the engine and its runner thread live:
 /// every write notifies it, and the runner syncs them to a loopback server.
-void create_scheduled(benchmark::State& state) {
+void create_scheduled(benchmark::State& state) { create_with_scheduler(state, true); }
+
+/// The same without the runner thread: what notifying the scheduler costs a write.
+void create_notified(benchmark::State& state) { create_with_scheduler(state, false); }
+
+void create_with_scheduler(benchmark::State& state, bool runner) {
     const auto jobs = tether_bench::make_jobs(static_cast<std::size_t>(state.range(0)));
     const tether::manual_clock clock;
     std::optional<local_engine> engine;
@@ -159,7 +166,7 @@ void create_scheduled(benchmark::State& state) {
         state.PauseTiming();
         make_engine(engine, clock);
         sched.emplace(*engine, clock, tether::scheduler_options{.run_at_start = false});
-        sched->start();
+        if (runner) sched->start();
         state.ResumeTiming();
         for (const auto& job : jobs) {
             auto r = engine->create(job);
@@ -172,7 +179,7 @@ void create_scheduled(benchmark::State& state) {
         engine.reset();
         state.ResumeTiming();
     }
-    state.counters["batches_synced"] = static_cast<double>(runs);
+    state.counters["batches_with_a_sync"] = static_cast<double>(runs);
     state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
@@ -270,6 +277,8 @@ int main(int argc, char** argv) {
     register_pair("create/engine", create_engine, "create/floor", create_floor);
     benchmark::RegisterBenchmark("create/scheduled", create_scheduled)
         ->Arg(1'000)->Arg(100'000)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("create/notified", create_notified)
+        ->Arg(1'000)->Arg(100'000)->Unit(benchmark::kMicrosecond);
     register_pair("update/engine", update_engine, "update/floor", update_floor<&floor_table::update_progress>);
     register_pair("remove/engine", remove_engine, "remove/floor", remove_floor);
     benchmark::RegisterBenchmark("update/floor_assign", update_floor<&floor_table::update_assign>)
@@ -279,6 +288,8 @@ int main(int argc, char** argv) {
                                              {"create engine/floor", "create/engine", "create/floor", 3.0},
                                              {"create with the scheduler's runner live/without", "create/scheduled",
                                               "create/engine", 1.1},
+                                             {"create notifying a scheduler, no runner/without (informational)",
+                                              "create/notified", "create/engine", 0.0},
                                              {"update engine/floor (record assigned into the map)", "update/engine",
                                               "update/floor_assign", 3.0},
                                              {"update engine/in-place field write (informational)", "update/engine",

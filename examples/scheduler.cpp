@@ -21,7 +21,7 @@ int main() {
     tether::loopback_server server{[clock] { return clock.now(); }};
     auto jobs = tether::make_engine<Job>(tether::loopback_transport{server, "alice"}, clock);
     jobs.on_transition([](const tether::transition& t) {
-        if (t.trigger) std::cout << t.id.to_string().substr(0, 8) << ": " << t.cause << " (" << *t.trigger << ")\n";
+        if (t.trigger) std::cout << t.cause << " (" << *t.trigger << ")\n";
     });
 
     // ---- deterministic: next_wakeup() and run_due() ------------------------------

@@ -80,8 +80,8 @@ inline bool says_down(const result<sync_report>& done) {
 /// - **scheduled**: every `period` (the first at once, see `run_at_start`);
 /// - **after_write**: `notify(sync_trigger::after_write)`, which an
 ///   `announcing_target` (an engine) sends after every successful local write.
-///   Fire-and-forget: it costs the write one atomic exchange, and a burst of
-///   writes shares one run;
+///   Fire-and-forget: while a run is asked and not begun it costs the write one
+///   atomic load, and a burst of writes shares one run;
 /// - **reconnect**: `notify(sync_trigger::reconnect)` (an engine sends it from
 ///   `set_online(true)` / `set_authenticated(true)`), spread over
 ///   `reconnect_spread`; it ends the backoff, and writes queued while down
@@ -143,9 +143,12 @@ public:
 
     /// @brief Asks for a run for the reason `why` (fire-and-forget, never
     /// blocks on a sync). `after_write` requests coalesce: while one waits, the
-    /// next costs one atomic exchange. `reconnect` ends the backoff and runs
+    /// next costs one atomic load. `reconnect` ends the backoff and runs
     /// within `reconnect_spread`; every other trigger runs at once.
     void notify(sync_trigger why) {
+        // A run is asked and not begun: it will see this write (the store's lock
+        // orders the write before the run's reads, or the run's begin before this load).
+        if (why == sync_trigger::after_write && write_asked_.load(std::memory_order_acquire)) return;
         if (why == sync_trigger::after_write && write_asked_.exchange(true, std::memory_order_acq_rel)) return;
         std::lock_guard lock{mutex_};
         const auto now = clock_.now();

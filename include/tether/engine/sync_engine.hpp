@@ -361,9 +361,16 @@ public:
 
     /// @brief Sets the sync-wanted hook (fire-and-forget, called where the
     /// sync-needed hook is, with the reason; a `scheduler` sets it on its target).
+    /// A write calls it without taking a lock: the engine keeps every hook it
+    /// was given until it is destroyed (a replaced one may still be running).
     void on_sync_wanted(sync_wanted_fn fn) {
-        has_sync_wanted_hook_.store(static_cast<bool>(fn));
-        set_hook(sync_wanted_hook_, std::move(fn));
+        std::lock_guard lock{hooks_mutex_};
+        const sync_wanted_fn* now = nullptr;
+        if (fn) {
+            sync_wanted_kept_.push_back(std::make_unique<const sync_wanted_fn>(std::move(fn)));
+            now = sync_wanted_kept_.back().get();
+        }
+        sync_wanted_hook_.store(now, std::memory_order_release);
     }
 
     // ---- gates ----------------------------------------------------------------
@@ -505,7 +512,7 @@ private:
             // (`rep.retry_at`), so a run the hook starts at once sends nothing to
             // a server that is down.
             if (auto h = hook(sync_needed_hook_)) (*h)();
-            if (auto h = hook(sync_wanted_hook_)) (*h)(why);
+            if (const auto* h = sync_wanted_hook_.load(std::memory_order_acquire)) (*h)(why);
         }
         if (!outcome) return unexpected{std::move(outcome).error()};
         return rep;
@@ -794,9 +801,7 @@ private:
         if (has_sync_needed_hook_.load(std::memory_order_acquire)) {
             if (auto h = hook(sync_needed_hook_)) (*h)();
         }
-        if (has_sync_wanted_hook_.load(std::memory_order_acquire)) {
-            if (auto h = hook(sync_wanted_hook_)) (*h)(why);
-        }
+        if (const auto* h = sync_wanted_hook_.load(std::memory_order_acquire)) (*h)(why);
     }
 
     void publish_state() {
@@ -837,7 +842,6 @@ private:
     std::atomic<bool> has_transition_hook_{false};
     std::atomic<bool> has_cleanup_hook_{false};
     std::atomic<bool> has_sync_needed_hook_{false};
-    std::atomic<bool> has_sync_wanted_hook_{false};
     std::atomic<sync_trigger> run_trigger_{sync_trigger::user};  // the running sync's (set under running_)
 
     mutable detail::ordered_delivery order_;        // record effects, in commit order
@@ -847,7 +851,8 @@ private:
     std::shared_ptr<const cleanup_fn> cleanup_hook_;
     std::shared_ptr<const log_fn> log_hook_;
     std::shared_ptr<const sync_needed_fn> sync_needed_hook_;
-    std::shared_ptr<const sync_wanted_fn> sync_wanted_hook_;
+    std::atomic<const sync_wanted_fn*> sync_wanted_hook_{nullptr};        // one of sync_wanted_kept_, or none
+    std::vector<std::unique_ptr<const sync_wanted_fn>> sync_wanted_kept_;  // every one given (hooks_mutex_)
 
     std::shared_ptr<detail::registry<change<Entity>>> watchers_ = std::make_shared<detail::registry<change<Entity>>>();
     std::shared_ptr<detail::registry<engine_state>> state_watchers_ = std::make_shared<detail::registry<engine_state>>();
