@@ -26,7 +26,10 @@ int main() {
 
     // ---- deterministic: next_wakeup() and run_due() ------------------------------
     {
-        tether::scheduler sched{jobs, jobs.clock()};  // hooks itself to the engine
+        tether::scheduler_options o;
+        o.down_backoff.seed = 1;  // fixed seeds: the same jitter every run
+        o.spread_seed = 1;
+        tether::scheduler sched{jobs, jobs.clock(), o};  // hooks itself to the engine
         sched.run_due();                               // the first periodic run comes at once
         (void)jobs.create(Job{"Standup memo", 0});      // the write returns at once...
         sched.run_due();                               // ...and the run it asked for pushes it (after_write)
@@ -34,7 +37,7 @@ int main() {
         jobs.set_online(false);  // the network is gone
         (void)jobs.create(Job{"Written offline", 0});
         sched.run_due();         // finds the engine offline: the scheduler backs off
-        std::cout << "down: " << sched.down() << ", next run in "
+        std::cout << "down: " << std::boolalpha << sched.down() << ", next run in "
                   << std::chrono::duration_cast<std::chrono::seconds>(*sched.next_wakeup() - clock.now()).count()
                   << " s\n";
         jobs.set_online(true);                       // tells the scheduler: reconnect
