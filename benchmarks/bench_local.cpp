@@ -1,7 +1,10 @@
 // The engine's local write path (create, update, remove) on memory storage,
 // each beside its floor measured in the same run: the same records, with the
 // same id generation, kept straight in a std::unordered_map<local_id, record<Job>>.
-// Prints the engine/floor ratio of CPU time per write at the end (target: 3x).
+// Prints the engine/floor ratio of CPU time per write at the end (target: 3x),
+// and the cost of a create with a scheduler attached and its runner thread
+// live (syncing the writes to a loopback server as they come) over one without
+// (target: 1.1x; CPU time of the writing thread).
 //
 // The engine runs with a manual_clock (no clock syscalls), a fixed id seed and
 // no watchers or hooks. Each benchmark works in batches of n records; building
@@ -13,6 +16,7 @@
 #include <tether/core/ids.hpp>
 #include <tether/core/record.hpp>
 #include <tether/engine/options.hpp>
+#include <tether/engine/scheduler.hpp>
 #include <tether/engine/sync_engine.hpp>
 #include <tether/storage/memory.hpp>
 #include <tether/transport/loopback.hpp>
@@ -143,6 +147,42 @@ void create_floor(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
+void create_with_scheduler(benchmark::State& state, bool runner);
+
+/// A create with a scheduler attached to the engine and its runner thread live:
+/// every write notifies it, and the runner syncs them to a loopback server.
+void create_scheduled(benchmark::State& state) { create_with_scheduler(state, true); }
+
+/// The same without the runner thread: what notifying the scheduler costs a write.
+void create_notified(benchmark::State& state) { create_with_scheduler(state, false); }
+
+void create_with_scheduler(benchmark::State& state, bool runner) {
+    const auto jobs = tether_bench::make_jobs(static_cast<std::size_t>(state.range(0)));
+    const tether::manual_clock clock;
+    std::optional<local_engine> engine;
+    std::optional<tether::scheduler<local_engine, tether::manual_clock>> sched;
+    std::size_t runs = 0;
+    for (auto _ : state) {
+        state.PauseTiming();
+        make_engine(engine, clock);
+        sched.emplace(*engine, clock, tether::scheduler_options{.run_at_start = false});
+        if (runner) sched->start();
+        state.ResumeTiming();
+        for (const auto& job : jobs) {
+            auto r = engine->create(job);
+            benchmark::DoNotOptimize(r);
+        }
+        state.PauseTiming();
+        sched->stop();
+        if (auto last = sched->last_result(); last && *last) ++runs;
+        sched.reset();
+        engine.reset();
+        state.ResumeTiming();
+    }
+    state.counters["batches_with_a_sync"] = static_cast<double>(runs);
+    state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
 // ---- update -----------------------------------------------------------------------
 
 void update_engine(benchmark::State& state) {
@@ -235,6 +275,10 @@ void register_pair(const char* engine_name, void (*engine_fn)(benchmark::State&)
 
 int main(int argc, char** argv) {
     register_pair("create/engine", create_engine, "create/floor", create_floor);
+    benchmark::RegisterBenchmark("create/scheduled", create_scheduled)
+        ->Arg(1'000)->Arg(100'000)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("create/notified", create_notified)
+        ->Arg(1'000)->Arg(100'000)->Unit(benchmark::kMicrosecond);
     register_pair("update/engine", update_engine, "update/floor", update_floor<&floor_table::update_progress>);
     register_pair("remove/engine", remove_engine, "remove/floor", remove_floor);
     benchmark::RegisterBenchmark("update/floor_assign", update_floor<&floor_table::update_assign>)
@@ -242,6 +286,10 @@ int main(int argc, char** argv) {
     return tether_bench::run_with_ratios(argc, argv,
                                          {
                                              {"create engine/floor", "create/engine", "create/floor", 3.0},
+                                             {"create with the scheduler's runner live/without", "create/scheduled",
+                                              "create/engine", 1.1},
+                                             {"create notifying a scheduler, no runner/without (informational)",
+                                              "create/notified", "create/engine", 0.0},
                                              {"update engine/floor (record assigned into the map)", "update/engine",
                                               "update/floor_assign", 3.0},
                                              {"update engine/in-place field write (informational)", "update/engine",

@@ -115,6 +115,17 @@ public:
         if (out.size() > limit) out.resize(limit);
         return out;
     }
+    tether::result<std::optional<tether::timestamp>> earliest_next_attempt() const {
+        std::lock_guard lock{state_->mutex};
+        std::optional<tether::timestamp> out;
+        for (const auto& [id, r] : state_->t.records) {
+            const bool unsynced = r.status == tether::sync_status::pending ||
+                                  r.status == tether::sync_status::pending_deletion ||
+                                  r.status == tether::sync_status::error;
+            if (unsynced && r.next_attempt_at && (!out || *r.next_attempt_at < *out)) out = r.next_attempt_at;
+        }
+        return out;
+    }
     tether::result<tether::status_counts> counts() const {
         std::lock_guard lock{state_->mutex};
         tether::status_counts c;

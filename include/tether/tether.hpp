@@ -26,8 +26,10 @@
 #include <tether/engine/log.hpp>
 #include <tether/engine/options.hpp>
 #include <tether/engine/report.hpp>
+#include <tether/engine/scheduler.hpp>
 #include <tether/engine/state.hpp>
 #include <tether/engine/subscription.hpp>
+#include <tether/engine/sync_target.hpp>
 #include <tether/engine/sync_engine.hpp>
 #include <tether/storage/memory.hpp>
 #include <tether/storage/storage.hpp>

@@ -56,6 +56,7 @@ struct flaky_storage {
         auto list() const { return store_.list(); }
         auto due(tether::timestamp now, std::size_t limit) const { return store_.due(now, limit); }
         auto counts() const { return store_.counts(); }
+        auto earliest_next_attempt() const { return store_.earliest_next_attempt(); }
         auto get_meta(std::string_view key) const { return store_.get_meta(key); }
 
     private:

@@ -85,6 +85,9 @@ public:
     tether::result<std::vector<tether::record<E>>> due(tether::timestamp now, std::size_t limit) const {
         return sqlite_ ? sqlite_->due(now, limit) : memory_->due(now, limit);
     }
+    tether::result<std::optional<tether::timestamp>> earliest_next_attempt() const {
+        return sqlite_ ? sqlite_->earliest_next_attempt() : memory_->earliest_next_attempt();
+    }
     tether::result<tether::status_counts> counts() const { return sqlite_ ? sqlite_->counts() : memory_->counts(); }
     tether::result<std::optional<std::string>> get_meta(std::string_view key) const {
         return sqlite_ ? sqlite_->get_meta(key) : memory_->get_meta(key);

@@ -101,6 +101,9 @@ public:
         if (all->size() > limit) all->resize(limit);
         return all;
     }
+    tether::result<std::optional<tether::timestamp>> earliest_next_attempt() const {
+        return inner_.earliest_next_attempt();
+    }
     tether::result<tether::status_counts> counts() const {
         auto c = inner_.counts();
         if (c && how_ == flaw::miscounts) ++c->pending;

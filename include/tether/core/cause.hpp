@@ -85,4 +85,30 @@ enum class cause : std::uint8_t {
 
 inline std::ostream& operator<<(std::ostream& os, cause c) { return os << to_string(c); }
 
+/// @brief Why a sync ran: carried in its `sync_report::trigger` and in every
+/// `transition::trigger` it causes, so the audit log shows why a sync ran.
+enum class sync_trigger : std::uint8_t {
+    user,         ///< the app called `sync()` (a plain `sync()` is user-initiated)
+    scheduled,    ///< the scheduler's periodic run
+    after_write,  ///< a local write asked for it (writes in a burst share one run)
+    reconnect,    ///< connectivity or login came back
+    retry_due,    ///< a record in `error` reached its `next_attempt_at`
+    event,        ///< something outside said the server has news (e.g. a live feed)
+};
+
+/// @brief The canonical name of a sync trigger ("user", "after_write", ...).
+[[nodiscard]] constexpr std::string_view to_string(sync_trigger t) noexcept {
+    switch (t) {
+        case sync_trigger::user: return "user";
+        case sync_trigger::scheduled: return "scheduled";
+        case sync_trigger::after_write: return "after_write";
+        case sync_trigger::reconnect: return "reconnect";
+        case sync_trigger::retry_due: return "retry_due";
+        case sync_trigger::event: return "event";
+    }
+    return "unknown";
+}
+
+inline std::ostream& operator<<(std::ostream& os, sync_trigger t) { return os << to_string(t); }
+
 }  // namespace tether

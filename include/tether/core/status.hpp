@@ -1,5 +1,6 @@
 #pragma once
 
+#include <tether/core/cause.hpp>
 #include <tether/core/timestamp.hpp>
 #include <tether/core/ids.hpp>
 
@@ -87,6 +88,8 @@ struct transition {
     timestamp at;                      ///< when, by the engine's clock
     std::string cause;                 ///< why: "create", "update", "push applied", "pull", ...
     bool legal = true;                 ///< false if the engine refused it as illegal
+    /// Why the sync that made it ran; empty for a local write (create, update, ...).
+    std::optional<sync_trigger> trigger{};
 };
 
 }  // namespace tether

@@ -1,6 +1,7 @@
 #pragma once
 
 // What one sync(), push() or pull() call did.
+#include <tether/core/cause.hpp>
 #include <tether/core/error.hpp>
 #include <tether/core/timestamp.hpp>
 
@@ -47,6 +48,8 @@ struct sync_report {
     std::optional<timestamp> retry_at;
     std::optional<skip_reason> skipped;   ///< set if the call did nothing, and why
     std::optional<tether::error> failure; ///< a failure that cut the run short (e.g. offline mid-run)
+    /// Why the call ran: `sync(trigger)`'s argument; `user` for a plain `sync()`, `push()` or `pull()`.
+    sync_trigger trigger = sync_trigger::user;
 
     /// @brief True if the run did nothing because it was gated.
     [[nodiscard]] bool was_skipped() const noexcept { return skipped.has_value(); }

@@ -152,6 +152,10 @@ public:
     /// `next_pull_at()`, so a sync started from the hook at once sends nothing
     /// to a server that is down.
     using sync_needed_fn = std::function<void()>;
+    /// @brief As `sync_needed_fn`, told why: `after_write` for a local write,
+    /// `reconnect` for connectivity or login restored, the run's own trigger
+    /// for a run that ended with a rerun pending. What a `scheduler` listens to.
+    using sync_wanted_fn = std::function<void(sync_trigger)>;
 
     /// @brief An engine over the given policies (any order; missing kinds take defaults).
     explicit sync_engine(Policies... policies)
@@ -185,7 +189,7 @@ public:
         r.priority = prio;
         r.created_at = now;
         r.updated_at = now;
-        auto fx = make_effects();
+        auto fx = write_effects();
         auto done = store_.transact([&](auto& tx) -> result<void> {
             // An id already held is never overwritten (a generator restarted with
             // the same seed, or a store shared in an unexpected way).
@@ -214,7 +218,7 @@ public:
         requires std::invocable<F&, Entity&>
     result<record_type> update(const local_id& id, F&& fn) {
         const auto now = clock_.now();
-        auto fx = make_effects();
+        auto fx = write_effects();
         std::optional<record_type> out;
         auto done = store_.transact([&](auto& tx) -> result<void> {
             using tx_type = std::remove_cvref_t<decltype(tx)>;
@@ -242,7 +246,7 @@ public:
     /// server confirms. Removing a record already pending deletion is a no-op.
     result<void> remove(const local_id& id) {
         const auto now = clock_.now();
-        auto fx = make_effects();
+        auto fx = write_effects();
         auto done = store_.transact([&](auto& tx) -> result<void> {
             auto removed = detail::with_record<Entity>(tx, id, [&](const record_type* found) -> result<void> {
             if (!found) return unexpected{not_found(id)};
@@ -268,7 +272,7 @@ public:
     /// On a record that is not `failed` it is an `invalid_state` error.
     result<record_type> reset_failed(const local_id& id) {
         const auto now = clock_.now();
-        auto fx = make_effects();
+        auto fx = write_effects();
         std::optional<record_type> out;
         auto done = store_.transact([&](auto& tx) -> result<void> {
             auto found = tx.get(id);
@@ -355,6 +359,20 @@ public:
         set_hook(sync_needed_hook_, std::move(fn));
     }
 
+    /// @brief Sets the sync-wanted hook (fire-and-forget, called where the
+    /// sync-needed hook is, with the reason; a `scheduler` sets it on its target).
+    /// A write calls it without taking a lock: the engine keeps every hook it
+    /// was given until it is destroyed (a replaced one may still be running).
+    void on_sync_wanted(sync_wanted_fn fn) {
+        std::lock_guard lock{hooks_mutex_};
+        const sync_wanted_fn* now = nullptr;
+        if (fn) {
+            sync_wanted_kept_.push_back(std::make_unique<const sync_wanted_fn>(std::move(fn)));
+            now = sync_wanted_kept_.back().get();
+        }
+        sync_wanted_hook_.store(now, std::memory_order_release);
+    }
+
     // ---- gates ----------------------------------------------------------------
 
     /// @brief Tells the engine whether the network is reachable; coming back
@@ -362,7 +380,7 @@ public:
     void set_online(bool online) {
         const bool was = online_.exchange(online);
         publish_state();
-        if (online && !was) request_sync();
+        if (online && !was) request_sync(sync_trigger::reconnect);
     }
 
     /// @brief Tells the engine whether the user is logged in; logging in again
@@ -370,13 +388,20 @@ public:
     void set_authenticated(bool authenticated) {
         const bool was = authenticated_.exchange(authenticated);
         publish_state();
-        if (authenticated && !was) request_sync();
+        if (authenticated && !was) request_sync(sync_trigger::reconnect);
     }
 
     /// @brief True unless `set_online(false)` is in force.
     [[nodiscard]] bool online() const noexcept { return online_.load(); }
     /// @brief True unless logged out or paused by a 401.
     [[nodiscard]] bool authenticated() const noexcept { return authenticated_.load(); }
+
+    /// @brief When the next retry falls due: the least `next_attempt_at` among
+    /// unsynced records (the store's `earliest_next_attempt()`); the scheduler
+    /// runs a sync then.
+    [[nodiscard]] result<std::optional<timestamp>> earliest_next_attempt() const {
+        return store_.earliest_next_attempt();
+    }
 
     /// @brief The engine's current state.
     [[nodiscard]] engine_state state() const noexcept {
@@ -409,8 +434,13 @@ public:
     /// @brief Push local changes, then pull remote ones. Single-flight: while a
     /// sync runs, another call returns at once (`skip_reason::already_running`)
     /// and makes the running one go round once more before it ends.
-    result<sync_report> sync() {
-        return single_flight([this](sync_report& rep) -> result<void> {
+    /// User-initiated: the same as `sync(sync_trigger::user)`.
+    result<sync_report> sync() { return sync(sync_trigger::user); }
+
+    /// @brief `sync()`, run for the reason `why`: carried in the report's
+    /// `trigger` and in every transition the run causes (`transition::trigger`).
+    result<sync_report> sync(sync_trigger why) {
+        return single_flight(why, [this](sync_report& rep) -> result<void> {
             auto ctx = context();
             if (auto p = take(detail::run_push(ctx), rep); !p) return p;
             if (rep.failure) return {};
@@ -421,15 +451,16 @@ public:
     result<sync_report> push() { return push(tether::priority::low); }
     /// @brief Only the push half, and only records of priority `at_least` or
     /// higher (a `coordinator` pushes several entity types level by level).
-    result<sync_report> push(tether::priority at_least) {
-        return single_flight([this, at_least](sync_report& rep) {
+    result<sync_report> push(tether::priority at_least, sync_trigger why = sync_trigger::user) {
+        return single_flight(why, [this, at_least](sync_report& rep) {
             auto ctx = context();
             return take(detail::run_push(ctx, at_least), rep);
         });
     }
-    /// @brief Only the pull half of `sync()` (same gating and single flight).
-    result<sync_report> pull() {
-        return single_flight([this](sync_report& rep) {
+    /// @brief Only the pull half of `sync()` (same gating and single flight),
+    /// for the reason `why` (default: the user asked).
+    result<sync_report> pull(sync_trigger why = sync_trigger::user) {
+        return single_flight(why, [this](sync_report& rep) {
             auto ctx = context();
             return take(detail::run_pull(ctx), rep);
         });
@@ -445,8 +476,9 @@ private:
     /// ends with a rerun pending, or a failed one with a write waiting, fires the
     /// sync-needed hook, so the app schedules another call.
     template <class Body>
-    result<sync_report> single_flight(Body body) {
+    result<sync_report> single_flight(sync_trigger why, Body body) {
         sync_report rep;
+        rep.trigger = why;
         if (!online_.load()) {
             rep.skipped = skip_reason::offline;
             return rep;
@@ -460,6 +492,7 @@ private:
             rep.skipped = skip_reason::already_running;
             return rep;
         }
+        run_trigger_.store(why, std::memory_order_relaxed);  // read by the passes' make_effects
         publish_state();
         result<void> outcome;
         int rounds = 0;
@@ -483,6 +516,7 @@ private:
             // (`rep.retry_at`), so a run the hook starts at once sends nothing to
             // a server that is down.
             if (auto h = hook(sync_needed_hook_)) (*h)();
+            if (const auto* h = sync_wanted_hook_.load(std::memory_order_acquire)) (*h)(why);
         }
         if (!outcome) return unexpected{std::move(outcome).error()};
         return rep;
@@ -748,8 +782,16 @@ private:
         for (const auto& c : fx.changes) watchers_->notify(c);
     }
 
-    /// Effects for one transaction, building only what someone listens to.
+    /// Effects for a transaction of a sync pass: its transitions carry the
+    /// trigger of the running sync.
     [[nodiscard]] detail::effects<Entity> make_effects() const override {
+        auto fx = write_effects();
+        fx.trigger = run_trigger_.load(std::memory_order_relaxed);
+        return fx;
+    }
+
+    /// Effects for one transaction, building only what someone listens to.
+    [[nodiscard]] detail::effects<Entity> write_effects() const {
         detail::effects<Entity> fx;
         fx.want_changes = !watchers_->empty();
         fx.want_erased = has_cleanup_hook_.load(std::memory_order_acquire);
@@ -758,10 +800,12 @@ private:
         return fx;
     }
 
-    void request_sync() {
+    void request_sync(sync_trigger why = sync_trigger::after_write) {
         rerun_.store(true, std::memory_order_release);
-        if (!has_sync_needed_hook_.load(std::memory_order_acquire)) return;
-        if (auto h = hook(sync_needed_hook_)) (*h)();
+        if (has_sync_needed_hook_.load(std::memory_order_acquire)) {
+            if (auto h = hook(sync_needed_hook_)) (*h)();
+        }
+        if (const auto* h = sync_wanted_hook_.load(std::memory_order_acquire)) (*h)(why);
     }
 
     void publish_state() {
@@ -802,6 +846,7 @@ private:
     std::atomic<bool> has_transition_hook_{false};
     std::atomic<bool> has_cleanup_hook_{false};
     std::atomic<bool> has_sync_needed_hook_{false};
+    std::atomic<sync_trigger> run_trigger_{sync_trigger::user};  // the running sync's (set under running_)
 
     mutable detail::ordered_delivery order_;        // record effects, in commit order
     detail::ordered_delivery state_order_;          // engine states, in the order reached
@@ -810,6 +855,8 @@ private:
     std::shared_ptr<const cleanup_fn> cleanup_hook_;
     std::shared_ptr<const log_fn> log_hook_;
     std::shared_ptr<const sync_needed_fn> sync_needed_hook_;
+    std::atomic<const sync_wanted_fn*> sync_wanted_hook_{nullptr};        // one of sync_wanted_kept_, or none
+    std::vector<std::unique_ptr<const sync_wanted_fn>> sync_wanted_kept_;  // every one given (hooks_mutex_)
 
     std::shared_ptr<detail::registry<change<Entity>>> watchers_ = std::make_shared<detail::registry<change<Entity>>>();
     std::shared_ptr<detail::registry<engine_state>> state_watchers_ = std::make_shared<detail::registry<engine_state>>();

@@ -353,6 +353,20 @@ public:
         return out;
     }
 
+    /// @brief The least `next_attempt_at` among unsynced records (read off the
+    /// due index, so a scan of the unsynced records only), empty when none has one.
+    result<std::optional<timestamp>> earliest_next_attempt() const {
+        if (collision_) return collision_error_();
+        std::optional<timestamp> out;
+        std::lock_guard lock{table_->mutex};
+        table_->refresh_due_index();
+        for (const auto& key : table_->due_index) {
+            const auto& at = table_->records.at(key.id).next_attempt_at;
+            if (at && (!out || *at < *out)) out = *at;
+        }
+        return out;
+    }
+
     /// @brief Record counts by status and the oldest unsynced change.
     result<status_counts> counts() const {
         if (collision_) return collision_error_();

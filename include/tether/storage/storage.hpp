@@ -100,6 +100,9 @@ struct transaction_probe {
 ///    (`pending`/`pending_deletion`/`error`, with no `next_attempt_at` in the future),
 ///    highest `priority` first, then least `updated_at`, then `local_id`;
 /// 5. `s.counts()` the `status_counts`; `s.get_meta(key)` a metadata value;
+///    `s.earliest_next_attempt()` the least `next_attempt_at` among the records
+///    `due()` may pick (`pending`, `pending_deletion`, `error`), empty when none
+///    of them has one: when the next retry falls due (the scheduler wakes then);
 /// 6. every member is thread-safe and reports failure as a `result` error
 ///    (`errc::storage`, or `errc::busy` for a lock held elsewhere), never by throwing;
 /// 7. optionally, the store offers the capabilities named by the concepts
@@ -122,6 +125,7 @@ concept record_store = storage_transaction<typename S::transaction, E>
            { cs.list() } -> std::same_as<result<std::vector<record<E>>>>;
            { cs.due(now, limit) } -> std::same_as<result<std::vector<record<E>>>>;
            { cs.counts() } -> std::same_as<result<status_counts>>;
+           { cs.earliest_next_attempt() } -> std::same_as<result<std::optional<timestamp>>>;
            { cs.get_meta(key) } -> std::same_as<result<std::optional<std::string>>>;
        };
 

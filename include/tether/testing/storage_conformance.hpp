@@ -575,6 +575,28 @@ template <class MakePolicy>
                                      : std::string{"counts().oldest_pending is empty, expected 50 ms"});
     });
 
+    rule("earliest next attempt", [&](P&, S& store) {
+        auto show = [](const std::optional<timestamp>& t) {
+            return t ? std::to_string(t->time_since_epoch().count()) + " ms" : std::string{"empty"};
+        };
+        auto expect_earliest = [&](std::optional<timestamp> want, std::string_view when) {
+            auto got = store.earliest_next_attempt();
+            if (!run.ok(got, "earliest_next_attempt")) return;
+            run.expect(*got == want, "earliest_next_attempt() " + std::string{when} + " is " + show(*got) +
+                                         ", expected " + show(want));
+        };
+        expect_earliest(std::nullopt, "of an empty store");
+        auto v = population;
+        v[1].next_attempt_at = at_ms(1);  // a synced record's stale time does not count
+        v[2].next_attempt_at = at_ms(2);  // nor a failed one's
+        if (!run.ok(put_all(store, v), "put")) return;
+        expect_earliest(at_ms(5'000), "of the due population");
+        auto six = v[5];  // the earliest (5'000) is settled: the next one (10'000) counts
+        six.status = sync_status::synced;
+        if (!run.ok(store.transact([&](auto& tx) { return tx.put(six); }), "put")) return;
+        expect_earliest(at_ms(10'000), "after the earliest record was synced");
+    });
+
     rule("nothing unreadable", [&](P&, S& store) {
         if (!run.ok(put_all(store, population), "put")) return;
         run.ok(store.list(), "list");

@@ -33,6 +33,7 @@ struct effects {
     bool want_erased = true;
     bool want_transitions = true;
     std::size_t writes = 0;  // records written or erased
+    std::optional<sync_trigger> trigger;  // why the sync writing this ran (empty: a local write)
     // Commit order: a number is taken (under the store's write lock) by the
     // first change anyone hears of, and delivery waits for the ones before it.
     ordered_delivery* order = nullptr;
@@ -86,6 +87,7 @@ result<void> account_write(Tx& tx, effects<E>& fx, std::optional<sync_status> be
                                              " -> " + std::string{to_string(after.status)} + " (" + std::string{cause} + ")")};
         }
     }
+    if (t) t->trigger = fx.trigger;
     if constexpr (audited_transaction<Tx>) {
         if (t) {
             if (auto a = tx.audit(*t); !a) return a;
@@ -133,7 +135,7 @@ result<void> write_record(Tx& tx, effects<E>& fx, const std::optional<record<E>>
 template <class Tx, class E>
 result<void> erase_record(Tx& tx, effects<E>& fx, const record<E>& before, timestamp now, std::string_view cause,
                           bool cleanup = true) {
-    transition t{before.id, before.status, std::nullopt, now, std::string{cause}, true};
+    transition t{before.id, before.status, std::nullopt, now, std::string{cause}, true, fx.trigger};
     if constexpr (audited_transaction<Tx>) {
         if (auto a = tx.audit(t); !a) return a;
     }

@@ -112,6 +112,9 @@ struct sqlite_table_sql {
                      // a clock set back past the last attempt: due now (as tether::is_due)
                      " OR (status = 'error' AND last_attempt_at > ?1))"
                      " ORDER BY priority DESC, updated_at, local_id LIMIT ?2";
+        // Served by <t>_due alone (the partial index holds next_attempt_at): no new index.
+        select_earliest_attempt = "SELECT min(next_attempt_at) FROM " + q + " INDEXED BY \"" + t + "_due\" WHERE " +
+                                  std::string{sqlite_due_statuses};
         select_counts = "SELECT status, count(*), min(updated_at) FROM " + q + " GROUP BY status";
         upsert = "INSERT INTO " + q + " (" + cols +
                  ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
@@ -127,7 +130,8 @@ struct sqlite_table_sql {
     }
 
     std::string create_table, create_due_index, create_status_index, drop_due_index, add_deleted_column;
-    std::string select_by_id, select_by_server_id, select_all, select_due, select_counts, upsert, erase;
+    std::string select_by_id, select_by_server_id, select_all, select_due, select_earliest_attempt, select_counts, upsert,
+        erase;
 };
 
 /// Metadata rows of every store (scope = table name) and of the database (scope '').

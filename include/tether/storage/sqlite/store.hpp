@@ -264,6 +264,21 @@ public:
         return collect_(*st, limit, "due", &now, nullptr, nullptr, true);
     }
 
+    /// @brief The least `next_attempt_at` among unsynced rows (`pending`,
+    /// `pending_deletion`, `error`), empty when none has one: one aggregate
+    /// over the `<table>_due` partial index, which holds the column.
+    result<std::optional<timestamp>> earliest_next_attempt() const {
+        std::lock_guard lock{conn_->mutex()};
+        if (auto r = ready_(); !r) return unexpected{std::move(r).error()};
+        auto st = conn_->prepare(sql_->select_earliest_attempt);
+        if (!st) return unexpected{std::move(st).error()};
+        const int rc = st->step();
+        if (rc != SQLITE_ROW) return unexpected{fail_(rc, "earliest_next_attempt")};
+        std::optional<timestamp> out;
+        if (auto t = st->opt_int64(0)) out = detail::sqlite_timestamp(*t);
+        return out;
+    }
+
     /// @brief Record counts by status and the oldest unsynced change.
     /// `unreadable` is the number of rows of this table that reads through this
     /// database handle have found undecodable and that have not since been put,
