@@ -55,12 +55,12 @@ int main() {
     std::cout << "before: " << h->total.pending << " pending (" << h->types[0].health.pending << " projects, "
               << h->types[1].health.pending << " comments)\n";
 
-    auto pass = app.sync();  // the critical comment goes up first, then the project; both types pull
+    auto pass = app.run();  // the critical comment goes up first, then the project; both types pull
     if (!pass || pass->total.failure) return fail("first pass");
     std::cout << "first pass: " << pass->total.pushed << " pushed\n";
 
     clock.advance(1min);
-    pass = app.sync();  // projects pulled a minute ago: only comments pull
+    pass = app.run();  // projects pulled a minute ago: only comments pull
     if (!pass) return fail("second pass");
     std::cout << "a minute later: projects " << (pass->types[0].pulled ? "pulled" : "held back")
               << ", comments " << (pass->types[1].pulled ? "pulled" : "held back") << '\n';

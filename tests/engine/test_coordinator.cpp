@@ -79,7 +79,7 @@ TEST_CASE("a coordinator pushes every type's critical records first, then each l
     REQUIRE(jobs.create(Job{"job-high", 0, ""}, priority::high));
     tether::coordinator all{tether::coordinate(jobs), tether::coordinate(notes)};
 
-    auto rep = all.sync();
+    auto rep = all.run();
     REQUIRE(rep);
     CHECK_FALSE(rep->skipped);
     CHECK_FALSE(rep->total.failure);
@@ -116,12 +116,12 @@ TEST_CASE("each type pulls no more often than its minimum pull interval", "[coor
     auto notes = w.notes();
     tether::coordinator all{tether::coordinate(jobs, {.min_pull_interval = 15min}), tether::coordinate(notes)};
 
-    REQUIRE(all.sync());
+    REQUIRE(all.run());
     CHECK(w.take() == std::vector<std::string>{"pull jobs", "pull notes"});
     CHECK(all.last_pull<0>() == w.clock.now());
 
     w.clock.advance(1min);
-    auto second = all.sync();
+    auto second = all.run();
     REQUIRE(second);
     CHECK(w.take() == std::vector<std::string>{"pull notes"});
     CHECK_FALSE(second->types[0].pulled);
@@ -129,11 +129,11 @@ TEST_CASE("each type pulls no more often than its minimum pull interval", "[coor
 
     // A local change of a type held back still goes up at once.
     REQUIRE(jobs.create(Job{"now", 0, ""}));
-    REQUIRE(all.sync());
+    REQUIRE(all.run());
     CHECK(w.take() == std::vector<std::string>{"push jobs now", "pull notes"});
 
     w.clock.advance(14min);
-    REQUIRE(all.sync());
+    REQUIRE(all.run());
     CHECK(w.take() == std::vector<std::string>{"pull jobs", "pull notes"});
 }
 
@@ -142,13 +142,13 @@ TEST_CASE("a failed pull does not count as the type's last pull", "[coordinator]
     auto jobs = w.jobs();
     tether::coordinator all{tether::coordinate(jobs, {.min_pull_interval = 15min})};
     w.server.fail_next(1, tether::loopback_server::transient_error());
-    auto failed = all.sync();
+    auto failed = all.run();
     REQUIRE(failed);
     CHECK(failed->total.failure);
     CHECK_FALSE(all.last_pull<0>());
     w.take();
     w.clock.advance(10min);  // past the engine's pull backoff, within the interval
-    REQUIRE(all.sync());
+    REQUIRE(all.run());
     CHECK(w.take() == std::vector<std::string>{"pull jobs"});
     CHECK(all.last_pull<0>() == w.clock.now());
 }
@@ -161,7 +161,7 @@ TEST_CASE("a transport failure ends the pass at the step that met it", "[coordin
     REQUIRE(notes.create(Note{"note", 0}, priority::critical));
     tether::coordinator all{tether::coordinate(jobs), tether::coordinate(notes)};
     w.server.fail_next(1, tether::loopback_server::transient_error());
-    auto rep = all.sync();
+    auto rep = all.run();
     REQUIRE(rep);
     REQUIRE(rep->total.failure);
     CHECK(rep->total.failure->code == tether::errc::transient);
@@ -179,9 +179,9 @@ TEST_CASE("a sync called during a pass is not lost: the pass goes round once mor
     std::optional<tether::result<tether::coordinator_report>> nested;
     w.log->during_push = [&] {
         REQUIRE(notes.create(Note{"written during the push", 0}));
-        nested = all.sync();
+        nested = all.run();
     };
-    auto rep = all.sync();
+    auto rep = all.run();
     REQUIRE(rep);
     REQUIRE(nested);
     REQUIRE(*nested);
@@ -212,13 +212,13 @@ TEST_CASE("one state across types: syncing, then unauthorized, offline, error, i
     heard.clear();
     REQUIRE(jobs.create(Job{"a", 0, ""}));
     REQUIRE(notes.create(Note{"b", 0}));
-    REQUIRE(all.sync());
+    REQUIRE(all.run());
     // Syncing for the whole pass (not between the engines' steps), then idle.
     CHECK(heard == std::vector<engine_state>{engine_state::syncing, engine_state::idle});
 
     heard.clear();
     w.server.fail_next(1, tether::loopback_server::transient_error());
-    REQUIRE(all.sync());
+    REQUIRE(all.run());
     CHECK(all.state() == engine_state::error);
     CHECK(heard.back() == engine_state::error);
 }
@@ -244,7 +244,7 @@ TEST_CASE("health across types: per type and in total", "[coordinator]") {
     CHECK(h->total.oldest_pending_age == 2min);  // the oldest of all: the job
     CHECK(h->total.state == engine_state::idle);
 
-    REQUIRE(all.sync());
+    REQUIRE(all.run());
     h = all.health();
     REQUIRE(h);
     CHECK(h->total.pending == 0);
@@ -258,8 +258,36 @@ TEST_CASE("a coordinator whose engines are all offline skips the pass", "[coordi
     REQUIRE(jobs.create(Job{"a", 0, ""}));
     tether::coordinator all{tether::coordinate(jobs)};
     jobs.set_online(false);
-    auto rep = all.sync();
+    auto rep = all.run();
     REQUIRE(rep);
     CHECK(rep->skipped == tether::skip_reason::offline);
     CHECK(w.take().empty());
+}
+
+TEST_CASE("a scheduler drives a coordinator: a write to any type runs one pass, with its trigger", "[coordinator]") {
+    world w;
+    auto jobs = w.jobs();
+    auto notes = w.notes();
+    tether::coordinator all{tether::coordinate(jobs), tether::coordinate(notes)};
+    static_assert(tether::sync_target<decltype(all)>);
+    static_assert(tether::retry_aware_target<decltype(all)>);
+    static_assert(tether::announcing_target<decltype(all)>);
+    std::vector<tether::sync_trigger> why;
+    auto watch = [&why](const tether::transition& t) {
+        if (t.trigger) why.push_back(*t.trigger);
+    };
+    jobs.on_transition(watch);
+    notes.on_transition(watch);
+    tether::scheduler sched{all, w.clock, tether::scheduler_options{.run_at_start = false}};
+
+    REQUIRE(notes.create(Note{"n", 0}));  // announced by the note engine
+    CHECK(sched.next_wakeup() == w.clock.now());
+    CHECK(sched.run_due() == 1);
+    CHECK(w.take() == std::vector<std::string>{"push notes n", "pull jobs", "pull notes"});
+    CHECK(why == std::vector<tether::sync_trigger>{tether::sync_trigger::after_write});
+    REQUIRE(sched.last_result());
+    REQUIRE(*sched.last_result());
+    CHECK((*sched.last_result())->trigger == tether::sync_trigger::after_write);
+    CHECK((*sched.last_result())->pushed == 1);
+    CHECK(sched.run_due() == 0);  // nothing else due until the period
 }

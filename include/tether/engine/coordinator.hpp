@@ -17,7 +17,8 @@
 /// tether::coordinator all{tether::coordinate(projects, {.min_pull_interval = 15min}),
 ///                         tether::coordinate(comments)};
 /// auto sub = all.watch_state([](tether::engine_state s) { show(s); });
-/// auto report = all.sync();              // push by priority, then pull what is due
+/// auto report = all.run();               // push by priority, then pull what is due
+/// tether::scheduler<decltype(all)> sched{all, clock};  // or let the scheduler run the passes
 /// auto h = all.health();                 // h.total.pending, h.types[0].health.failed, ...
 /// @endcode
 ///
@@ -27,6 +28,7 @@
 /// The coordinator has a single flight of its own: a `sync()` while a pass runs
 /// returns at once (`skip_reason::already_running`) and makes the running pass
 /// go round once more, so no call is lost.
+#include <tether/core/cause.hpp>
 #include <tether/core/entity.hpp>
 #include <tether/core/record.hpp>
 #include <tether/core/result.hpp>
@@ -170,17 +172,50 @@ public:
     /// priority (critical first), then each type whose minimum pull interval
     /// has passed pulls. A failure that is the transport's (offline, a dead
     /// server, a 401) ends the pass after the step that met it: the remaining
-    /// steps would meet it too. A store error of one engine is returned.
-    result<coordinator_report> sync() {
-        return single_flight([this](coordinator_report& rep) -> result<void> {
-            if (auto p = push_levels(rep); !p || rep.total.failure) return p;
-            return pull_due(rep);
+    /// steps would meet it too. A store error of one engine is returned. `why`
+    /// goes to every engine call (their reports and transitions carry it).
+    result<coordinator_report> run(sync_trigger why = sync_trigger::user) {
+        return single_flight(why, [this, why](coordinator_report& rep) -> result<void> {
+            if (auto p = push_levels(rep, why); !p || rep.total.failure) return p;
+            return pull_due(rep, why);
         });
     }
 
-    /// @brief Only the push half of `sync()`: every type, by priority.
-    result<coordinator_report> push() {
-        return single_flight([this](coordinator_report& rep) { return push_levels(rep); });
+    /// @brief The same pass as `run`, answering only its total: what a
+    /// `scheduler` drives (a coordinator is a `sync_target`).
+    result<sync_report> sync(sync_trigger why = sync_trigger::user) {
+        auto pass = run(why);
+        if (!pass) return unexpected{std::move(pass).error()};
+        auto total = std::move(pass->total);
+        total.trigger = why;
+        if (pass->skipped) total.skipped = pass->skipped;
+        return total;
+    }
+
+    /// @brief Only the push half of `run()`: every type, by priority.
+    result<coordinator_report> push(sync_trigger why = sync_trigger::user) {
+        return single_flight(why, [this, why](coordinator_report& rep) { return push_levels(rep, why); });
+    }
+
+    /// @brief The earliest time a record of any type is due again after a
+    /// failed attempt (none if no record waits): a `scheduler` runs a pass then.
+    [[nodiscard]] result<std::optional<timestamp>> earliest_next_attempt() const {
+        std::optional<timestamp> earliest;
+        result<void> status;
+        for_each_member([&](const auto& m) {
+            if (!status) return;
+            auto t = m.engine->earliest_next_attempt();
+            if (!t) status = unexpected{std::move(t).error()};
+            else if (*t && (!earliest || **t < *earliest)) earliest = *t;
+        });
+        if (!status) return unexpected{std::move(status).error()};
+        return earliest;
+    }
+
+    /// @brief Sets every engine's sync-wanted hook to `fn` (a `scheduler`
+    /// attached to the coordinator hears of every type's writes and reconnects).
+    void on_sync_wanted(std::function<void(sync_trigger)> fn) {
+        for_each_member([&](auto& m) { m.engine->on_sync_wanted(fn); });
     }
 
     /// @brief The state for a status indicator, across every type: `syncing`
@@ -309,8 +344,9 @@ private:
     /// Runs `body` while a call arrived during it (at most a few rounds), unless
     /// another pass runs (then that one goes round once more).
     template <class Body>
-    result<coordinator_report> single_flight(Body body) {
+    result<coordinator_report> single_flight(sync_trigger why, Body body) {
         coordinator_report rep;
+        rep.total.trigger = why;
         for_each_member([&](const auto& m) {
             rep.types.push_back({std::string{collection_of_engine(m)}, {}, false});
         });
@@ -340,12 +376,12 @@ private:
     }
 
     /// Every type's records of each priority level, the highest level first.
-    result<void> push_levels(coordinator_report& rep) {
+    result<void> push_levels(coordinator_report& rep, sync_trigger why) {
         for (const auto level : levels) {
             result<void> status;
             for_each_indexed([&](auto i, auto& m) {
                 if (!status || rep.total.failure) return;
-                status = take(rep, i.value, m.engine->push(level));
+                status = take(rep, i.value, m.engine->push(level, why));
             });
             if (!status || rep.total.failure) return status;
         }
@@ -353,7 +389,7 @@ private:
     }
 
     /// Each type whose minimum pull interval has passed pulls.
-    result<void> pull_due(coordinator_report& rep) {
+    result<void> pull_due(coordinator_report& rep, sync_trigger why) {
         result<void> status;
         for_each_indexed([&](auto i, auto& m) {
             if (!status || rep.total.failure) return;
@@ -363,7 +399,7 @@ private:
                 const auto& last = last_pull_[i.value];
                 if (last && now - *last < m.options.min_pull_interval) return;
             }
-            auto pulled = m.engine->pull();
+            auto pulled = m.engine->pull(why);
             if (pulled && !pulled->skipped && !pulled->failure) {
                 std::lock_guard lock{pull_mutex_};
                 last_pull_[i.value] = now;
