@@ -235,7 +235,8 @@ private:
 
 /// How a versioned_api behaves.
 struct versioned_options {
-    bool cursor_paging = true;  // `nextCursor` in the answer (else only `limit`, and `afterId`)
+    bool cursor_paging = true;     // `nextCursor` in the answer (else only `limit`, and `afterId`)
+    bool require_if_match = true;  // a write without If-Match is 428 (else it skips the check)
 };
 
 /// Style (b): `/v2/tasks`, `/v2/tasks/{id}`; versions, `updatedAt`, soft deletes, a delta query.
@@ -342,8 +343,8 @@ private:
         if (!r["deletedAt"].is_null()) return answer(res, 410, {{"message", "deleted"}});
         if (req.method == "GET") return with_etag(res, r);
         const auto if_match = req.get_header_value("If-Match");
-        if (if_match.empty()) return answer(res, 428, {{"message", "If-Match required"}});
-        if (if_match != "\"" + std::to_string(r["version"].get<std::uint64_t>()) + "\"") {
+        if (if_match.empty() && o_.require_if_match) return answer(res, 428, {{"message", "If-Match required"}});
+        if (!if_match.empty() && if_match != "\"" + std::to_string(r["version"].get<std::uint64_t>()) + "\"") {
             return with_etag(res, r, 412);  // the current copy, as many APIs answer
         }
         if (req.method == "DELETE") {
@@ -376,11 +377,13 @@ private:
         }
         const bool deleted = req.get_param_value("includeDeleted") == "true";
         const auto after = req.get_param_value("afterId");
+        const auto client = req.get_param_value("clientId");  // a client-id field, when clients keep one
         auto key = [](const nlohmann::json& r) {
             return tether::rest::parse_time(r["updatedAt"], tether::rest_time_format::iso8601)->ns;
         };
         for (const auto& [id, r] : rows_) {
             if (!deleted && !r["deletedAt"].is_null()) continue;
+            if (!client.empty() && r.value("clientId", "") != client) continue;
             const auto k = key(r);
             if (k < since) continue;
             if (!after.empty() && k == since && r["id"].get<std::string>() <= after) continue;
