@@ -11,14 +11,13 @@
 //     with `includeDeleted=true`, `Idempotency-Key`, a delta query by
 //     `updatedSince` (inclusive), sorted by (updatedAt, id), paged by cursor
 //     or not, with an `afterId` tie-breaker; its clock is the test's.
+// (Free of Catch, so a benchmark can serve them too.)
 // Both can lose the answer of the next write (applied, then the connection
 // closes mid-answer) and change records behind every client's back.
 #include <tether/transport/rest/fields.hpp>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
-
-#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -28,6 +27,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -86,11 +86,15 @@ protected:
         server_.Patch(".*", wrapped);
         server_.Delete(".*", wrapped);
         port_ = server_.bind_to_any_port("127.0.0.1");
-        REQUIRE(port_ > 0);
+        if (port_ <= 0) throw std::runtime_error{"the REST server cannot bind 127.0.0.1"};
         thread_ = std::thread{[this] { server_.listen_after_bind(); }};
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};  // bounded poll
         while (!server_.is_running() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-        REQUIRE(server_.is_running());
+        if (!server_.is_running()) {
+            server_.stop();
+            thread_.join();
+            throw std::runtime_error{"the REST server did not start within 10 s"};
+        }
         // Warm-up on a closing connection (see scripted_server.hpp: TSan and Debian's httplib).
         httplib::Client c{"127.0.0.1", port_};
         c.set_keep_alive(false);
@@ -174,6 +178,16 @@ private:
         if (req.path.rfind(base + "/", 0) != 0) return answer(res, 404, {{"error", "no route"}});
         const auto id = req.path.substr(base.size() + 1);
         auto it = rows_.find(id);
+        if (req.method == "PUT") {  // create at a client-chosen id, or replace the whole record
+            auto b = body_of(req);
+            if (!b.is_object() || !b.contains("title")) return answer(res, 422, {{"error", "title is required"}});
+            if (it != rows_.end() && req.get_header_value("If-None-Match") == "*")
+                return answer(res, 412, {{"error", "exists"}});
+            b["id"] = o_.client_ids ? nlohmann::json(id) : it == rows_.end() ? nlohmann::json(id) : it->second["id"];
+            const bool made = it == rows_.end();
+            rows_[id] = b;
+            return answer(res, made ? 201 : 200, b);
+        }
         if (it == rows_.end()) return answer(res, 404, {{"error", "not found"}});
         if (req.method == "GET") return answer(res, 200, it->second);
         if (req.method == "DELETE") {
@@ -237,6 +251,8 @@ private:
 struct versioned_options {
     bool cursor_paging = true;     // `nextCursor` in the answer (else only `limit`, and `afterId`)
     bool require_if_match = true;  // a write without If-Match is 428 (else it skips the check)
+    bool next_links = false;       // with cursor paging: `links.next`, an absolute URL, instead of `nextCursor`
+    bool tick = false;             // the clock moves 1 ms at every write (else only when the test moves it)
 };
 
 /// Style (b): `/v2/tasks`, `/v2/tasks/{id}`; versions, `updatedAt`, soft deletes, a delta query.
@@ -299,11 +315,16 @@ private:
                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
         return buf;
     }
+    void tick() {
+        if (o_.tick) ++now_ms_;
+    }
     void touch(nlohmann::json& r) {
+        tick();
         r["version"] = r["version"].get<std::uint64_t>() + 1;
         r["updatedAt"] = iso(now_ms_);
     }
     std::string add(nlohmann::json row) {
+        tick();
         char id[32];
         std::snprintf(id, sizeof id, "t%06d", next_id_++);
         row["id"] = id;
@@ -368,7 +389,7 @@ private:
 
     // GET /v2/tasks?updatedSince=&sort=updatedAt,id&includeDeleted=true&limit=&cursor=&afterId=
     void list(const httplib::Request& req, httplib::Response& res) {
-        std::vector<const nlohmann::json*> rows;
+        std::vector<std::pair<std::pair<std::int64_t, std::string>, const nlohmann::json*>> rows;
         std::int64_t since = -1;
         if (req.has_param("updatedSince")) {
             auto t = tether::rest::parse_time(req.get_param_value("updatedSince"), tether::rest_time_format::iso8601);
@@ -386,18 +407,26 @@ private:
             if (!client.empty() && r.value("clientId", "") != client) continue;
             const auto k = key(r);
             if (k < since) continue;
-            if (!after.empty() && k == since && r["id"].get<std::string>() <= after) continue;
-            rows.push_back(&r);
+            if (!after.empty() && k == since && id <= after) continue;
+            rows.push_back({{k, id}, &r});
         }
-        std::sort(rows.begin(), rows.end(), [&](const nlohmann::json* a, const nlohmann::json* b) {
-            return std::pair{key(*a), (*a)["id"].get<std::string>()} < std::pair{key(*b), (*b)["id"].get<std::string>()};
-        });
+        std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
         std::size_t limit = req.has_param("limit") ? std::stoul(req.get_param_value("limit")) : 50;
         std::size_t from = 0;
         if (o_.cursor_paging && req.has_param("cursor")) from = std::stoul(req.get_param_value("cursor"));
         nlohmann::json out{{"data", nlohmann::json::array()}, {"nextCursor", nullptr}};
-        for (std::size_t i = from; i < rows.size() && i < from + limit; ++i) out["data"].push_back(*rows[i]);
-        if (o_.cursor_paging && from + limit < rows.size()) out["nextCursor"] = std::to_string(from + limit);
+        for (std::size_t i = from; i < rows.size() && i < from + limit; ++i) out["data"].push_back(*rows[i].second);
+        if (o_.cursor_paging && from + limit < rows.size()) {
+            if (!o_.next_links) {
+                out["nextCursor"] = std::to_string(from + limit);
+            } else {
+                std::string link = url() + "/v2/tasks?cursor=" + std::to_string(from + limit);
+                for (const auto& [k, v] : req.params)
+                    if (k != "cursor") link += "&" + k + "=" + httplib::detail::encode_query_param(v);
+                out.erase("nextCursor");
+                out["links"]["next"] = link;
+            }
+        }
         answer(res, 200, out);
     }
 

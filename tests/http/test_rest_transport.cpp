@@ -290,3 +290,57 @@ TEST_CASE("rest: status overrides and bad mappings", "[http][rest]") {
     tether::rest_transport unmapped{tether_test::rest_options_for(server.url(), tether_test::minimal_mapping())};
     CHECK(unmapped.fetch("notes", "1").error().code == errc::invalid_argument);
 }
+
+TEST_CASE("rest: PUT to a client-chosen id, and updates as PUT of the whole record", "[http][rest]") {
+    tether_test::minimal_api api{{.client_ids = true}};
+    auto m = tether_test::minimal_client_id_mapping();
+    m.create = tether::rest_create::put_client_id;
+    m.update = tether::rest_update::put_whole;
+    tether::rest_transport t{tether_test::rest_options_for(api.url(), m)};
+    std::vector<push_op> ops{create(1, job("memo", 10))};
+    auto out = t.push("jobs", ops);
+    REQUIRE(out);
+    REQUIRE((*out)[0].outcome == push_outcome::kind::applied);
+    const auto sid = lid(1).to_string();
+    CHECK((*out)[0].record.server_id == sid);
+    api.edit(sid, "note", "kept by the server");
+    out = t.push("jobs", ops);  // sent again: If-None-Match refuses it, and the id settles it
+    REQUIRE(out);
+    CHECK((*out)[0].outcome == push_outcome::kind::applied);
+    CHECK((*out)[0].replayed);
+    std::vector<push_op> upd{push_op{op_kind::update, lid(1), sid, 1, {{"progress", 70}}, "dev"}};
+    out = t.push("jobs", upd);
+    REQUIRE(out);
+    CHECK((*out)[0].outcome == push_outcome::kind::applied);
+    const auto row = api.records().at(sid);
+    CHECK(row["progress"] == 70);
+    CHECK(row["title"] == "memo");
+    CHECK(row["note"] == "kept by the server");  // the whole record went back, with the change over it
+    CHECK(row["audioUrl"] == "a.wav");
+}
+
+TEST_CASE("rest: a delta query paged by next links", "[http][rest]") {
+    tether_test::versioned_api api{{.next_links = true}};
+    auto m = tether_test::versioned_mapping();
+    m.paging = tether::rest_paging::next_link;
+    m.next_field = "links.next";
+    tether::rest_transport t{tether_test::rest_options_for(api.url(), m)};
+    for (int i = 0; i < 12; ++i) {
+        api.insert(job("task " + std::to_string(i)));
+        if (i % 5 == 4) api.advance(1);
+    }
+    std::set<std::string> seen;
+    std::string from;
+    for (int pages = 0;; ++pages) {
+        REQUIRE(pages < 10);
+        auto page = t.pull("jobs", from, 4);
+        REQUIRE(page);
+        for (const auto& r : page->records) CHECK(seen.insert(r.server_id).second);
+        from = page->next_cursor;
+        if (!page->has_more) break;
+    }
+    CHECK(seen.size() == 12);
+    auto again = t.pull("jobs", from, 4);
+    REQUIRE(again);
+    CHECK(again->records.empty());
+}
