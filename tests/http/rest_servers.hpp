@@ -85,6 +85,7 @@ protected:
         server_.Put(".*", wrapped);
         server_.Patch(".*", wrapped);
         server_.Delete(".*", wrapped);
+        server_.set_tcp_nodelay(true);  // no Nagle delay on small answers (a request per op)
         port_ = server_.bind_to_any_port("127.0.0.1");
         if (port_ <= 0) throw std::runtime_error{"the REST server cannot bind 127.0.0.1"};
         thread_ = std::thread{[this] { server_.listen_after_bind(); }};
