@@ -157,6 +157,13 @@ TEST_CASE("rest: one request per op; a connection lost mid-batch fails only the 
     CHECK((*out)[2].outcome == push_outcome::kind::rejected);
     CHECK((*out)[2].failure.code == errc::transient);
     CHECK(api.records().size() == 2);  // the third was never sent
+
+    std::vector<push_op> bad{create(4, job(std::string{"\xff\xfe"})), create(5, job("fine"))};
+    out = t.push("jobs", bad);  // a value that is not UTF-8 fails alone, unsent
+    REQUIRE(out);
+    CHECK((*out)[0].outcome == push_outcome::kind::rejected);
+    CHECK((*out)[0].failure.code == errc::invalid_argument);
+    CHECK((*out)[1].outcome == push_outcome::kind::applied);
 }
 
 TEST_CASE("rest: style (b) versions, If-Match, 412 with the server's copy, soft deletes", "[http][rest]") {
@@ -343,4 +350,32 @@ TEST_CASE("rest: a delta query paged by next links", "[http][rest]") {
     auto again = t.pull("jobs", from, 4);
     REQUIRE(again);
     CHECK(again->records.empty());
+}
+
+TEST_CASE("rest: the new id from Location, the version from a numeric ETag", "[http][rest]") {
+    tether_test::scripted_server server{[](const httplib::Request& req, httplib::Response& res) {
+        if (req.method == "POST") {
+            res.status = 201;
+            res.set_header("Location", "/api/jobs/42");
+            return;
+        }
+        res.set_header("ETag", "W/\"7\"");
+        json_answer(res, 200, R"({"id":42,"title":"memo","progress":0,"audioUrl":"a.wav"})");
+    }};
+    auto m = tether_test::minimal_mapping();
+    m.id_from_location = true;
+    m.version_from_etag = true;
+    m.send_version = tether::rest_version_send::if_match;
+    tether::rest_transport t{tether_test::rest_options_for(server.url(), m)};
+    std::vector<push_op> ops{create(1, job("memo"))};
+    auto out = t.push("jobs", ops);
+    REQUIRE(out);
+    REQUIRE((*out)[0].outcome == push_outcome::kind::applied);
+    CHECK((*out)[0].record.server_id == "42");
+    CHECK((*out)[0].record.version == 7);
+    CHECK((*out)[0].record.id == lid(1));
+    const auto log = server.log();
+    REQUIRE(log.size() == 2);
+    CHECK(log[1].method == "GET");
+    CHECK(log[1].path == "/api/jobs/42");
 }

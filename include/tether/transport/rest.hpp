@@ -33,7 +33,9 @@ namespace tether {
 /// One request per op: a batch's ops are sent in order, and when a request
 /// gets no answer (or a 401 or 429), the ops already answered keep their
 /// outcomes and the rest are answered `rejected` with that error (the whole
-/// batch is an error only when the first op got no answer). A create sent
+/// batch is an error only when the first op got no answer); an op whose value
+/// cannot be sent (a string that is not UTF-8) is answered `rejected` with
+/// `errc::invalid_argument` alone, unsent. A create sent
 /// before (`push_op::resent`) is looked up first, by its client-chosen id or
 /// its client-id field. Nothing of tether's is written into the records
 /// unless the mapping says so (`client_id_field`). `has_change_feed()` is
@@ -90,6 +92,10 @@ public:
                 auto o = op.kind == op_kind::create   ? rest::push_create(*c, op)
                          : op.kind == op_kind::update ? rest::push_update(*c, op)
                                                       : rest::push_remove(*c, op);
+                if (!o && !rest::stops_batch(o.error())) {  // this op alone (a value that cannot be sent)
+                    out.push_back(rest::detail::rejected(std::move(o).error()));
+                    continue;
+                }
                 if (!o) {
                     if (out.empty()) return unexpected{std::move(o).error()};
                     while (out.size() < ops.size()) out.push_back(rest::detail::rejected(o.error()));

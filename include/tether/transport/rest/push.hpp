@@ -19,6 +19,7 @@ namespace tether::rest {
 /// @brief True for an error after which the rest of a batch is not sent: no
 /// answer came, or the server refuses every request for now (401, 429).
 [[nodiscard]] inline bool stops_batch(const error& e) {
+    if (e.code == errc::invalid_argument) return false;  // this op's value, never sent
     return !e.http_status || e.code == errc::unauthorized || e.code == errc::rate_limited;
 }
 
