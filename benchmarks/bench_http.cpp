@@ -14,9 +14,15 @@
 // its own (wait4's ru_maxrss); the servers' peak RSS is read from /proc. The
 // parent starts no thread, so fork() is safe.
 //
+// Also: the same push and pull against a plain versioned REST API (style (b)
+// of docs/rest.md, tests/http/rest_servers.hpp, in its own process) through
+// tether::rest_transport, one request per record pushed, beside the figures
+// against tether-server (ratio).
+//
 // Usage: tether_bench_http [--records N] [--server PATH-TO-tether-server]
 // (figures in docs/benchmarks.md). Wall time, not CPU time: two processes work
 // on each request.
+#include "http/rest_servers.hpp"
 #include "support/http_baseline.hpp"
 #include "support/processes.hpp"
 #include "support/temp_dir.hpp"
@@ -24,12 +30,14 @@
 #include <tether/storage/sqlite.hpp>
 #include <tether/tether.hpp>
 #include <tether/transport/http.hpp>
+#include <tether/transport/rest.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -148,6 +156,110 @@ figures bench_by_hand(const std::string& dir, std::size_t n, bool full) {
     return f;
 }
 
+/// A versioned REST API (style (b)) in a child process of its own, so the
+/// parent starts no thread.
+class rest_api_process {
+public:
+    rest_api_process() {
+        int fds[2];
+        if (::pipe(fds) != 0) throw std::runtime_error{"pipe failed"};
+        pid_ = ::fork();
+        if (pid_ < 0) throw std::runtime_error{"fork failed"};
+        if (pid_ == 0) {
+            ::close(fds[0]);
+            tether_test::versioned_api api{{.tick = true}};
+            const auto url = api.url();
+            const int port = std::stoi(url.substr(url.rfind(':') + 1));
+            if (::write(fds[1], &port, sizeof port) != static_cast<ssize_t>(sizeof port)) ::_exit(1);
+            for (;;) ::pause();
+        }
+        ::close(fds[1]);
+        if (::read(fds[0], &port_, sizeof port_) != static_cast<ssize_t>(sizeof port_))
+            throw std::runtime_error{"the REST API did not start"};
+        ::close(fds[0]);
+    }
+    rest_api_process(const rest_api_process&) = delete;
+    rest_api_process& operator=(const rest_api_process&) = delete;
+    ~rest_api_process() {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+    }
+    [[nodiscard]] int port() const { return port_; }
+
+private:
+    pid_t pid_ = -1;
+    int port_ = 0;
+};
+
+/// The notes as tasks of the versioned API (docs/rest.md, style (b)).
+tether::rest_options rest_client_options(int port) {
+    tether::rest_mapping m;
+    m.collection = "notes";
+    m.collection_url = "/v2/tasks";
+    m.item_url = "/v2/tasks/{id}";
+    m.idempotency_key = true;
+    m.version_field = "version";
+    m.send_version = tether::rest_version_send::if_match;
+    m.updated_at_field = "updatedAt";
+    m.deleted_field = "deletedAt";
+    m.listing = tether::rest_listing::delta_query;
+    m.paging = tether::rest_paging::cursor;
+    m.items_field = "data";
+    m.next_field = "nextCursor";
+    m.limit_param = "limit";
+    m.since_param = "updatedSince";
+    m.sort = {"sort", "updatedAt,id"};
+    m.include_deleted = {"includeDeleted", "true"};
+    tether::rest_options o;
+    o.http.base_url = "http://127.0.0.1:" + std::to_string(port);
+    o.http.max_batch = 100;
+    o.collections.push_back(std::move(m));
+    return o;
+}
+
+auto open_rest_engine(const std::string& file, int port) {
+    tether::sqlite_options so;
+    so.synchronous = tether::sqlite_options::sync_mode::normal;
+    return tether::make_engine<note>(tether::sqlite_storage{tether::sqlite_database::open(file, so).value()},
+                                     tether::rest_transport{rest_client_options(port)},
+                                     tether::engine_options{.pull_limit = 100, .push_batch = 100});
+}
+
+/// Push and pull of `n` notes through rest_transport (synchronous NORMAL).
+figures bench_rest(const std::string& dir, std::size_t n) {
+    rest_api_process api;
+    figures f;
+    auto push = tether_bench::in_child([&] {
+        auto e = open_rest_engine(dir + "/rest-client.db", api.port());
+        for (const auto& v : tether_bench::make_notes(n)) (void)e.create(v).value();
+        const auto t0 = steady::now();
+        auto r = e.push().value();
+        const double s = seconds_since(t0);
+        return std::vector<double>{r.pushed == n ? static_cast<double>(n) / s : 0};
+    });
+    f.push = push.values.at(0);
+    f.push_rss_kb = push.max_rss_kb;
+    auto pull = tether_bench::in_child([&] {
+        auto e = open_rest_engine(dir + "/rest-empty.db", api.port());
+        const auto t0 = steady::now();
+        auto r = e.pull().value();
+        const double s = seconds_since(t0);
+        return std::vector<double>{r.pulled == n ? static_cast<double>(n) / s : 0};
+    });
+    f.pull = pull.values.at(0);
+    f.pull_rss_kb = pull.max_rss_kb;
+    return f;
+}
+
+void report_rest(const figures& r, const figures& t, std::size_t n) {
+    std::printf("\n== a plain versioned REST API through rest_transport (synchronous=NORMAL), %zu records\n", n);
+    std::printf("push   REST %9.0f rec/s   tether-server %9.0f rec/s   ratio %.2fx  (one request per record)\n", r.push,
+                t.push, t.push > 0 ? r.push / t.push : 0);
+    std::printf("pull   REST %9.0f rec/s   tether-server %9.0f rec/s   ratio %.2fx\n", r.pull, t.pull,
+                t.pull > 0 ? r.pull / t.pull : 0);
+    std::printf("peak RSS client push %.1f MiB, pull %.1f MiB\n", r.push_rss_kb / 1024.0, r.pull_rss_kb / 1024.0);
+}
+
 void report(const char* mode, const figures& t, const figures& h, std::size_t n) {
     std::printf("\n== synchronous=%s, %zu records of ~250 bytes\n", mode, n);
     std::printf("push   tether %9.0f rec/s   by hand %9.0f rec/s   ratio %.2fx  (target >= 0.7x, >= 40000 rec/s)\n",
@@ -186,5 +298,6 @@ int main(int argc, char** argv) {
         const auto t = bench_tether(server_bin, dir.path.string(), n, full);
         const auto h = bench_by_hand(dir.path.string(), n, full);
         report(full ? "FULL" : "NORMAL", t, h, n);
+        if (!full) report_rest(bench_rest(dir.path.string(), n), t, n);
     }
 }

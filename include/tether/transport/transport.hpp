@@ -56,6 +56,10 @@ struct push_op {
     std::uint64_t base_version = 0;          ///< the server version the change is based on
     nlohmann::json value;                    ///< whole entity (create), changed fields (update), null (remove)
     std::string origin{};                    ///< the pushing device's id (kept by the server with the change)
+    /// A create sent before whose answer never came: it may be on the server
+    /// already. A transport whose server has no idempotent create (a plain REST
+    /// API) looks it up before sending it again.
+    bool resent = false;
 };
 
 /// @brief A record as the server holds it.
@@ -123,10 +127,23 @@ struct pull_page {
 ///    body is over the server's size limit: the engine then halves the batch,
 ///    down to one record, and only a record too large alone fails;
 /// 6. `t.has_change_feed()` is false for a server that only lists everything:
-///    then `pull` with the empty cursor returns the full list in one page
-///    (`has_more` false; `limit` may be ignored), with no tombstones, and the
-///    engine detects server-side deletions itself.
+///    then `pull` with the empty cursor returns the full list, in one page
+///    (`has_more` false; `limit` may be ignored) or in several (`next_cursor`
+///    and `has_more` lead on; a record listed twice counts once), with no
+///    tombstones, and the engine detects server-side deletions itself once the
+///    last page is in. Versions may be untrustworthy there (an API without
+///    them reports one version for ever): a pulled record whose value differs
+///    from the local synced copy is a change all the same.
 /// No member throws; all may be called from any thread.
+///
+/// A transport that sends one request per op (`rest_transport`) answers every
+/// op the server answered with its outcome, even when a later request of the
+/// batch gets no answer (the connection died): the ops from there on are
+/// answered `rejected` with that (transient or offline) error, and are tried
+/// again later; only when the first request gets no answer is the batch an
+/// error as a whole. In full-list mode (6.) such a transport may page its full
+/// list: `next_cursor` and `has_more` lead from page to page, and the id set is
+/// complete only after the last page.
 ///
 /// @code
 /// struct offline_transport {

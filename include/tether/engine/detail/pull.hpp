@@ -80,27 +80,22 @@ result<bool> pull_pages(Ctx& ctx, pull_run& run, pass_result& out) {
                 begin_resync(ctx, run, "the server no longer knows the pull cursor: " + page.error().message);
                 restarted = true;
                 cursor.clear();
+                run.listed.clear();
                 continue;
             }
             pull_failed(ctx, page.error(), out);
             return false;
         }
         ctx.pull_wait.clear();
-        if (!run.feed && page->has_more) {
-            // Deletion detection needs the whole list: a partial one would delete
-            // every synced record past its end.
-            out.report.failure =
-                make_error(errc::protocol, "a server without a change feed must return its full list in one page");
-            return false;
-        }
         if (auto applied = apply_page(ctx, run, *page, out); !applied) return unexpected{std::move(applied).error()};
         if (run.back_in_time && !restarted) {
             begin_resync(ctx, run, "the server went back in time (a pulled version is below the local one)");
             restarted = true;
             cursor.clear();
+            run.listed.clear();
             continue;
         }
-        if (!run.feed || !page->has_more) break;
+        if (!page->has_more) break;
         if (page->next_cursor == cursor) {
             out.report.failure = make_error(errc::protocol, "server reported more changes without moving the cursor");
             return false;
@@ -152,19 +147,21 @@ void pull_failed(Ctx& ctx, const error& e, pass_result& out) {
 
 /// One page and its new cursor, in one transaction. In full-list mode, the
 /// synced records the list no longer holds were deleted on the server (those
-/// with local changes never are).
+/// with local changes never are): known only with the last page of the list,
+/// which may come over several.
 template <class Ctx>
 result<void> apply_page(Ctx& ctx, pull_run& run, const pull_page& page, pass_result& out) {
     using record_type = typename Ctx::record_type;
     std::vector<record_type> missing;  // full-list mode: synced records the server no longer lists
     if (!run.feed) {
-        auto all = ctx.store.list();
-        if (!all) return unexpected{std::move(all).error()};
-        std::unordered_set<std::string> listed;
-        for (const auto& s : page.records) listed.insert(s.server_id);
-        for (auto& r : *all) {
-            if (r.status == sync_status::synced && r.server_id && !listed.contains(*r.server_id)) {
-                missing.push_back(std::move(r));
+        for (const auto& s : page.records) run.listed.insert(s.server_id);
+        if (!page.has_more) {
+            auto all = ctx.store.list();
+            if (!all) return unexpected{std::move(all).error()};
+            for (auto& r : *all) {
+                if (r.status == sync_status::synced && r.server_id && !run.listed.contains(*r.server_id)) {
+                    missing.push_back(std::move(r));
+                }
             }
         }
     }
@@ -247,6 +244,26 @@ result<void> skip_pulled(Ctx& ctx, effects<typename Ctx::entity_type>& fx, pull_
     return {};
 }
 
+/// True if the server's `value` is what `before` holds of the server's copy:
+/// every field but those changed here since the last sync (all of them for a
+/// `synced` record). A server with no trustworthy versions (a full list, a
+/// REST API without them) reports another writer's change at the same
+/// version: a differing value is a change, applied like any other. A record
+/// without a server id, or deleted here, is left to its push.
+template <class Entity, class Record>
+[[nodiscard]] bool same_content(const Record& before, const Entity& value) {
+    if (!before.server_id || before.deleted) return true;
+    if (before.dirty.empty()) return entity_ops<Entity>::equal(before.value, value);
+    const auto held = entity_ops<Entity>::to_json(before.value);
+    const auto got = entity_ops<Entity>::to_json(value);
+    for (auto it = held.begin(); it != held.end(); ++it) {
+        if (before.dirty.contains(it.key())) continue;
+        auto g = got.find(it.key());
+        if (g == got.end() || *g != *it) return false;
+    }
+    return true;
+}
+
 /// One server record: matched by server id, then by the local id the server
 /// reports; inserted, skipped, or merged with the local record.
 template <class Ctx, class Tx>
@@ -296,7 +313,9 @@ result<void> apply_server_record(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_
         run.back_in_time = true;  // a server restored from a backup: start a full resync
         return {};
     }
-    if (s.version == before.version && !run.resync) return {};  // already seen (a duplicate)
+    if (s.version == before.version && !run.resync && same_content<entity_type>(before, *value)) {
+        return {};  // already seen (a duplicate)
+    }
     return merge_pulled(ctx, tx, fx, before, s, std::move(*value), now, out, run.resync);
 }
 

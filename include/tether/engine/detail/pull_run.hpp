@@ -44,6 +44,7 @@ struct pull_run {
     std::unordered_set<std::string> seen;    // every server id a resync saw
     std::optional<creates_in_doubt> doubt;   // this device's creates whose answer was lost (asked once per run)
     bool fetching = false;                   // the record being applied came from a fetch, not a page
+    std::unordered_set<std::string> listed;  // full-list mode: every server id the pages so far listed
 
     /// Keeps a server id to fetch again at a later pull (at most `max_refetch`).
     void defer(const std::string& server_id) {

@@ -152,6 +152,7 @@ template <class Ctx>
         op.kind = op_kind::remove;
     } else if (!r.server_id) {
         op.kind = op_kind::create;
+        op.resent = r.last_attempt_at.has_value();
         op.value = entity_ops<entity_type>::to_json(r.value);
     } else {
         op.kind = op_kind::update;

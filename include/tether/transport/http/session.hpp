@@ -38,6 +38,20 @@ struct answer {
     std::string body;  ///< the body, gzip undone
 };
 
+/// @brief Any answer (whatever its status), with its headers: what a transport
+/// that reads statuses and headers itself (`rest_transport`) is given.
+struct full_answer {
+    int status = 0;            ///< the HTTP status
+    std::string body;          ///< the body, gzip undone
+    httplib::Headers headers;  ///< the answer's headers (names case-insensitive)
+
+    /// @brief The first value of header `name`, or empty.
+    [[nodiscard]] std::string header(const std::string& name) const {
+        auto it = headers.find(name);
+        return it == headers.end() ? std::string{} : it->second;
+    }
+};
+
 /// @brief The shared state of an HTTP transport and its copies: settings, the
 /// connection pool, the token cache. Thread-safe; no member throws.
 class session {
@@ -75,39 +89,30 @@ public:
     [[nodiscard]] result<answer> send(request_kind kind, const char* method, std::string_view target,
                                       const std::string& body, std::string_view what) {
         std::string first_token;
-        try {
-            auto tok = tokens_.current();
-            if (!tok) return fail_(std::move(tok).error(), what, {});
-            first_token = tok->token;
-            bool zip = options_.gzip_above && body.size() > *options_.gzip_above && gzip_ok_.load();
-            std::optional<std::string> zipped;
-            if (zip) {
-                zipped = gzip(body);
-                zip = zipped.has_value();
-            }
-            bool refreshed = false;
-            for (;;) {
-                auto got = exchange_(method, target, zip ? *zipped : body, zip, tok->token);
-                if (!got) return fail_(std::move(got).error(), what, first_token);
-                if (got->status == 415 && zip) {  // no gzip here: plain, now and from now on
-                    gzip_ok_.store(false);
-                    zip = false;
-                    continue;
-                }
-                if (got->status == 401 && !refreshed && tokens_.can_refresh()) {
-                    refreshed = true;
-                    auto fresh = tokens_.refresh(tok->generation);
-                    if (!fresh) return fail_(std::move(fresh).error(), what, first_token);
-                    tok = std::move(fresh);
-                    continue;
-                }
-                if (is_success(got->status)) return answer{got->status, std::move(got->body)};
-                return fail_(status_error_(*got, kind), what, first_token);
-            }
-        } catch (const std::exception& e) {
-            return fail_(error{errc::transient, std::string{"internal failure: "} + e.what(), std::nullopt, std::nullopt},
-                         what, first_token);
-        }
+        auto got = run_(method, target, body, {}, what, first_token);
+        if (!got) return unexpected{std::move(got).error()};
+        if (is_success(got->status)) return answer{got->status, std::move(got->body)};
+        return fail_(status_error(got->status, got->body, got->header("Retry-After"), kind), what, first_token);
+    }
+
+    /// @brief Sends like `send`, with `headers` added (`If-Match`,
+    /// `Idempotency-Key`, ...), and returns the answer whatever its status (after
+    /// a fresh token for a 401 and plain again after a 415): the caller decides
+    /// what a status means for its request (`status_error` for the shared
+    /// table). An error only when no answer came (`rule_for_failure`).
+    [[nodiscard]] result<full_answer> exchange(const char* method, std::string_view target, const std::string& body,
+                                               const httplib::Headers& headers, std::string_view what) {
+        std::string first_token;
+        return run_(method, target, body, headers, what, first_token);
+    }
+
+    /// @brief The shared table's error for a non-2xx answer to a `kind` request:
+    /// its code, `http_status`, `retry_after`, and the error body the server
+    /// sent, if it is wire protocol v1's (token redacted; `what` names the request).
+    [[nodiscard]] error status_error(const full_answer& a, request_kind kind, std::string_view what) const {
+        auto e = status_error(a.status, a.body, a.header("Retry-After"), kind);
+        e.message = scrub(std::string{what} + ": " + e.message);
+        return e;
     }
 
     /// @brief The parsed base URL.
@@ -125,11 +130,41 @@ public:
     [[nodiscard]] std::size_t connections() const { return pool_.made(); }
 
 private:
-    struct raw_answer {
-        int status = 0;
-        std::string body;
-        std::string retry_after;
-    };
+    result<full_answer> run_(const char* method, std::string_view target, const std::string& body,
+                             const httplib::Headers& headers, std::string_view what, std::string& first_token) {
+        try {
+            auto tok = tokens_.current();
+            if (!tok) return fail_(std::move(tok).error(), what, {});
+            first_token = tok->token;
+            bool zip = options_.gzip_above && body.size() > *options_.gzip_above && gzip_ok_.load();
+            std::optional<std::string> zipped;
+            if (zip) {
+                zipped = gzip(body);
+                zip = zipped.has_value();
+            }
+            bool refreshed = false;
+            for (;;) {
+                auto got = exchange_(method, target, zip ? *zipped : body, zip, tok->token, headers);
+                if (!got) return fail_(std::move(got).error(), what, first_token);
+                if (got->status == 415 && zip) {  // no gzip here: plain, now and from now on
+                    gzip_ok_.store(false);
+                    zip = false;
+                    continue;
+                }
+                if (got->status == 401 && !refreshed && tokens_.can_refresh()) {
+                    refreshed = true;
+                    auto fresh = tokens_.refresh(tok->generation);
+                    if (!fresh) return fail_(std::move(fresh).error(), what, first_token);
+                    tok = std::move(fresh);
+                    continue;
+                }
+                return got;
+            }
+        } catch (const std::exception& e) {
+            return fail_(error{errc::transient, std::string{"internal failure: "} + e.what(), std::nullopt, std::nullopt},
+                         what, first_token);
+        }
+    }
 
     session(const http_options& o, base_url url, token_source tokens)
         : options_(o), url_(std::move(url)), tokens_(std::move(tokens)),
@@ -153,8 +188,8 @@ private:
         return c;
     }
 
-    result<raw_answer> exchange_(const char* method, std::string_view target, const std::string& body, bool zipped,
-                                 const std::string& token) {
+    result<full_answer> exchange_(const char* method, std::string_view target, const std::string& body, bool zipped,
+                                  const std::string& token, const httplib::Headers& extra) {
         httplib::Request req;
         req.method = method;
         req.path = url_.prefix + std::string{target};
@@ -162,10 +197,12 @@ private:
         req.set_header("Accept", "application/json");
         req.set_header("User-Agent", options_.user_agent);
         if (gzip_available) req.set_header("Accept-Encoding", "gzip");
-        if (req.method == "POST") req.set_header("Content-Type", "application/json");
+        const bool has_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+        if (has_body) req.set_header("Content-Type", "application/json");
+        for (const auto& [name, value] : extra) req.set_header(name, value);
         if (zipped) req.set_header("Content-Encoding", "gzip");
         req.body = body;
-        raw_answer out;
+        full_answer out;
         bool over = false;
         const std::size_t cap = options_.max_answer_bytes;
         req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
@@ -192,20 +229,21 @@ private:
                                     std::nullopt, std::nullopt}};
         }
         out.status = res.status;
-        out.retry_after = res.get_header_value("Retry-After");
+        out.headers = std::move(res.headers);
         return out;
     }
 
-    static error status_error_(const raw_answer& a, request_kind kind) {
-        const auto& rule = rule_for_status(a.status, kind);
-        std::string message = "HTTP " + std::to_string(a.status) + " " + std::string{rule.meaning};
-        if (auto said = protocol::decode_error_body(a.body)) {
+    static error status_error(int status, const std::string& body, const std::string& retry_after,
+                              request_kind kind) {
+        const auto& rule = rule_for_status(status, kind);
+        std::string message = "HTTP " + std::to_string(status) + " " + std::string{rule.meaning};
+        if (auto said = protocol::decode_error_body(body)) {
             message += ": server says " + std::string{to_string(said->code)};
             if (!said->message.empty()) message += ": " + printable_(said->message, 300);
         }
         const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
-        return error{rule.code, std::move(message), a.status,
-                     a.retry_after.empty() ? std::nullopt : parse_retry_after(a.retry_after, now)};
+        return error{rule.code, std::move(message), status,
+                     retry_after.empty() ? std::nullopt : parse_retry_after(retry_after, now)};
     }
 
     /// At most `max` bytes of `s`, control characters as spaces (a server's text in our log lines).
