@@ -44,16 +44,27 @@ if(EXISTS ${prefix}/include/tether/transport/http.hpp)
 else()
   set(expect_http OFF)
 endif()
+if(EXISTS ${prefix}/include/tether/server/postgres_store.hpp)
+  set(expect_postgres ON)
+  string(APPEND components ",postgres")
+else()
+  set(expect_postgres OFF)
+endif()
 string(REGEX REPLACE "^," "" components "${components}")
 step("configuring the importing project"
      COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/cmake_import -B ${WORK_DIR}/build -G ${GENERATOR}
              -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE= -DTETHER_EXPECT_SQLITE=${expect_sqlite}
-             -DTETHER_EXPECT_HTTP=${expect_http} -DTETHER_COMPONENTS=${components})
+             -DTETHER_EXPECT_HTTP=${expect_http} -DTETHER_EXPECT_POSTGRES=${expect_postgres}
+             -DTETHER_COMPONENTS=${components})
 step("building the importing project" COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 step("the importing program" COMMAND ${WORK_DIR}/build/import_check OUTPUT out)
 message(STATUS "${out}")
 if(expect_http)
   step("the importing HTTP program" COMMAND ${WORK_DIR}/build/import_http_check OUTPUT out)
+  message(STATUS "${out}")
+endif()
+if(expect_postgres)
+  step("the importing PostgreSQL program" COMMAND ${WORK_DIR}/build/import_postgres_check OUTPUT out)
   message(STATUS "${out}")
 endif()
 
