@@ -60,6 +60,29 @@ public:
     [[nodiscard]] int port(std::size_t i) const { return ports_[i]; }
     [[nodiscard]] bool up(std::size_t i) const { return procs_[i] != nullptr; }
 
+    /// True if process `i` was started and has not exited (by itself or killed).
+    [[nodiscard]] bool alive(std::size_t i) const {
+        if (!procs_[i]) return false;
+        std::ifstream stat{"/proc/" + std::to_string(procs_[i]->pid()) + "/stat"};
+        std::string pid, name, state;
+        if (!(stat >> pid >> name >> state)) return false;
+        return state != "Z" && state != "X";  // a zombie has exited and waits to be reaped
+    }
+
+    /// Every process that exited without being killed here: reaped, its stderr
+    /// returned (one entry per process), and started again.
+    std::vector<std::string> restart_exited() {
+        std::vector<std::string> why;
+        for (std::size_t i = 0; i < procs_.size(); ++i) {
+            if (!procs_[i] || alive(i)) continue;
+            procs_[i]->kill();  // reaps it
+            why.push_back("process " + std::to_string(i) + " exited by itself; stderr: " + procs_[i]->err());
+            procs_[i].reset();
+            restart(i);
+        }
+        return why;
+    }
+
     /// SIGKILL to process `i`, reaped before this returns.
     void kill(std::size_t i) {
         if (!procs_[i]) return;

@@ -57,6 +57,14 @@ std::uint64_t env_number(const char* name, std::uint64_t otherwise) {
     return n > 0 ? static_cast<std::uint64_t>(n) : otherwise;
 }
 
+// Knobs for hunting a failure (not for CI): TETHER_FLEET_KILLS=0 turns the
+// kills off, TETHER_FLEET_LOSE=n loses n% of the push answers (n-1: 0 is "unset").
+bool kill_knob() {
+    const char* env = std::getenv("TETHER_FLEET_KILLS");
+    return env == nullptr || std::string{env} != "0";
+}
+unsigned lose_percent() { return static_cast<unsigned>(env_number("TETHER_FLEET_LOSE", lose_answer_percent + 1) - 1); }
+
 tether::http_options device_options(std::uint64_t user) {
     tether::http_options o;
     o.token = tether_test::fleet_token(user);
@@ -147,22 +155,28 @@ void chaos(tether_test::fleet& f, tether_test::fleet_routes& routes, std::mt1993
 
 /// All processes up; syncs every device until all are quiet twice over (the
 /// second round pulls what the others pushed last).
-void settle(std::vector<std::unique_ptr<device>>& devices, tether_test::fleet& f,
-            tether_test::fleet_counts& counts) {
+/// A process that exited by itself (not killed by the chaos thread) is a
+/// crash: its stderr goes into `crashes` and it is started again.
+void settle(std::vector<std::unique_ptr<device>>& devices, tether_test::fleet& f, tether_test::fleet_counts& counts,
+            std::string& crashes) {
     for (std::size_t i = 0; i < f.size(); ++i)
         if (!f.up(i)) {
             f.restart(i);
             ++counts.restarts;
         }
+    for (const auto& why : f.restart_exited()) crashes += why + "\n";
+    // Quiet: a round in which every device's sync went through whole (a failed
+    // pull leaves nothing pending, but it has not pulled) and left it quiet.
     for (int round = 0, calm = 0; round < 40 && calm < 2; ++round) {
         bool all = true;
         for (auto& d : devices) {
             d->clock.advance(1h);  // every backoff is over
-            (void)d->engine.sync();
-            all = all && quiet(*d);
+            auto r = d->engine.sync();
+            all = all && r && !r->failure && quiet(*d);
         }
         calm = all ? calm + 1 : 0;
     }
+    for (const auto& why : f.restart_exited()) crashes += why + "\n";
 }
 
 /// The invariants after quiet, against what the database holds for `user`.
@@ -174,7 +188,10 @@ void check_invariants(std::vector<std::unique_ptr<device>>& devices, const tethe
     std::map<tether::local_id, int> per_local_id;
     std::map<tether::local_id, nlohmann::json> live_by_local_id;
     std::map<std::string, nlohmann::json> live;
+    std::map<std::string, std::string> held;  // server id -> how the database holds it, for the messages
     for (const auto& r : *all) {
+        held[r.record.server_id] = "v" + std::to_string(r.record.version) + (r.deleted ? " deleted " : " ") +
+                                   r.record.value.dump() + " from " + r.record.origin;
         if (r.record.id) ++per_local_id[*r.record.id];
         if (r.deleted) continue;
         live[r.record.server_id] = r.record.value;
@@ -209,6 +226,9 @@ void check_invariants(std::vector<std::unique_ptr<device>>& devices, const tethe
             ++count;
             CHECK(r.status == tether::sync_status::synced);
             REQUIRE(r.server_id);
+            INFO("device holds " << *r.server_id << " v" << r.version << " " << r.value.title << "/" << r.value.progress
+                                 << (d.mine.contains(r.id) ? " (its own record)" : " (another device's)")
+                                 << "; database: " << held[*r.server_id]);
             auto it = live.find(*r.server_id);
             REQUIRE(it != live.end());
             CHECK(it->second.at("title") == r.value.title);
@@ -228,11 +248,11 @@ void run_seed(std::uint64_t seed, tether_test::fleet& f, const tether::server::p
     std::vector<std::unique_ptr<device>> devices;
     for (std::uint64_t k = 0; k < devices_per_user; ++k)
         devices.push_back(std::make_unique<device>(
-            tether_test::fleet_transport{ports, device_options(seed), seed * 64 + k, routes, lose_answer_percent}, seed * 16 + k));
+            tether_test::fleet_transport{ports, device_options(seed), seed * 64 + k, routes, lose_percent()}, seed * 16 + k));
     std::mt19937_64 rng{seed};
     std::string chaos_failure;
     std::thread chaos_thread{[&, r = std::mt19937_64{rng()}] {
-        chaos(f, *routes, r, 1 + static_cast<int>(seed % 3), counts, chaos_failure);
+        chaos(f, *routes, r, kill_knob() ? 1 + static_cast<int>(seed % 3) : 0, counts, chaos_failure);
     }};
     std::vector<std::thread> writers;
     for (std::size_t k = 0; k < devices.size(); ++k)
@@ -242,8 +262,12 @@ void run_seed(std::uint64_t seed, tether_test::fleet& f, const tether::server::p
     for (auto& t : writers) t.join();
     routes->finish();
     chaos_thread.join();
+    INFO(chaos_failure);
     REQUIRE(chaos_failure.empty());
-    settle(devices, f, counts);
+    std::string crashes;
+    settle(devices, f, counts, crashes);
+    INFO(crashes);
+    CHECK(crashes.empty());  // tether-server never exits by itself
     check_invariants(devices, store, "user" + std::to_string(seed));
     routes->add_to(counts);
 }
