@@ -26,6 +26,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -59,12 +60,16 @@ std::uint64_t env_number(const char* name, std::uint64_t otherwise) {
 }
 
 // Knobs for hunting a failure (not for CI): TETHER_FLEET_KILLS=0 turns the
-// kills off, TETHER_FLEET_LOSE=n loses n% of the push answers (n-1: 0 is "unset").
+// kills off, TETHER_FLEET_LOSE=n loses n% of the push answers (0: none).
 bool kill_knob() {
     const char* env = std::getenv("TETHER_FLEET_KILLS");
     return env == nullptr || std::string{env} != "0";
 }
-unsigned lose_percent() { return static_cast<unsigned>(env_number("TETHER_FLEET_LOSE", lose_answer_percent + 1) - 1); }
+unsigned lose_percent() {
+    const char* env = std::getenv("TETHER_FLEET_LOSE");
+    if (env == nullptr || *env == '\0') return lose_answer_percent;
+    return static_cast<unsigned>(std::clamp(std::strtol(env, nullptr, 10), 0L, 100L));
+}
 
 tether::http_options device_options(std::uint64_t user) {
     tether::http_options o;
@@ -155,10 +160,10 @@ void chaos(tether_test::fleet& f, tether_test::fleet_routes& routes, std::mt1993
 }
 
 /// All processes up; syncs every device until all are quiet twice over (the
-/// second round pulls what the others pushed last).
+/// second round pulls what the others pushed last); false if they never were.
 /// A process that exited by itself (not killed by the chaos thread) is a
 /// crash: its stderr goes into `crashes` and it is started again.
-void settle(std::vector<std::unique_ptr<device>>& devices, tether_test::fleet& f, tether_test::fleet_counts& counts,
+bool settle(std::vector<std::unique_ptr<device>>& devices, tether_test::fleet& f, tether_test::fleet_counts& counts,
             std::string& crashes) {
     for (std::size_t i = 0; i < f.size(); ++i)
         if (!f.up(i)) {
@@ -168,7 +173,8 @@ void settle(std::vector<std::unique_ptr<device>>& devices, tether_test::fleet& f
     for (const auto& why : f.restart_exited()) crashes += why + "\n";
     // Quiet: a round in which every device's sync went through whole (a failed
     // pull leaves nothing pending, but it has not pulled) and left it quiet.
-    for (int round = 0, calm = 0; round < 40 && calm < 2; ++round) {
+    int calm = 0;
+    for (int round = 0; round < 40 && calm < 2; ++round) {
         bool all = true;
         for (auto& d : devices) {
             d->clock.advance(1h);  // every backoff is over
@@ -178,6 +184,7 @@ void settle(std::vector<std::unique_ptr<device>>& devices, tether_test::fleet& f
         calm = all ? calm + 1 : 0;
     }
     for (const auto& why : f.restart_exited()) crashes += why + "\n";
+    return calm == 2;
 }
 
 /// The invariants after quiet, against what the database holds for `user`.
@@ -266,9 +273,10 @@ void run_seed(std::uint64_t seed, tether_test::fleet& f, const tether::server::p
     INFO(chaos_failure);
     REQUIRE(chaos_failure.empty());
     std::string crashes;
-    settle(devices, f, counts, crashes);
+    const bool calm = settle(devices, f, counts, crashes);
     INFO(crashes);
     CHECK(crashes.empty());  // tether-server never exits by itself
+    CHECK(calm);             // 40 rounds of whole syncs on an idle fleet are plenty
     check_invariants(devices, store, "user" + std::to_string(seed));
     routes->add_to(counts);
 }
@@ -309,12 +317,13 @@ TEST_CASE("fleet: three tether-server processes over one PostgreSQL, killed and 
              << counts.requests);
     CHECK(f.stop_all());
     if (only) return;  // one seed replayed: the minimums are for whole runs
-    // Not toothless: 2 kills a seed on average, most with a request in flight,
-    // many with a push; each failing the requests sent to the dead process.
-    CHECK(counts.kills_in_flight + counts.kills_idle >= run * 3 / 2);
-    CHECK(counts.kills_in_flight >= run);
+    // Not toothless: up to 3 kills a seed (fewer when the writers are done
+    // first, as under the sanitizers' slower restarts), most with a request in
+    // flight, many with a push; each failing the requests sent to the dead process.
+    CHECK(counts.kills_in_flight + counts.kills_idle >= run);
+    CHECK(counts.kills_in_flight >= run / 2);
     CHECK(counts.kills_in_push >= run / 4);
-    CHECK(counts.restarts >= run * 3 / 2);
+    CHECK(counts.restarts >= run);
     CHECK(counts.failed >= run * 2);
     CHECK(counts.lost_answers >= run);
     CHECK(counts.replayed >= run / 4);
