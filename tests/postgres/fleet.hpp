@@ -28,6 +28,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -56,8 +57,11 @@ public:
         }
     }
 
+    /// How many processes the fleet has.
     [[nodiscard]] std::size_t size() const noexcept { return procs_.size(); }
+    /// The port process `i` listens on (the same after every restart).
     [[nodiscard]] int port(std::size_t i) const { return ports_[i]; }
+    /// False between `kill(i)` and `restart(i)`.
     [[nodiscard]] bool up(std::size_t i) const { return procs_[i] != nullptr; }
 
     /// True if process `i` was started and has not exited (by itself or killed).
@@ -133,6 +137,7 @@ struct fleet_counts {
 /// What the transports of one seed share with the chaos thread.
 class fleet_routes {
 public:
+    /// The most processes a fleet may have.
     static constexpr std::size_t max_processes = 8;
 
     /// Called by a transport before a request to process `i` (a push or not).
@@ -168,7 +173,9 @@ public:
         if (started_ < target) return std::nullopt;
         return last_;
     }
+    /// True while a request to process `i` is in flight.
     [[nodiscard]] bool in_flight(std::size_t i) const { return inflight_[i].load() > 0; }
+    /// True while a push to process `i` is in flight.
     [[nodiscard]] bool push_in_flight(std::size_t i) const { return pushes_[i].load() > 0; }
     /// The counts of the transports (failed, replayed, requests).
     void add_to(fleet_counts& c) const {
@@ -198,13 +205,15 @@ private:
 /// push again, most likely to another process).
 class fleet_transport {
 public:
-    using policy_kind = tether::transport_tag;
+    using policy_kind = tether::transport_tag;  ///< a transport policy
 
     /// One http_transport per port, as `base` says otherwise; requests routed
     /// by a generator seeded with `seed`.
     fleet_transport(const std::vector<int>& ports, tether::http_options base, std::uint64_t seed,
                     std::shared_ptr<fleet_routes> routes, unsigned lose_answer_percent = 0)
         : s_(std::make_shared<shared>()) {
+        if (ports.empty() || ports.size() > fleet_routes::max_processes)
+            throw std::invalid_argument{"fleet_transport: 1 to fleet_routes::max_processes ports"};
         s_->lose = lose_answer_percent;
         for (int p : ports) {
             base.base_url = "http://127.0.0.1:" + std::to_string(p);
@@ -215,6 +224,7 @@ public:
         max_batch_ = base.max_batch;
     }
 
+    /// A push through a random process; its answer lost now and then (see the class).
     tether::result<std::vector<tether::push_outcome>> push(std::string_view c, std::span<const tether::push_op> ops) {
         const auto i = pick_(true);
         auto r = s_->to[i].push(c, ops);
@@ -228,12 +238,14 @@ public:
         }
         return r;
     }
+    /// A pull through a random process.
     tether::result<tether::pull_page> pull(std::string_view c, std::string_view cursor, std::size_t limit) {
         const auto i = pick_(false);
         auto r = s_->to[i].pull(c, cursor, limit);
         s_->routes->end(i, false, !r, 0);
         return r;
     }
+    /// A fetch through a random process.
     tether::result<tether::server_record> fetch(std::string_view c, std::string_view sid) {
         const auto i = pick_(false);
         auto r = s_->to[i].fetch(c, sid);
@@ -241,7 +253,9 @@ public:
         s_->routes->end(i, false, !r && r.error().code != tether::errc::not_found, 0);
         return r;
     }
+    /// The options' `max_batch`.
     [[nodiscard]] std::size_t max_batch() const noexcept { return max_batch_; }
+    /// tether-server has a change feed.
     [[nodiscard]] bool has_change_feed() const noexcept { return true; }
 
 private:
