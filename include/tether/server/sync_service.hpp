@@ -9,6 +9,7 @@
 #include <tether/core/ids.hpp>
 #include <tether/core/result.hpp>
 #include <tether/core/timestamp.hpp>
+#include <tether/server/change_journal.hpp>
 #include <tether/server/cursor.hpp>
 #include <tether/server/store.hpp>
 #include <tether/transport/live.hpp>
@@ -122,7 +123,9 @@ struct no_screen {
 /// - **fetch**: one live record, else `errc::not_found` (404);
 /// - **admin edits** (`put`, `erase`): changes from elsewhere, with no origin;
 /// - the **create filler** (`set_create_filler`) fills server-owned fields of
-///   every created record.
+///   every created record;
+/// - the **observer** (`set_observer`) is told of every committed change, as
+///   a `live_event`, after its commit and in commit order: the live feed's source.
 ///
 /// Every member is thread-safe; the store serialises what must be serialised.
 /// Not copyable or movable: keep it where it is made.
@@ -360,16 +363,7 @@ public:
 private:
     using filler_fn = std::function<void(nlohmann::json&)>;
 
-    // The changes one write transaction makes, for the observer.
-    struct journal {
-        struct entry {
-            stored_record rec;
-            std::uint64_t replaced = 0;
-        };
-        std::vector<entry> entries;
-        std::uint64_t epoch = 0;
-        void note(const stored_record& r, std::uint64_t replaced) { entries.push_back({r, replaced}); }
-    };
+    using journal = change_journal;
 
     // Runs `body(tx, journal*)` in a write transaction of scope `s`; with an
     // observer, under the publication lock, telling it the journal after commit.
@@ -393,22 +387,8 @@ private:
             }
             return r;
         });
-        if (done && obs) publish_(*obs, s, jr);
+        if (done && obs) jr.publish(s, *obs);
         return done;
-    }
-
-    static void publish_(const observer_fn& obs, scope s, journal& jr) {
-        for (auto& e : jr.entries) {
-            live_event ev;
-            ev.kind = e.rec.deleted ? live_kind::deleted : e.replaced == 0 ? live_kind::created : live_kind::updated;
-            ev.collection = std::string{s.collection};
-            ev.version = e.rec.record.version;
-            ev.replaces = e.replaced;
-            ev.cursor = format_cursor({ev.version, jr.epoch});
-            if (ev.version > 1 || jr.epoch != 0) ev.previous_cursor = format_cursor({ev.version - 1, jr.epoch});
-            ev.record = std::move(e.rec.record);
-            obs(s.user, ev);
-        }
     }
 
     static timestamp system_now_() {

@@ -98,9 +98,13 @@ public:
     void publish(std::string_view user, const live_event& change) {
         std::lock_guard lock{state_->mutex};
         auto& s = *state_;
-        for (auto& [id, sb] : s.subs) {
+        std::vector<std::uint64_t> to;  // routing may end a subscription: not while iterating
+        for (const auto& [id, sb] : s.subs) {
             if (sb.user != user || sb.collection != change.collection) continue;
             if (!change.record.origin.empty() && change.record.origin == sb.device) continue;
+            to.push_back(id);
+        }
+        for (auto id : to) {
             ++s.counts.published;
             route_(s, id, change);
         }

@@ -73,6 +73,9 @@ auto loopback_read(const server::memory_store& store, F&& f) {
 ///   the token; then, for a push, the value limit (`set_value_limit`) and, per
 ///   op, `poison` and random `reject_op`; for an answered pull page, omitted
 ///   local ids and bad items (`set_omit_local_ids`, `bad_next_pages`);
+/// - a live feed (`subscribe`, `events()`: see `loopback_events`): every
+///   committed change goes to the user's other devices' subscriptions, with
+///   its own fault knobs (duplicate, reorder, drop, delay, a dropped subscription);
 /// - a hostile but legal server: `set_create_filler` fills fields on create,
 ///   `snapshot` / `restore` take it back in time (stale cursors then answer
 ///   `errc::cursor_expired`, HTTP 410).

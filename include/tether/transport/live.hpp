@@ -24,8 +24,8 @@ namespace tether {
 
 /// @brief What happened to a record, as a live event tells it.
 enum class live_kind : std::uint8_t {
-    created,   ///< a new record (or one a server-side edit brought back): `live_event::record` is all of it
-    updated,   ///< a changed record: `live_event::record` is the whole record after the change
+    created,   ///< a new record (it replaces no version): `live_event::record` is all of it
+    updated,   ///< a changed record (or a deleted one a server-side edit brought back): the whole record after it
     deleted,   ///< a deleted record: `live_event::record` holds its server id, local id and the deletion's version
     appended,  ///< reserved: a chunk appended to a string member (see `live_append`); no server sends it yet
 };

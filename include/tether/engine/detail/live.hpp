@@ -131,8 +131,12 @@ public:
             inbox_->started(false);
             return unexpected{std::move(sub).error()};
         }
-        std::lock_guard lock{mutex_};
-        sub_ = std::move(*sub);  // the former subscription, if any, stops here
+        live_subscription old;
+        {
+            std::lock_guard lock{mutex_};
+            old = std::exchange(sub_, std::move(*sub));
+        }
+        old.reset();  // the former subscription, if any, stops here
         return {};
     }
     /// Stops delivery (waits for a handler call running elsewhere); drops the queue.
