@@ -16,6 +16,7 @@
 #include <tether/core/transitions.hpp>
 #include <tether/engine/detail/context.hpp>
 #include <tether/engine/detail/effects.hpp>
+#include <tether/engine/detail/live.hpp>
 #include <tether/engine/detail/pull.hpp>
 #include <tether/engine/detail/push.hpp>
 #include <tether/engine/change.hpp>
@@ -466,6 +467,30 @@ public:
         });
     }
 
+    /// @brief Follows the live feed of this engine's collection from the pull
+    /// cursor (a `live_transport` only; see engine/detail/live.hpp): events are
+    /// queued on the feed's thread, then `notify()` is called there (it should
+    /// only schedule `apply_live()`). Again: a fresh subscription. `errc::offline`,
+    /// `unauthorized` or `busy` (a sync running) when gated, or the feed's error.
+    result<void> follow(std::function<void()> notify = {}) requires live_transport<transport_type> {
+        auto ran = single_flight([&](sync_report&) { auto ctx = context(); return live_.follow(ctx, notify); });
+        if (!ran) return unexpected{std::move(ran).error()};
+        if (ran->skipped) return unexpected{detail::live_skipped(*ran->skipped)};
+        return {};
+    }
+    /// @brief Stops following the live feed (queued events are dropped).
+    void unfollow() { live_.stop(); }
+    /// @brief Applies the queued live events with the pull's rules, in the
+    /// order they came (single flight, like `sync()`; watchers hear cause "live").
+    result<sync_report> apply_live() {
+        return single_flight([this](sync_report& rep) {
+            auto ctx = context();
+            return take(detail::run_live(ctx, live_.inbox()), rep);
+        });
+    }
+    /// @brief The live feed: whether it is followed, and what its events did.
+    [[nodiscard]] tether::live_status live_status() const { return live_.status(); }
+
 private:
     using context_type = detail::sync_context<Entity, store_type, transport_type, backoff_type, conflict_type,
                                               clock_type, options_type>;
@@ -843,6 +868,7 @@ private:
     std::atomic<std::uint64_t> cleanup_failures_{0};
     detail::sync_counters counters_;   // pulled items not applied, full resyncs: since start
     detail::pull_backoff pull_wait_;   // pulls wait after failed ones
+    detail::live_follower live_;       // the live feed's inbox and subscription
     std::atomic<bool> has_transition_hook_{false};
     std::atomic<bool> has_cleanup_hook_{false};
     std::atomic<bool> has_sync_needed_hook_{false};

@@ -9,8 +9,10 @@
 #include <tether/core/ids.hpp>
 #include <tether/core/result.hpp>
 #include <tether/core/timestamp.hpp>
+#include <tether/server/change_journal.hpp>
 #include <tether/server/cursor.hpp>
 #include <tether/server/store.hpp>
+#include <tether/transport/live.hpp>
 #include <tether/transport/transport.hpp>
 
 #include <nlohmann/json.hpp>
@@ -121,7 +123,9 @@ struct no_screen {
 /// - **fetch**: one live record, else `errc::not_found` (404);
 /// - **admin edits** (`put`, `erase`): changes from elsewhere, with no origin;
 /// - the **create filler** (`set_create_filler`) fills server-owned fields of
-///   every created record.
+///   every created record;
+/// - the **observer** (`set_observer`) is told of every committed change, as
+///   a `live_event`, after its commit and in commit order: the live feed's source.
 ///
 /// Every member is thread-safe; the store serialises what must be serialised.
 /// Not copyable or movable: keep it where it is made.
@@ -164,7 +168,7 @@ public:
         const timestamp now = now_();
         const auto filler = create_filler_();
         const scope s{req.user, req.collection};
-        return store_.write([&](auto& tx) -> result<std::vector<push_outcome>> {
+        return write_<std::vector<push_outcome>>(s, [&](auto& tx, journal* j) -> result<std::vector<push_outcome>> {
             if (auto locked = tx.lock_collection(s); !locked) return unexpected{std::move(locked).error()};
             std::vector<push_outcome> out;
             out.reserve(req.ops.size());
@@ -174,7 +178,7 @@ public:
                     continue;
                 }
                 const std::string_view origin = op.origin.empty() ? req.origin : std::string_view{op.origin};
-                auto o = apply_(tx, s, op, origin, now, filler.get());
+                auto o = apply_(tx, s, op, origin, now, filler.get(), j);
                 if (!o) return unexpected{std::move(o).error()};
                 out.push_back(std::move(*o));
             }
@@ -261,7 +265,7 @@ public:
         if (!value.is_object())
             return unexpected{error{errc::invalid_argument, "put: value must be a JSON object", 400, std::nullopt}};
         const timestamp now = now_();
-        return store_.write([&](auto& tx) -> result<server_record> {
+        return write_<server_record>(s, [&](auto& tx, journal* j) -> result<server_record> {
             if (auto locked = tx.lock_collection(s); !locked) return unexpected{std::move(locked).error()};
             std::optional<stored_record> rec;
             if (!server_id.empty()) {
@@ -281,7 +285,7 @@ public:
             rec->record.value = std::move(value);
             rec->record.origin.clear();  // a change from elsewhere
             rec->deleted = false;
-            if (auto ok = commit_change_(tx, s, *rec, now); !ok) return unexpected{std::move(ok).error()};
+            if (auto ok = commit_change_(tx, s, *rec, now, j); !ok) return unexpected{std::move(ok).error()};
             return std::move(rec->record);
         });
     }
@@ -292,7 +296,7 @@ public:
     result<void> erase(scope s, std::string_view server_id) {
         const timestamp now = now_();
         // The transaction commits even when the record is missing: the scope stays known, as after a push.
-        auto found = store_.write([&](auto& tx) -> result<bool> {
+        auto found = write_<bool>(s, [&](auto& tx, journal* j) -> result<bool> {
             if (auto locked = tx.lock_collection(s); !locked) return unexpected{std::move(locked).error()};
             auto rec = tx.find_by_server_id(s, server_id);
             if (!rec) return unexpected{std::move(rec).error()};
@@ -300,7 +304,7 @@ public:
             if ((*rec)->deleted) return true;
             (*rec)->deleted = true;
             (*rec)->record.origin.clear();
-            if (auto ok = commit_change_(tx, s, **rec, now); !ok) return unexpected{std::move(ok).error()};
+            if (auto ok = commit_change_(tx, s, **rec, now, j); !ok) return unexpected{std::move(ok).error()};
             return true;
         });
         if (!found) return unexpected{std::move(found).error()};
@@ -330,6 +334,24 @@ public:
         filler_ = std::move(next);
     }
 
+    /// @brief What `set_observer` takes: the user and one committed change.
+    using observer_fn = std::function<void(std::string_view user, const live_event& change)>;
+
+    /// @brief Tells `observer(user, change)` of every change committed from now
+    /// on (pushes, `put`, `erase`), after its transaction commits, in commit
+    /// order per collection (with an observer set, a write and its telling hold
+    /// one lock, so writes to the service apply one at a time). The change is a
+    /// `live_event`: kind (`created` when it replaces no version, `deleted` for
+    /// a tombstone, else `updated`), the record with its `origin`, its version,
+    /// the version it replaces, and the cursors just after and just before it.
+    /// The observer must not write to the service (it holds the lock). An empty
+    /// function turns it off (the default); a second call replaces it.
+    void set_observer(observer_fn observer) {
+        auto next = observer ? std::make_shared<const observer_fn>(std::move(observer)) : nullptr;
+        std::lock_guard lock{filler_mutex_};
+        observer_ = std::move(next);
+    }
+
     /// @brief The limits it was made with.
     [[nodiscard]] const service_limits& limits() const noexcept { return limits_; }
 
@@ -340,6 +362,34 @@ public:
 
 private:
     using filler_fn = std::function<void(nlohmann::json&)>;
+
+    using journal = change_journal;
+
+    // Runs `body(tx, journal*)` in a write transaction of scope `s`; with an
+    // observer, under the publication lock, telling it the journal after commit.
+    template <class T, class F>
+    result<T> write_(scope s, F&& body) {
+        std::shared_ptr<const observer_fn> obs;
+        {
+            std::lock_guard lock{filler_mutex_};
+            obs = observer_;
+        }
+        std::unique_lock<std::mutex> order;
+        if (obs) order = std::unique_lock{publish_mutex_};
+        journal jr;
+        journal* j = obs ? &jr : nullptr;
+        auto done = store_.write([&](auto& tx) -> result<T> {
+            auto r = body(tx, j);
+            if (r && j != nullptr && !jr.entries.empty()) {
+                auto info = tx.collection(s);
+                if (!info) return unexpected{std::move(info).error()};
+                if (*info) jr.epoch = (*info)->epoch;
+            }
+            return r;
+        });
+        if (done && obs) jr.publish(s, *obs);
+        return done;
+    }
 
     static timestamp system_now_() {
         return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
@@ -402,12 +452,13 @@ private:
 
     // A record new to the store: its create's change number is its version.
     template <class Tx>
-    static result<push_outcome> insert_(Tx& tx, scope s, stored_record rec, const std::string& text) {
+    static result<push_outcome> insert_(Tx& tx, scope s, stored_record rec, const std::string& text, journal* j) {
         auto n = tx.next_change(s);
         if (!n) return unexpected{std::move(n).error()};
         rec.record.version = *n;
         rec.created_version = *n;
         if (auto ok = put_(tx, s, rec, text); !ok) return unexpected{std::move(ok).error()};
+        if (j != nullptr) j->note(rec, 0);
         return applied_(std::move(rec.record));
     }
 
@@ -437,13 +488,16 @@ private:
     // Gives `rec` the scope's next change number and stores it (`text`: its
     // value's JSON, if made).
     template <class Tx>
-    static result<void> commit_change_(Tx& tx, scope s, stored_record& rec, timestamp now,
+    static result<void> commit_change_(Tx& tx, scope s, stored_record& rec, timestamp now, journal* j,
                                        const std::string* text = nullptr) {
         auto n = tx.next_change(s);
         if (!n) return unexpected{std::move(n).error()};
+        const std::uint64_t replaced = rec.record.version;
         rec.record.version = *n;
         rec.record.updated_at = now;
-        return text != nullptr ? put_(tx, s, rec, *text) : tx.put(s, rec);
+        auto put = text != nullptr ? put_(tx, s, rec, *text) : tx.put(s, rec);
+        if (put && j != nullptr) j->note(rec, replaced);
+        return put;
     }
 
     // The record an update or remove names: by server id, else by a non-nil local
@@ -464,12 +518,12 @@ private:
 
     template <class Tx>
     result<push_outcome> apply_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
-                                const filler_fn* filler) const {
+                                const filler_fn* filler, journal* j) const {
         try {
             switch (op.kind) {
-                case op_kind::create: return create_(tx, s, op, origin, now, filler);
-                case op_kind::update: return update_(tx, s, op, origin, now);
-                case op_kind::remove: return remove_(tx, s, op, origin, now);
+                case op_kind::create: return create_(tx, s, op, origin, now, filler, j);
+                case op_kind::update: return update_(tx, s, op, origin, now, j);
+                case op_kind::remove: return remove_(tx, s, op, origin, now, j);
             }
             return protocol_("unknown op kind");
         } catch (const nlohmann::json::exception& e) {
@@ -479,7 +533,7 @@ private:
 
     template <class Tx>
     result<push_outcome> create_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
-                                 const filler_fn* filler) const {
+                                 const filler_fn* filler, journal* j) const {
         if (!op.value.is_object()) return protocol_("create: value must be a JSON object");
         if (op.id.is_nil()) return protocol_("create: the local id is nil");
         auto held = tx.find_by_local_id(s, op.id);
@@ -505,15 +559,16 @@ private:
         auto sid = new_server_id_(tx, s);
         if (!sid) return unexpected{std::move(sid).error()};
         stored_record rec{server_record{std::move(*sid), op.id, 0, std::move(value), now, std::string{origin}}, false, 0};
-        return insert_(tx, s, std::move(rec), text);
+        return insert_(tx, s, std::move(rec), text, j);
     }
 
     template <class Tx>
-    result<push_outcome> update_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now) const {
+    result<push_outcome> update_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
+                                 journal* j) const {
         if (!op.value.is_object()) return protocol_("update: value must be a JSON object of changed fields");
         auto found = find_(tx, s, op);
         if (!found) return unexpected{std::move(found).error()};
-        if (!*found && names_by_server_id_(op) && op.base_version == 0) return recreate_(tx, s, op, origin, now);
+        if (!*found && names_by_server_id_(op) && op.base_version == 0) return recreate_(tx, s, op, origin, now, j);
         if (!*found || (*found)->deleted) return op_not_found_(op);
         auto& r = **found;
         if (!version_matches_(op, r)) return conflict_(op, std::move(r.record));
@@ -523,7 +578,7 @@ private:
         if (auto big = over_limit_(op, text)) return std::move(*big);
         r.record.value = std::move(merged);
         r.record.origin = std::string{origin};
-        if (auto ok = commit_change_(tx, s, r, now, &text); !ok) return unexpected{std::move(ok).error()};
+        if (auto ok = commit_change_(tx, s, r, now, j, &text); !ok) return unexpected{std::move(ok).error()};
         return applied_(std::move(r.record));
     }
 
@@ -533,26 +588,28 @@ private:
     // id and value, so the devices that held it under other local ids (pulled
     // without one) meet it there, and a remove naming the id finds it.
     template <class Tx>
-    result<push_outcome> recreate_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now) const {
+    result<push_outcome> recreate_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
+                                   journal* j) const {
         const std::string text = value_text_<Tx>(op.value);
         if (auto big = over_limit_(op, text)) return std::move(*big);
         std::optional<local_id> id;
         if (!op.id.is_nil()) id = op.id;
         stored_record rec{server_record{*op.server_id, id, 0, op.value, now, std::string{origin}}, false, 0};
-        return insert_(tx, s, std::move(rec), text);
+        return insert_(tx, s, std::move(rec), text, j);
     }
 
     template <class Tx>
-    result<push_outcome> remove_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now) const {
+    result<push_outcome> remove_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
+                                 journal* j) const {
         auto found = find_(tx, s, op);
         if (!found) return unexpected{std::move(found).error()};
-        if (!*found) return remove_unknown_(tx, s, op, origin, now);
+        if (!*found) return remove_unknown_(tx, s, op, origin, now, j);
         auto& r = **found;
         if (r.deleted) return applied_(std::move(r.record));
         if (!version_matches_(op, r)) return conflict_(op, std::move(r.record));
         r.deleted = true;
         r.record.origin = std::string{origin};
-        if (auto ok = commit_change_(tx, s, r, now); !ok) return unexpected{std::move(ok).error()};
+        if (auto ok = commit_change_(tx, s, r, now, j); !ok) return unexpected{std::move(ok).error()};
         return applied_(std::move(r.record));
     }
 
@@ -565,7 +622,7 @@ private:
     // up again), and a create of it sent later meets the deletion.
     template <class Tx>
     static result<push_outcome> remove_unknown_(Tx& tx, scope s, const push_op& op, std::string_view origin,
-                                                timestamp now) {
+                                                timestamp now, journal* j) {
         server_record known;
         known.server_id = op.server_id.value_or(std::string{});
         if (!op.id.is_nil()) known.id = op.id;
@@ -578,7 +635,7 @@ private:
         known.value = nlohmann::json::object();
         known.origin = std::string{origin};
         stored_record gone{std::move(known), true, 0};
-        if (auto ok = commit_change_(tx, s, gone, now); !ok) return unexpected{std::move(ok).error()};
+        if (auto ok = commit_change_(tx, s, gone, now, j); !ok) return unexpected{std::move(ok).error()};
         return applied_(std::move(gone.record));
     }
 
@@ -588,6 +645,8 @@ private:
     std::atomic<bool> change_feed_{true};
     mutable std::mutex filler_mutex_;
     std::shared_ptr<const filler_fn> filler_;
+    std::shared_ptr<const observer_fn> observer_;  // guarded by filler_mutex_
+    std::mutex publish_mutex_;                     // a write and its telling, with an observer set
 };
 
 }  // namespace tether::server

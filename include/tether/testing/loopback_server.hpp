@@ -11,6 +11,7 @@
 #include <tether/server/memory_store.hpp>
 #include <tether/server/store.hpp>
 #include <tether/server/sync_service.hpp>
+#include <tether/testing/loopback_events.hpp>
 #include <tether/testing/loopback_faults.hpp>
 #include <tether/transport/transport.hpp>
 
@@ -72,6 +73,9 @@ auto loopback_read(const server::memory_store& store, F&& f) {
 ///   the token; then, for a push, the value limit (`set_value_limit`) and, per
 ///   op, `poison` and random `reject_op`; for an answered pull page, omitted
 ///   local ids and bad items (`set_omit_local_ids`, `bad_next_pages`);
+/// - a live feed (`subscribe`, `events()`: see `loopback_events`): every
+///   committed change goes to the user's other devices' subscriptions, with
+///   its own fault knobs (duplicate, reorder, drop, delay, a dropped subscription);
 /// - a hostile but legal server: `set_create_filler` fills fields on create,
 ///   `snapshot` / `restore` take it back in time (stale cursors then answer
 ///   `errc::cursor_expired`, HTTP 410).
@@ -143,6 +147,7 @@ public:
                 if (o.replayed) ++s.counts.replayed_creates;
             hook = s.push_hook;
         }
+        state_->events.flush();
         if (hook) hook();
         if (drop) return unexpected{response_lost_()};
         return outcomes;
@@ -336,17 +341,43 @@ public:
     /// `errc::invalid_argument` if `value` is not a JSON object.
     result<server_record> put(std::string_view user, std::string_view collection, std::string_view server_id,
                               nlohmann::json value) {
-        std::lock_guard lock{state_->mutex};
-        return state_->service.put({user, collection}, server_id, std::move(value));
+        auto done = [&] {
+            std::lock_guard lock{state_->mutex};
+            return state_->service.put({user, collection}, server_id, std::move(value));
+        }();
+        state_->events.flush();
+        return done;
     }
 
     /// @brief Deletes a record of `user`'s `collection` server-side (it becomes a
     /// tombstone and bumps the sequence). Already deleted: nothing changes.
     /// `errc::not_found` if there is no such record.
     result<void> erase(std::string_view user, std::string_view collection, std::string_view server_id) {
-        std::lock_guard lock{state_->mutex};
-        return state_->service.erase({user, collection}, server_id);
+        auto done = [&] {
+            std::lock_guard lock{state_->mutex};
+            return state_->service.erase({user, collection}, server_id);
+        }();
+        state_->events.flush();
+        return done;
     }
+
+    // ---- the live feed (see loopback_events.hpp) --------------------------------
+
+    /// @brief Subscribes `handler` to the changes of the user `token` names in
+    /// `req.collection`, from the user's other devices and server-side edits
+    /// (never `req.device`'s own, never another user's); `errc::unauthorized`
+    /// for an empty or revoked token. See `loopback_events`.
+    [[nodiscard]] result<live_subscription> subscribe(std::string_view token, const live_request& req,
+                                                      live_handler handler) {
+        {
+            std::lock_guard lock{state_->mutex};
+            if (auto denied = check_token_(*state_, token)) return unexpected{std::move(*denied)};
+        }
+        return state_->events.subscribe(token, req, std::move(handler));
+    }
+
+    /// @brief The live feed (a handle: its fault knobs, its counts).
+    [[nodiscard]] loopback_events events() const { return state_->events; }
 
     /// @brief A copy of the server's records at one moment (see `snapshot`, `restore`).
     ///
@@ -482,10 +513,15 @@ public:
 
 private:
     struct state {
-        explicit state(std::function<timestamp()> now) : service(server::memory_store{}, {}, std::move(now)) {}
+        explicit state(std::function<timestamp()> now) : service(server::memory_store{}, {}, now), events(now) {
+            service.set_observer([feed = events](std::string_view user, const live_event& e) mutable {
+                feed.publish(user, e);
+            });
+        }
 
         mutable std::mutex mutex;
         mutable service_type service;  // thread-safe itself; used under `mutex` so requests apply in order
+        loopback_events events;        // told of every commit by the service; delivers after the lock
         std::set<std::string, std::less<>> revoked;
         std::uint64_t requests = 0;
         std::size_t fail_next_count = 0;

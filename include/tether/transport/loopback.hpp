@@ -2,6 +2,7 @@
 
 #include <tether/core/error.hpp>
 #include <tether/core/result.hpp>
+#include <tether/transport/live.hpp>
 #include <tether/transport/loopback_server.hpp>
 #include <tether/transport/transport.hpp>
 
@@ -65,6 +66,12 @@ public:
         return server_.fetch(token_, collection, server_id);
     }
 
+    /// @brief Follows the live feed of `req.collection` (see `live_transport`,
+    /// `loopback_server::subscribe`): the user's changes from other devices.
+    [[nodiscard]] result<live_subscription> subscribe(const live_request& req, live_handler handler) {
+        return server_.subscribe(token_, req, std::move(handler));
+    }
+
     /// @brief The largest batch `push` accepts (>= 1).
     [[nodiscard]] std::size_t max_batch() const noexcept { return max_batch_; }
 
@@ -88,5 +95,6 @@ private:
 };
 
 static_assert(transport_policy<loopback_transport>);
+static_assert(live_transport<loopback_transport>);
 
 }  // namespace tether
