@@ -473,7 +473,10 @@ public:
     /// only schedule `apply_live()`). Again: a fresh subscription. `errc::offline`,
     /// `unauthorized` or `busy` (a sync running) when gated, or the feed's error.
     result<void> follow(std::function<void()> notify = {}) requires live_transport<transport_type> {
-        auto ran = single_flight([&](sync_report&) { auto ctx = context(); return live_.follow(ctx, notify); });
+        auto ran = single_flight(sync_trigger::user, [&](sync_report&) {
+            auto ctx = context();
+            return live_.follow(ctx, notify);
+        });
         if (!ran) return unexpected{std::move(ran).error()};
         if (ran->skipped) return unexpected{detail::live_skipped(*ran->skipped)};
         return {};
@@ -481,9 +484,10 @@ public:
     /// @brief Stops following the live feed (queued events are dropped).
     void unfollow() { live_.stop(); }
     /// @brief Applies the queued live events with the pull's rules, in the
-    /// order they came (single flight, like `sync()`; watchers hear cause "live").
+    /// order they came (single flight, like `sync()`; watchers hear cause
+    /// "live"; the report's and transitions' trigger is `sync_trigger::event`).
     result<sync_report> apply_live() {
-        return single_flight([this](sync_report& rep) {
+        return single_flight(sync_trigger::event, [this](sync_report& rep) {
             auto ctx = context();
             return take(detail::run_live(ctx, live_.inbox()), rep);
         });
