@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (the `fuzz` preset: clang, ASan + UBSan, only
-# tether_fuzz) and runs each target for FUZZ_SECONDS (default 20), FUZZ_JOBS
+# tether_fuzz) and runs each target for FUZZ_SECONDS (default 10), FUZZ_JOBS
 # at a time (default: one per core), starting
 # from its committed seeds (tests/fuzz/corpus/<target>/). Fails on the first
 # target that crashes or breaks its property; the input that did is left in
@@ -12,7 +12,7 @@
 #        FUZZ_SECONDS=300 scripts/fuzz.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-10}
 jobs=${FUZZ_JOBS:-$(nproc)}
 
 start=$(date +%s)

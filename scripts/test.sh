@@ -3,7 +3,7 @@
 # test (unit, integration, end to end against tether-server, simulator,
 # compile-fail, find_package import, the demo), then the same suite under
 # ASan+UBSan, the tests that run threads under TSan (the simulator and the fault
-# workload with fewer seeds there), and the fuzzers (clang, ASan+UBSan, 20 s
+# workload with fewer seeds there), and the fuzzers (clang, ASan+UBSan, 10 s
 # each). Each stage prints its wall time.
 # Usage: scripts/test.sh            (as root on a fresh Debian 12 machine)
 #        TETHER_SANITIZERS=0 scripts/test.sh   (skip the sanitizer builds)
