@@ -61,6 +61,7 @@ struct list_cursor {
         try {
             if (j.contains("w")) {
                 c.since = j.at("w").get<std::string>();
+                if (!j.at("k").is_number_integer()) return expired();  // a float would not convert safely
                 c.since_ns = j.at("k").get<std::int64_t>();
                 c.at_since = j.at("s").get<std::set<std::string>>();
             }
@@ -69,8 +70,15 @@ struct list_cursor {
                 c.query_since = j.at("q").get<std::string>();
             }
             if (j.contains("a")) c.after_id = j.at("a").get<std::string>();
-            if (j.contains("g")) c.grow = j.at("g").get<std::uint32_t>();
-            if (j.contains("o")) c.offset = j.at("o").get<std::uint64_t>();
+            if (j.contains("g")) {
+                const auto& g = j.at("g");
+                if (!g.is_number_unsigned() || g.get<std::uint64_t>() > (1u << 20)) return expired();
+                c.grow = g.get<std::uint32_t>();
+            }
+            if (j.contains("o")) {
+                if (!j.at("o").is_number_unsigned()) return expired();
+                c.offset = j.at("o").get<std::uint64_t>();
+            }
         } catch (const std::exception&) {
             return expired();
         }

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -143,6 +144,7 @@ namespace detail {
     }
     const auto days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
     const std::int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - offset_s;
+    if (secs > 9'200'000'000 || secs < -9'200'000'000) return std::nullopt;  // nanoseconds within int64: 1678 to 2261
     return secs * 1'000'000'000 + frac;
 }
 }  // namespace detail
@@ -166,8 +168,14 @@ namespace detail {
     if (j.is_number_integer()) {
         const auto n = j.get<std::int64_t>();
         ns = format == rest_time_format::unix_ms ? n * 1'000'000 : n * 1'000'000'000;
+    } else if (format == rest_time_format::unix_s) {
+        // Kept to the millisecond: a double's seconds near today hold no finer
+        // time, and 1e9 * v would round the millisecond itself away.
+        ns = static_cast<std::int64_t>(std::llround(v * 1000.0)) * 1'000'000;
     } else {
-        ns = static_cast<std::int64_t>(std::llround(secs * 1e9));
+        const double whole = std::floor(v);  // exact: the fraction of a ms is what the double holds
+        const auto frac = std::min<std::int64_t>(std::llround((v - whole) * 1e6), 999'999);
+        ns = static_cast<std::int64_t>(whole) * 1'000'000 + frac;
     }
     return server_time{ns, j.dump()};
 }
