@@ -10,7 +10,9 @@
 //     and 412 with the current copy, ETag, soft delete (`deletedAt`) listed
 //     with `includeDeleted=true`, `Idempotency-Key`, a delta query by
 //     `updatedSince` (inclusive), sorted by (updatedAt, id), paged by cursor
-//     or not, with an `afterId` tie-breaker; its clock is the test's.
+//     or not, with an `afterId` tie-breaker; its clock is the test's. Or
+//     with opaque ETags (in the header, the body or neither), the version
+//     checked in a PATCH's body, `updatedAt` in unix ms or seconds.
 // (Free of Catch, so a benchmark can serve them too.)
 // Both can lose the answer of the next write (applied, then the connection
 // closes mid-answer) and change records behind every client's back.
@@ -254,6 +256,11 @@ struct versioned_options {
     bool require_if_match = true;  // a write without If-Match is 428 (else it skips the check)
     bool next_links = false;       // with cursor paging: `links.next`, an absolute URL, instead of `nextCursor`
     bool tick = false;             // the clock moves 1 ms at every write (else only when the test moves it)
+    bool opaque_etags = false;     // ETags are opaque text (`W/"t000001-9e3779b1"`), not the version
+    bool etag_header = true;       // answers of one record carry the ETag header (else none: a broken server)
+    bool etag_in_body = false;     // every record shown holds its ETag in `etag` too (lists included)
+    bool version_in_body = false;  // a PATCH is conditional on the `version` in its body (else If-Match)
+    tether::rest_time_format time_format = tether::rest_time_format::iso8601;  // of updatedAt and updatedSince
 };
 
 /// Style (b): `/v2/tasks`, `/v2/tasks/{id}`; versions, `updatedAt`, soft deletes, a delta query.
@@ -293,6 +300,11 @@ public:
         r[field] = std::move(v);
         touch(r);
     }
+    /// The ETag a record has now, as the server writes it.
+    std::string etag(const std::string& id) const {
+        std::lock_guard lock{mutex_};
+        return tag_of(rows_.at(id));
+    }
     /// A soft delete by another writer.
     void erase(const std::string& id) {
         std::lock_guard lock{mutex_};
@@ -316,13 +328,34 @@ private:
                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
         return buf;
     }
+    /// The time as this server writes it (its format).
+    nlohmann::json stamp(std::int64_t ms) const {
+        if (o_.time_format == tether::rest_time_format::unix_ms) return ms;
+        if (o_.time_format == tether::rest_time_format::unix_s) return static_cast<double>(ms) / 1000.0;
+        return iso(ms);
+    }
+    std::int64_t time_of(const nlohmann::json& t) const { return tether::rest::parse_time(t, o_.time_format)->ns; }
+    std::string tag_of(const nlohmann::json& r) const {
+        const auto v = r["version"].get<std::uint64_t>();
+        if (!o_.opaque_etags) return "\"" + std::to_string(v) + "\"";
+        char h[16];
+        std::snprintf(h, sizeof h, "%08x", static_cast<unsigned>((v * 2654435761u) & 0xffffffffu));
+        return "W/\"" + r["id"].get<std::string>() + "-" + h + "\"";
+    }
+    /// A record as answers show it.
+    nlohmann::json shown(const nlohmann::json& r) const {
+        if (!o_.etag_in_body) return r;
+        auto out = r;
+        out["etag"] = tag_of(r);
+        return out;
+    }
     void tick() {
         if (o_.tick) ++now_ms_;
     }
     void touch(nlohmann::json& r) {
         tick();
         r["version"] = r["version"].get<std::uint64_t>() + 1;
-        r["updatedAt"] = iso(now_ms_);
+        r["updatedAt"] = stamp(now_ms_);
     }
     std::string add(nlohmann::json row) {
         tick();
@@ -330,16 +363,16 @@ private:
         std::snprintf(id, sizeof id, "t%06d", next_id_++);
         row["id"] = id;
         row["version"] = 1;
-        row["updatedAt"] = iso(now_ms_);
+        row["updatedAt"] = stamp(now_ms_);
         row["createdAt"] = iso(now_ms_);
         row["deletedAt"] = nullptr;
         if (!row.contains("title") || row["title"] == "") row["title"] = "untitled";  // a default the server fills in
         rows_[id] = row;
         return id;
     }
-    static void with_etag(httplib::Response& res, const nlohmann::json& r, int status = 200) {
-        res.set_header("ETag", "\"" + std::to_string(r["version"].get<std::uint64_t>()) + "\"");
-        answer(res, status, r);
+    void with_etag(httplib::Response& res, const nlohmann::json& r, int status = 200) const {
+        if (o_.etag_header) res.set_header("ETag", tag_of(r));
+        answer(res, status, shown(r));
     }
 
     void serve(const httplib::Request& req, httplib::Response& res) {
@@ -365,9 +398,14 @@ private:
         if (!r["deletedAt"].is_null()) return answer(res, 410, {{"message", "deleted"}});
         if (req.method == "GET") return with_etag(res, r);
         const auto if_match = req.get_header_value("If-Match");
-        if (if_match.empty() && o_.require_if_match) return answer(res, 428, {{"message", "If-Match required"}});
-        if (!if_match.empty() && if_match != "\"" + std::to_string(r["version"].get<std::uint64_t>()) + "\"") {
-            return with_etag(res, r, 412);  // the current copy, as many APIs answer
+        const bool by_body = o_.version_in_body && req.method == "PATCH";
+        if (if_match.empty() && o_.require_if_match && !by_body)
+            return answer(res, 428, {{"message", "If-Match required"}});
+        if (!if_match.empty() && if_match != tag_of(r)) return with_etag(res, r, 412);  // the current copy
+        if (by_body) {
+            const auto b = body_of(req);
+            if (!b.is_object() || !b.contains("version")) return answer(res, 428, {{"message", "version required"}});
+            if (b["version"] != r["version"]) return with_etag(res, r, 412);
         }
         if (req.method == "DELETE") {
             r["deletedAt"] = iso(now_ms_);
@@ -378,7 +416,7 @@ private:
             auto b = body_of(req);
             if (!b.is_object()) return answer(res, 400, {{"message", "bad json"}});
             for (auto f = b.begin(); f != b.end(); ++f) {
-                if (f.key() == "id" || f.key() == "version" || f.key() == "updatedAt") continue;
+                if (f.key() == "id" || f.key() == "version" || f.key() == "updatedAt" || f.key() == "etag") continue;
                 if (f.value().is_object() && r[f.key()].is_object()) r[f.key()].update(*f);
                 else r[f.key()] = *f;
             }
@@ -393,16 +431,17 @@ private:
         std::vector<std::pair<std::pair<std::int64_t, std::string>, const nlohmann::json*>> rows;
         std::int64_t since = -1;
         if (req.has_param("updatedSince")) {
-            auto t = tether::rest::parse_time(req.get_param_value("updatedSince"), tether::rest_time_format::iso8601);
+            const auto text = req.get_param_value("updatedSince");
+            const auto j = o_.time_format == tether::rest_time_format::iso8601 ? nlohmann::json(text)
+                                                                              : nlohmann::json::parse(text, nullptr, false);
+            auto t = tether::rest::parse_time(j, o_.time_format);
             if (!t) return answer(res, 400, {{"message", "bad updatedSince"}});
             since = t->ns;
         }
         const bool deleted = req.get_param_value("includeDeleted") == "true";
         const auto after = req.get_param_value("afterId");
         const auto client = req.get_param_value("clientId");  // a client-id field, when clients keep one
-        auto key = [](const nlohmann::json& r) {
-            return tether::rest::parse_time(r["updatedAt"], tether::rest_time_format::iso8601)->ns;
-        };
+        auto key = [this](const nlohmann::json& r) { return time_of(r["updatedAt"]); };
         for (const auto& [id, r] : rows_) {
             if (!deleted && !r["deletedAt"].is_null()) continue;
             if (!client.empty() && r.value("clientId", "") != client) continue;
@@ -416,7 +455,7 @@ private:
         std::size_t from = 0;
         if (o_.cursor_paging && req.has_param("cursor")) from = std::stoul(req.get_param_value("cursor"));
         nlohmann::json out{{"data", nlohmann::json::array()}, {"nextCursor", nullptr}};
-        for (std::size_t i = from; i < rows.size() && i < from + limit; ++i) out["data"].push_back(*rows[i].second);
+        for (std::size_t i = from; i < rows.size() && i < from + limit; ++i) out["data"].push_back(shown(*rows[i].second));
         if (o_.cursor_paging && from + limit < rows.size()) {
             if (!o_.next_links) {
                 out["nextCursor"] = std::to_string(from + limit);

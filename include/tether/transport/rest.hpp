@@ -10,6 +10,7 @@
 #include <tether/transport/http/session.hpp>
 #include <tether/transport/rest/client.hpp>
 #include <tether/transport/rest/cursor.hpp>
+#include <tether/transport/rest/etags.hpp>
 #include <tether/transport/rest/mapping.hpp>
 #include <tether/transport/rest/pull.hpp>
 #include <tether/transport/rest/push.hpp>
@@ -151,6 +152,7 @@ public:
 private:
     struct shared {
         std::shared_ptr<http::session> session;
+        std::shared_ptr<rest::etag_table> etags = std::make_shared<rest::etag_table>();
         std::vector<rest_mapping> mappings;
         protocol::parse_limits limits;
         std::size_t max_batch = 100;
@@ -160,7 +162,7 @@ private:
     result<rest::client> client_(std::string_view collection) const {
         if (config_error_) return unexpected{*config_error_};
         for (const auto& m : state_->mappings)
-            if (m.collection == collection) return rest::client{state_->session, &m, state_->limits};
+            if (m.collection == collection) return rest::client{state_->session, &m, state_->limits, state_->etags};
         return unexpected{make_error(errc::invalid_argument, "no REST mapping for collection '" + std::string{collection} + "'")};
     }
 
@@ -187,10 +189,20 @@ private:
                 if (m.paging == rest_paging::offset)
                     return bad(m, "offset paging may skip records while others write: full lists only");
             }
-            if (m.send_version != rest_version_send::none && m.version_field.empty() && !m.version_from_etag)
-                return bad(m, "sending a version back needs version_field or version_from_etag");
+            if (m.send_version != rest_version_send::none && m.version_field.empty() && !m.version_from_etag &&
+                !m.opaque_etag)
+                return bad(m, "sending a version back needs version_field, version_from_etag or opaque_etag");
+            if (auto why = check_etag_(m)) return bad(m, why);
         }
         return std::nullopt;
+    }
+
+    static const char* check_etag_(const rest_mapping& m) {
+        if (!m.etag_field.empty() && !m.opaque_etag) return "etag_field is for opaque_etag";
+        if (!m.opaque_etag) return nullptr;
+        if (m.version_from_etag) return "an opaque ETag is not a numeric version: opaque_etag or version_from_etag";
+        if (m.send_version == rest_version_send::body_field) return "an opaque ETag goes back in If-Match, not a body field";
+        return nullptr;
     }
 
     std::shared_ptr<const shared> state_;

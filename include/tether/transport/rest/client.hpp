@@ -10,11 +10,13 @@
 #include <tether/protocol/paths.hpp>
 #include <tether/transport/http/session.hpp>
 #include <tether/transport/rest/codec.hpp>
+#include <tether/transport/rest/etags.hpp>
 #include <tether/transport/rest/fields.hpp>
 #include <tether/transport/rest/mapping.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,9 +29,12 @@ namespace tether::rest {
 /// @brief Requests for one mapped collection over a shared HTTP session.
 class client {
 public:
-    /// @brief A client of `m` over `s`, reading answers within `limits`.
-    client(std::shared_ptr<http::session> s, const rest_mapping* m, protocol::parse_limits limits)
-        : session_(std::move(s)), m_(m), limits_(limits) {}
+    /// @brief A client of `m` over `s`, reading answers within `limits`,
+    /// keeping opaque ETags in `etags` (null: a table of its own).
+    client(std::shared_ptr<http::session> s, const rest_mapping* m, protocol::parse_limits limits,
+           std::shared_ptr<etag_table> etags = nullptr)
+        : session_(std::move(s)), m_(m), limits_(limits),
+          etags_(etags ? std::move(etags) : std::make_shared<etag_table>()) {}
 
     /// @brief The mapping.
     [[nodiscard]] const rest_mapping& mapping() const noexcept { return *m_; }
@@ -109,37 +114,33 @@ public:
         return doc;
     }
 
-    /// @brief The one record in the answer (`ETag` read when mapped), or `errc::protocol`.
+    /// @brief The one record in the answer (`ETag` read when mapped, an opaque
+    /// one kept), or `errc::protocol`.
     [[nodiscard]] result<api_record> record(const http::full_answer& a, std::string_view what) const {
         auto doc = json(a, what);
         if (!doc) return unexpected{std::move(doc).error()};
         auto rec = decode_item(*doc, *m_, a.header("ETag"));
         if (!rec) return unexpected{malformed(a, what, rec.error().message)};
+        keep_tag_(*rec);
         return rec;
     }
 
-    /// @brief The records of a list answer (at `items_field`) and the next
-    /// link or cursor (at `next_field`, empty on the last page), or `errc::protocol`.
+    /// @brief The records of a list answer (at `items_field`, opaque ETags in
+    /// `etag_field` kept) and the next link or cursor (at `next_field`, empty
+    /// on the last page), or `errc::protocol`.
     [[nodiscard]] result<std::pair<std::vector<api_record>, std::string>> list(const http::full_answer& a,
                                                                               std::string_view what) const {
         auto doc = json(a, what);
         if (!doc) return unexpected{std::move(doc).error()};
-        const nlohmann::json* items = m_->items_field.empty() ? &*doc : get_path(*doc, m_->items_field);
-        if (items == nullptr || !items->is_array()) return unexpected{malformed(a, what, "no array of records")};
-        std::pair<std::vector<api_record>, std::string> out;
-        out.first.reserve(items->size());
-        for (const auto& j : *items) {
-            auto rec = decode_item(j, *m_);
-            if (!rec) return unexpected{malformed(a, what, rec.error().message)};
-            out.first.push_back(std::move(*rec));
-        }
-        if (!m_->next_field.empty() && doc->is_object()) {
-            if (const auto* n = get_path(*doc, m_->next_field); n != nullptr && !n->is_null()) {
-                if (!n->is_string()) return unexpected{malformed(a, what, "the next page is not a string")};
-                out.second = n->get<std::string>();
-            }
-        }
-        return out;
+        auto listed = decode_list(*doc, *m_);
+        if (!listed) return unexpected{malformed(a, what, listed.error().message)};
+        for (const auto& r : listed->records) keep_tag_(r);
+        return std::pair{std::move(listed->records), std::move(listed->next)};
+    }
+
+    /// @brief The opaque ETag last seen of `server_id` at `version`, or nullopt.
+    [[nodiscard]] std::optional<std::string> known_etag(std::string_view server_id, std::uint64_t version) const {
+        return etags_->find(m_->collection, server_id, version);
     }
 
     /// @brief A next link as a target after the base URL's prefix: an absolute
@@ -164,9 +165,14 @@ public:
 private:
     std::string label_(std::string_view what) const { return std::string{what} + " " + m_->collection; }
 
+    void keep_tag_(const api_record& r) const {
+        if (m_->opaque_etag && !r.etag.empty()) etags_->keep(m_->collection, r.record.server_id, r.record.version, r.etag);
+    }
+
     std::shared_ptr<http::session> session_;
     const rest_mapping* m_;
     protocol::parse_limits limits_;
+    std::shared_ptr<etag_table> etags_;
 };
 
 }  // namespace tether::rest

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace tether::rest {
 
@@ -25,7 +26,17 @@ struct api_record {
     server_record record;               ///< the record (value: the entity's JSON, renames undone)
     bool deleted = false;               ///< the soft-delete field says it is deleted
     std::optional<server_time> changed; ///< its `updated_at`, at the server's precision
+    std::string etag;                   ///< its opaque ETag (`rest_mapping::opaque_etag`), as the server wrote it
 };
+
+/// @brief The records of a list answer and where the next page is.
+struct api_list {
+    std::vector<api_record> records;  ///< the records, in the answer's order
+    std::string next;                 ///< the next link or cursor (`next_field`); empty on the last page
+};
+
+/// @brief The longest opaque ETag kept (bytes).
+inline constexpr std::size_t max_etag_bytes = 256;
 
 /// @brief A server id from an id field: a non-empty string of at most 256
 /// bytes, or an integer; nullopt for anything else.
@@ -54,18 +65,49 @@ struct api_record {
     return v;
 }
 
+/// @brief True for an opaque ETag that may go back in a header: 1 to
+/// `max_etag_bytes` bytes, no control character, no space at either end.
+[[nodiscard]] inline bool valid_etag(std::string_view tag) {
+    if (tag.empty() || tag.size() > max_etag_bytes || tag.front() == ' ' || tag.back() == ' ') return false;
+    for (const char ch : tag) {
+        const auto u = static_cast<unsigned char>(ch);
+        if (u < 0x20 || u == 0x7f) return false;
+    }
+    return true;
+}
+
 /// @brief A truthy soft-delete value: present, not null, not `false`.
 [[nodiscard]] inline bool truthy(const nlohmann::json* j) {
     return j != nullptr && !j->is_null() && !(j->is_boolean() && !j->get<bool>());
 }
 
+namespace detail {
+
+/// The opaque ETag of a record by `m` (its field, else the header of a single
+/// record); empty for a listed record whose tag is in no field; nullopt if it
+/// is missing or unusable.
+[[nodiscard]] inline std::optional<std::string> opaque_tag(const nlohmann::json& j, const rest_mapping& m,
+                                                           std::string_view header, bool listed) {
+    if (m.etag_field.empty()) {
+        if (listed) return std::string{};
+        if (!valid_etag(header)) return std::nullopt;
+        return std::string{header};
+    }
+    const auto* t = get_path(j, m.etag_field);
+    if (t == nullptr || !t->is_string() || !valid_etag(t->get_ref<const std::string&>())) return std::nullopt;
+    return t->get<std::string>();
+}
+
+}  // namespace detail
+
 /// @brief Reads the API's JSON `j` of one record by `m` (`etag`: the answer's
-/// ETag header, for a single record). The version is the version field, else a
+/// ETag header, for a single record; `listed`: one record of a list answer,
+/// which has no header of its own). The version is the version field, else a
 /// numeric ETag, else `updated_at` in milliseconds, else 1 (an API with no
-/// versions: the engine compares content). A missing or malformed id, version
-/// or time is `errc::protocol` naming the field.
+/// versions: the engine compares content). A missing or malformed id, version,
+/// time or (`opaque_etag`) ETag is `errc::protocol` naming it.
 [[nodiscard]] inline result<api_record> decode_item(const nlohmann::json& j, const rest_mapping& m,
-                                                    std::string_view etag = {}) {
+                                                    std::string_view etag = {}, bool listed = false) {
     auto bad = [](std::string why) { return result<api_record>{unexpect, make_error(errc::protocol, std::move(why))}; };
     if (!j.is_object()) return bad("a record is not a JSON object");
     api_record out;
@@ -84,7 +126,7 @@ struct api_record {
         if (v == nullptr || !v->is_number_unsigned())
             return bad("the record's '" + m.version_field + "' is not an unsigned integer");
         out.record.version = v->get<std::uint64_t>();
-    } else if (m.version_from_etag && !etag.empty()) {
+    } else if (m.version_from_etag && !m.opaque_etag && !etag.empty()) {
         auto v = etag_version(etag);
         if (!v) return bad("the ETag is not a numeric version");
         out.record.version = *v;
@@ -100,13 +142,45 @@ struct api_record {
             if (auto lid = local_id::parse(c->get_ref<const std::string&>()); lid && !lid->is_nil()) out.record.id = *lid;
         }
     }
+    if (m.opaque_etag) {
+        auto tag = detail::opaque_tag(j, m, etag, listed);
+        if (!tag) {
+            return bad(m.etag_field.empty() ? std::string{"the answer has no usable ETag"}
+                                            : "the record has no usable ETag in '" + m.etag_field + "'");
+        }
+        out.etag = std::move(*tag);
+    }
     out.deleted = !m.deleted_field.empty() && truthy(get_path(j, m.deleted_field));
     nlohmann::json value = j;
+    if (m.opaque_etag && !m.etag_field.empty()) erase_path(value, m.etag_field);
     for (const auto& r : m.renames) erase_path(value, r.api);
     for (const auto& r : m.renames) {
         if (const auto* v = get_path(j, r.api)) value[r.entity] = *v;
     }
     out.record.value = std::move(value);
+    return out;
+}
+
+/// @brief The records of a list answer `doc` by `m` (at `items_field`) and the
+/// next link or cursor (at `next_field`); `errc::protocol` naming what is wrong
+/// (no array, a record that does not decode, a next page that is not a string).
+[[nodiscard]] inline result<api_list> decode_list(const nlohmann::json& doc, const rest_mapping& m) {
+    auto bad = [](std::string why) { return result<api_list>{unexpect, make_error(errc::protocol, std::move(why))}; };
+    const nlohmann::json* items = m.items_field.empty() ? &doc : get_path(doc, m.items_field);
+    if (items == nullptr || !items->is_array()) return bad("no array of records");
+    api_list out;
+    out.records.reserve(items->size());
+    for (const auto& j : *items) {
+        auto rec = decode_item(j, m, {}, true);
+        if (!rec) return unexpected{std::move(rec).error()};
+        out.records.push_back(std::move(*rec));
+    }
+    if (!m.next_field.empty() && doc.is_object()) {
+        if (const auto* n = get_path(doc, m.next_field); n != nullptr && !n->is_null()) {
+            if (!n->is_string()) return bad("the next page is not a string");
+            out.next = n->get<std::string>();
+        }
+    }
     return out;
 }
 

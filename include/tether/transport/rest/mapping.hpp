@@ -35,7 +35,7 @@ enum class rest_update : unsigned char {
 
 /// @brief The format of the `updated_at` field.
 enum class rest_time_format : unsigned char {
-    iso8601,  ///< `2026-12-03T14:05:09.123Z` (fraction optional, up to 9 digits, `Z` or `+hh:mm`)
+    iso8601,  ///< `2026-12-03T14:05:09.123Z` (fraction optional, up to 9 digits, `Z` or `+hh:mm`; years 1678 to 2261)
     unix_ms,  ///< milliseconds since the epoch (a number)
     unix_s,   ///< seconds since the epoch (a number; a fraction is kept to the millisecond)
 };
@@ -123,6 +123,16 @@ struct rest_mapping {
     std::string version_field;
     /// Read the version from the answer's `ETag` (`"7"`, `W/"7"`): numeric ETags only.
     bool version_from_etag = false;
+    /// Versions are opaque ETags (any text, strong `"…"` or weak `W/"…"`): the
+    /// transport keeps each record's tag and sends it back as it came in
+    /// `If-Match` (`send_version` = `if_match`). The engine's numeric version is
+    /// still the version field, else `updated_at` in milliseconds, else 1
+    /// (docs/rest.md, "Opaque ETags"). A record without its tag is `errc::protocol`.
+    bool opaque_etag = false;
+    /// With `opaque_etag`: the field of a record holding its ETag (a string;
+    /// listed records then carry theirs too); empty: the answer's `ETag` header
+    /// (single records only: a listed record's tag is fetched when needed).
+    std::string etag_field;
     /// How the version goes back with an update or a delete.
     rest_version_send send_version = rest_version_send::none;
     /// The field the server sets when it last changed the record; empty: none.

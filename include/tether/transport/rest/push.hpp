@@ -122,6 +122,47 @@ inline httplib::Headers conditional(const rest_mapping& m, std::uint64_t base) {
     return h;
 }
 
+/// An error that came before the op's own write: it stops the batch, or is the op's outcome.
+inline result<push_outcome> failed(error e) {
+    if (stops_batch(e)) return unexpected{std::move(e)};
+    return rejected(std::move(e));
+}
+
+/// What a conditional write of `op` to `sid` sends, or what settles the op
+/// unsent: with opaque ETags, a tag forgotten is fetched again, and a record
+/// changed since the base version (a conflict) or gone is not written.
+struct precondition {
+    httplib::Headers headers;             ///< `If-Match`, where the API has versions
+    std::optional<push_outcome> settled;  ///< a conflict found before the write
+    bool gone = false;                    ///< the record is not on the server
+};
+
+/// The precondition of a write of `op` to `sid` on its base version.
+inline result<precondition> precondition_of(const client& c, const push_op& op, const std::string& sid) {
+    const auto& m = c.mapping();
+    precondition p;
+    if (!m.opaque_etag) {
+        p.headers = conditional(m, op.base_version);
+        return p;
+    }
+    if (m.send_version == rest_version_send::none || op.base_version == 0) return p;
+    if (auto tag = c.known_etag(sid, op.base_version)) {
+        p.headers.emplace("If-Match", std::move(*tag));
+        return p;
+    }
+    auto cur = get_item(c, sid);  // keeps its tag
+    if (!cur) return unexpected{std::move(cur).error()};
+    if (!*cur) {
+        p.gone = true;
+    } else if ((*cur)->record.version != op.base_version) {
+        if (!(*cur)->record.id) (*cur)->record.id = op.id;
+        p.settled = conflict(std::move((*cur)->record));
+    } else {
+        p.headers.emplace("If-Match", std::move((*cur)->etag));
+    }
+    return p;
+}
+
 /// The server id an update or remove goes to: known, the client-chosen id,
 /// or found by the client-id field; nullopt if the record is not on the server.
 inline result<std::optional<std::string>> target_of(const client& c, const push_op& op) {
@@ -196,7 +237,11 @@ inline result<push_outcome> push_update(const client& c, const push_op& op) {
     }
     if (m.send_version == rest_version_send::body_field && !m.version_field.empty())
         set_path(body, m.version_field, op.base_version);
-    auto h = m.send_version == rest_version_send::if_match ? detail::conditional(m, op.base_version) : httplib::Headers{};
+    auto pre = detail::precondition_of(c, op, **sid);
+    if (!pre) return detail::failed(std::move(pre).error());
+    if (pre->gone) return detail::rejected(make_error(errc::not_found, "update: the record is not on the server"));
+    if (pre->settled) return std::move(*pre->settled);
+    auto h = m.send_version == rest_version_send::if_match ? std::move(pre->headers) : httplib::Headers{};
     const char* method = m.update == rest_update::put_whole ? "PUT" : "PATCH";
     auto got = c.send(method, c.item(**sid), body, h, "update");
     if (!got) return unexpected{std::move(got).error()};
@@ -208,12 +253,15 @@ inline result<push_outcome> push_update(const client& c, const push_op& op) {
 /// @brief A delete (a 404 or 410: already gone, applied), conditional on the
 /// base version where the API has one.
 inline result<push_outcome> push_remove(const client& c, const push_op& op) {
-    const auto& m = c.mapping();
     auto sid = detail::target_of(c, op);
-    if (!sid) return stops_batch(sid.error()) ? result<push_outcome>{unexpect, sid.error()} : detail::rejected(sid.error());
+    if (!sid) return detail::failed(std::move(sid).error());
     server_record last{sid->value_or(std::string{}), op.id, op.base_version, nullptr, std::nullopt, {}};
     if (!*sid) return detail::applied(std::move(last));
-    auto got = c.send("DELETE", c.item(**sid), nullptr, detail::conditional(m, op.base_version), "remove");
+    auto pre = detail::precondition_of(c, op, **sid);
+    if (!pre) return detail::failed(std::move(pre).error());
+    if (pre->gone) return detail::applied(std::move(last));
+    if (pre->settled) return std::move(*pre->settled);
+    auto got = c.send("DELETE", c.item(**sid), nullptr, pre->headers, "remove");
     if (!got) return unexpected{std::move(got).error()};
     if (http::is_success(got->status) || c.meaning(got->status) == rest_meaning::gone)
         return detail::applied(std::move(last));
