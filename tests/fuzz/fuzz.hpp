@@ -29,6 +29,8 @@ std::span<const target> protocol_targets();
 std::span<const target> entity_targets();
 /// The HTTP face's request parts (server_targets.cpp): route, bearer token, page limit, token file.
 std::span<const target> server_targets();
+/// rest_transport's decoders (rest_targets.cpp): a list page and a record through mappings, its cursor.
+std::span<const target> rest_targets();
 
 /// The target named `name`, or null.
 const target* find_target(std::string_view name);

@@ -10,6 +10,7 @@ std::span<const target> targets() {
         for (const auto& t : protocol_targets()) v.push_back(t);
         for (const auto& t : entity_targets()) v.push_back(t);
         for (const auto& t : server_targets()) v.push_back(t);
+        for (const auto& t : rest_targets()) v.push_back(t);
         return v;
     }();
     return all;
