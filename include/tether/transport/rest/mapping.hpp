@@ -23,7 +23,7 @@ enum class rest_create : unsigned char {
 /// @brief How the version of a record is sent back with an update or delete.
 enum class rest_version_send : unsigned char {
     none,        ///< not at all (no conditional writes: the last writer wins on the server)
-    if_match,    ///< an `If-Match` header (the ETag, `"<version>"`, as the server gave it)
+    if_match,    ///< an `If-Match` header: `"<version>"`, or the opaque ETag kept (`opaque_etag`) as the server gave it
     body_field,  ///< the `version_field` in the body of a PATCH or PUT (and `If-Match` on a DELETE)
 };
 
