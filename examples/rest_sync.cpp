@@ -110,6 +110,8 @@ tether::rest_mapping tasks() {
     m.item_url = "/v2/tasks/{id}";
     m.version_field = "version";
     m.send_version = tether::rest_version_send::if_match;
+    // An API whose ETags are opaque text instead of a version field:
+    // m.opaque_etag = true (the tag goes back in If-Match; docs/rest.md, "Opaque ETags").
     m.updated_at_field = "updatedAt";
     m.renames = {{"audio_path", "audioUrl"}};
     m.listing = tether::rest_listing::delta_query;
