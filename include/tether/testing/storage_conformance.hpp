@@ -385,7 +385,9 @@ template <class MakePolicy>
             {"last_error cleared", [](record<item>& r) { r.last_error.reset(); }},
             {"value", [](record<item>& r) { r.value.title = "new title"; }},
         };
-        for (const auto& [what, edit] : edits) {
+        for (const auto& entry : edits) {
+            const std::string& what = entry.first;  // not a structured binding: lambdas capture it (clang 14)
+            const auto& edit = entry.second;
             edit(want);
             auto w = store.transact([&](auto& tx) -> result<void> {
                 auto cur = tx.get(want.id);
