@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs tether's whole test suite: warnings-as-errors build with every
 # test (unit, integration, end to end against tether-server, simulator,
-# compile-fail, find_package import, the demo), then the same suite under
-# ASan+UBSan, the tests that run threads under TSan (the simulator and the fault
+# compile-fail, find_package import, the demo) with GCC, then the same suite
+# under ASan+UBSan built with clang (-O0, the simulator -O1), the tests that run threads under TSan (the simulator and the fault
 # workload with fewer seeds there), and the fuzzers (clang, ASan+UBSan, 10 s
 # each). Each stage prints its wall time.
 # Usage: scripts/test.sh            (as root on a fresh Debian 12 machine)

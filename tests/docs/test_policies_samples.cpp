@@ -101,8 +101,9 @@ private:
                                         const std::string& body) const {
         const response r = client_(method, path, body);
         auto fail = [&](tether::errc code) {
-            return tether::result<nlohmann::json>{tether::unexpect, code, r.body,
-                                                  r.status ? std::optional<int>{r.status} : std::nullopt, r.retry_after};
+            return tether::result<nlohmann::json>{
+                tether::unexpect, tether::error{code, r.body, r.status ? std::optional<int>{r.status} : std::nullopt,
+                                                r.retry_after}};
         };
         if (r.status == 0 || r.status >= 500) return fail(tether::errc::transient);
         if (r.status == 401) return fail(tether::errc::unauthorized);

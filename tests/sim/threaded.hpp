@@ -364,7 +364,8 @@ inline seed_result run_threaded_seed(std::uint64_t seed, const config& cfg) {
         }
         std::size_t live = 0;
         for (const auto& rec : *all) live += rec.status == tether::sync_status::failed ? 0 : 1;
-        for (const auto& [id, s] : on_server) {
+        for (const auto& [sid, s] : on_server) {
+            const local_id id = sid;  // captured below: not a structured binding (clang 14)
             if (failed.contains(id)) continue;
             if (std::none_of(all->begin(), all->end(), [&](const auto& rec) { return rec.id == id; }))
                 sh.fail(3, who + " lacks " + id.to_string().substr(24));

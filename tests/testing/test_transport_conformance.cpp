@@ -82,11 +82,12 @@ TEST_CASE("the transport conformance suite names each broken rule", "[testing][c
         flaw how;
         std::string check;
     };
-    for (const auto& [how, check] : std::vector<expectation>{{flaw::forgets_replayed, "idempotent create"},
+    for (const auto& [how_, check] : std::vector<expectation>{{flaw::forgets_replayed, "idempotent create"},
                                                              {flaw::drops_origin, "origin kept"},
                                                              {flaw::ignores_versions, "stale update conflicts"},
                                                              {flaw::no_tombstones, "tombstones"},
                                                              {flaw::repeats_pages, "cursor"}}) {
+        const flaw how = how_;  // the lambda below captures it: not a structured binding (clang 14)
         INFO("expected failure of: " << check);
         tether::loopback_server server;
         auto failures = tether::testing::check_transport(

@@ -88,7 +88,7 @@ constexpr std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t epoch) noexce
 /// std::cout << jobs.health().value().pending << " pending\n";
 /// @endcode
 template <class Entity, class... Policies>
-class sync_engine : private detail::pass_shell<Entity> {
+class sync_engine final : private detail::pass_shell<Entity> {
     static_assert(entity<Entity>,
                   "tether::sync_engine<Entity, ...>: Entity must be a copyable, default-constructible Boost.Hana "
                   "Struct (or have nlohmann to_json/from_json) with a collection name (E::collection or "

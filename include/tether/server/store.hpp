@@ -159,7 +159,7 @@ namespace detail {
 /// A callable of the shape `read` / `write` must accept, for the concept check.
 template <class Tx>
 struct server_tx_probe {
-    result<void> operator()(Tx&) const;
+    result<void> operator()(Tx&) const { return {}; }
 };
 }  // namespace detail
 
