@@ -1,8 +1,10 @@
 // The live feed end to end: two devices, each on its own SQLite file, follow
 // the jobs through the real tether-server's Server-Sent Events; a change one
-// syncs appears on the other without it pulling. Waits are bounded waits for
-// the feed's notification, never sleeps.
+// syncs appears on the other without it pulling; and the server's stream cap
+// and its prompt stop with streams open. Waits are bounded waits for the
+// feed's notification, never sleeps.
 #include "e2e/e2e.hpp"
+#include "http/live_server.hpp"
 #include "support/entities.hpp"
 
 #include <tether/clock/manual.hpp>
@@ -93,4 +95,21 @@ TEST_CASE("two devices following jobs over tether-server's events see each other
     REQUIRE(desk.sync());
     REQUIRE(apply_until(phone, phone_bell, [&] { return !phone.get(job->id).has_value(); }));
     CHECK(server.stop() == 0);  // the open streams end with the server, promptly
+}
+
+TEST_CASE("tether-server: --event-streams caps the streams, and a stop ends the open ones at once", "[e2e][live]") {
+    tether_test::e2e_server server{{"--event-streams", "1"}};  // the default heartbeat: 15 s
+    tether::http_transport t{server.options()};
+    tether_test::live_log open, refused;
+    auto first = t.subscribe(tether::live_request{"jobs", {}, "phone"}, open.handler());
+    REQUIRE(first);
+    auto second = t.subscribe(tether::live_request{"jobs", {}, "tablet"}, refused.handler());
+    REQUIRE_FALSE(second);
+    CHECK(second.error().http_status == 503);
+    CHECK(second.error().retry_after == std::chrono::milliseconds{5000});
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(server.stop() == 0);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds{10});  // not held by the stream
+    REQUIRE(open.wait_end());
+    CHECK(open.ends()[0].code == tether::errc::transient);
 }
