@@ -45,7 +45,8 @@ public:
     using store = tether::server::memory_store;
     http_server()
         : service_{store{}},
-          face_{service_, tether::server::authenticate_by(tether::server::token_table::parse("bench-token bench\n").value())} {
+          face_{service_,
+                tether::server::authenticate_by(tether::server::token_table::parse("bench-token bench\n").value())} {
         face_.mount(http_);
         http_.new_task_queue = [] { return new httplib::ThreadPool(8 + devices); };
         port_ = http_.bind_to_any_port("127.0.0.1");

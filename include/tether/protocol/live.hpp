@@ -139,7 +139,8 @@ inline result<void> check_live_event(const live_event& e) {
         if (!kind) return unexpected{detail::malformed(where, "kind", "unknown kind")};
         auto collection = detail::read_string(j, "collection", where, 64, true);
         if (!collection) return unexpected{std::move(collection).error()};
-        if (!valid_collection(*collection)) return unexpected{detail::malformed(where, "collection", "not a valid name")};
+        if (!valid_collection(*collection))
+            return unexpected{detail::malformed(where, "collection", "not a valid name")};
         auto* rec_json = detail::member(j, "record");
         if (rec_json == nullptr) return unexpected{detail::malformed(where, "record", "missing")};
         auto rec = record_from_json(*rec_json, "live event.record");

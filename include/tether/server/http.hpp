@@ -337,7 +337,8 @@ private:
     }
 
     void events_(const httplib::Request& req, httplib::Response& res, const std::string& user, const route& r) {
-        if (options_.events.max_streams == 0) return error_answer(res, make_error(errc::not_found, "no such endpoint"), 404);
+        if (options_.events.max_streams == 0)
+            return error_answer(res, make_error(errc::not_found, "no such endpoint"), 404);
         const std::string cursor = req.has_header("Last-Event-ID") ? req.get_header_value("Last-Event-ID")
                                                                    : req.get_param_value("cursor");
         const std::string device = req.get_param_value("device");

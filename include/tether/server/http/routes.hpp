@@ -53,7 +53,8 @@ struct route {
     if (slash == std::string_view::npos) return refuse(errc::not_found, 404, "no such endpoint");
     const std::string_view collection = path.substr(0, slash);
     const std::string_view rest = path.substr(slash + 1);
-    const bool known = rest == "push" || rest == "changes" || rest == "events" || (rest.substr(0, 8) == "records/" && rest.size() > 8);
+    const bool known = rest == "push" || rest == "changes" || rest == "events" ||
+                       (rest.substr(0, 8) == "records/" && rest.size() > 8);
     if (!known) return refuse(errc::not_found, 404, "no such endpoint");
     if (!protocol::valid_collection(collection))
         return refuse(errc::protocol, 400, "bad collection name: 1 to 64 of A-Z a-z 0-9 _ . -, not starting with a dot");
