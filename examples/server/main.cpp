@@ -175,6 +175,8 @@ int main(int argc, char** argv) {
     std::uint32_t rate_limit = 0;
     int keep_alive = 5;
     std::string synchronous = "full";
+    tether::server::event_options events;
+    int heartbeat_seconds = 15;
     app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free port (the line printed says which)")
         ->capture_default_str();
     bool restored = false;
@@ -217,7 +219,21 @@ int main(int argc, char** argv) {
                                                  "survives power loss) or normal (survives a crash of the "
                                                  "server, not of the machine; faster)")
         ->capture_default_str()->check(CLI::IsMember({"full", "normal"}));
+    app.add_option("--event-streams", events.max_streams,
+                   "live event streams (GET /v1/{collection}/events) open at once; one more is answered 503 with "
+                   "Retry-After. Each holds a worker thread of its own (the pool has this many more); 0: no events")
+        ->capture_default_str();
+    app.add_option("--event-heartbeat", heartbeat_seconds, "seconds of silence on an event stream before a "
+                                                           "heartbeat comment is sent")
+        ->capture_default_str()->check(CLI::Range(1, 3600));
+    app.add_option("--event-history", events.history, "events kept per user and collection to resume a stream "
+                                                      "from (Last-Event-ID); an older cursor is told `reset`")
+        ->capture_default_str();
+    app.add_option("--event-queue", events.queue_limit, "events queued for one stream not yet written; one more "
+                                                        "and the stream is told `reset` and ends")
+        ->capture_default_str()->check(CLI::PositiveNumber);
     CLI11_PARSE(app, argc, argv);
+    events.heartbeat = std::chrono::seconds{heartbeat_seconds};
 
     if (db_path.empty() && postgres.empty()) return fail(no_store);
     const auto where = parse_listen(listen);
@@ -233,6 +249,7 @@ int main(int argc, char** argv) {
     tether::server::http_face_options options;
     options.limits = limits;
     options.rate_limit = rate_limit;
+    options.events = events;
     tether::server::access_sink sink;
     if (access_log_path == "-") {
         sink = tether::server::stream_sink(std::cout);
@@ -253,6 +270,10 @@ int main(int argc, char** argv) {
         httplib::Server http;
         face.mount(http);
         http.set_keep_alive_timeout(keep_alive);
+        // An open event stream holds a worker thread until it ends: room for
+        // every stream allowed, and the usual pool for the requests besides.
+        const std::size_t workers = CPPHTTPLIB_THREAD_POOL_COUNT + events.max_streams;
+        http.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
 
         int port = where->port;
         if (port == 0) port = http.bind_to_any_port(where->host);
@@ -295,6 +316,7 @@ int main(int argc, char** argv) {
         while (sigwait(&signals, &sig) == 0) {
             if (sig == SIGTERM || sig == SIGINT) {
                 stopping = true;
+                face.close_streams();  // the event streams end now, so no worker waits on one
                 http.stop();  // stops accepting; the pool finishes what it serves, then listen returns
                 break;
             }

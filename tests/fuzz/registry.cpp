@@ -4,6 +4,9 @@
 
 namespace tether_fuzz {
 
+/// The live feed's targets (live_targets.cpp): the event stream's frames and the live event.
+std::span<const target> live_targets();
+
 std::span<const target> targets() {
     static const std::vector<target> all = [] {
         std::vector<target> v;
@@ -11,6 +14,7 @@ std::span<const target> targets() {
         for (const auto& t : entity_targets()) v.push_back(t);
         for (const auto& t : server_targets()) v.push_back(t);
         for (const auto& t : rest_targets()) v.push_back(t);
+        for (const auto& t : live_targets()) v.push_back(t);
         return v;
     }();
     return all;

@@ -23,6 +23,7 @@
 #include <tether/protocol/push.hpp>
 #include <tether/server/http/access_log.hpp>
 #include <tether/server/http/auth.hpp>
+#include <tether/server/http/events.hpp>
 #include <tether/server/http/options.hpp>
 #include <tether/server/http/rate_limit.hpp>
 #include <tether/server/http/request_parts.hpp>
@@ -39,6 +40,8 @@
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -89,8 +92,9 @@ struct body_read {
 ///
 /// `mount(server)` adds the routes of protocol v1 (`POST /v1/{collection}/push`,
 /// `GET /v1/{collection}/changes`, `GET /v1/{collection}/records/{server_id}`,
-/// `GET /v1/info`, `GET /healthz`) and takes the server's error handler,
-/// exception handler, pre-routing handler and logger, so that every answer
+/// `GET /v1/{collection}/events`, `GET /v1/info`, `GET /healthz`) and takes
+/// the server's error handler, exception handler, pre-routing handler and
+/// logger, so that every answer
 /// the server gives, its own 404s and 413s included, has a JSON error body and
 /// an access-log entry. It also sets TCP_NODELAY and the payload limit.
 ///
@@ -104,6 +108,14 @@ struct body_read {
 /// missing member is 400. An op whose value is over `max_value_bytes` is
 /// rejected alone inside the 200. No answer and no log entry ever holds the
 /// token; no error message quotes the request body.
+///
+/// `GET /v1/{collection}/events` streams the user's changes of the collection
+/// as Server-Sent Events (docs/server.md, "Live events"): from `Last-Event-ID`
+/// (or the `cursor` parameter), without the changes pushed by the `device`
+/// parameter's device, bounded by `http_face_options::events`. The face
+/// becomes the service's observer (`sync_service::set_observer`) when the
+/// first stream opens. Call `close_streams()` before stopping the server, so
+/// that no worker thread waits on an open stream.
 ///
 /// The face must outlive the server's serving; it is neither copyable nor
 /// movable (the server's handlers point at it). Thread-safe as the service is.
@@ -129,7 +141,8 @@ public:
           authenticate_(std::move(authenticate)),
           options_(std::move(options)),
           clock_(clock),
-          limiter_(options_.rate_limit, clock) {}
+          limiter_(options_.rate_limit, clock),
+          hub_(std::make_shared<event_hub>(options_.events)) {}
 
     http_face(const http_face&) = delete;             ///< @brief Not copyable.
     http_face& operator=(const http_face&) = delete;  ///< @brief Not copyable.
@@ -177,6 +190,13 @@ public:
     /// @brief The options it was made with.
     [[nodiscard]] const http_face_options& options() const noexcept { return options_; }
 
+    /// @brief Ends every open event stream and refuses new ones (503): call it
+    /// before `httplib::Server::stop`, which waits for its worker threads.
+    void close_streams() { hub_->close_all(); }
+
+    /// @brief How many event streams are open now.
+    [[nodiscard]] std::size_t open_streams() const { return hub_->open_streams(); }
+
     /// @brief What `GET /v1/info` answers: protocol 1, the limits, the service's change feed.
     [[nodiscard]] protocol::server_info info() const {
         return protocol::server_info{protocol::version, options_.limits, service_.has_change_feed()};
@@ -221,6 +241,7 @@ private:
                 case endpoint::info: return answer_(res, protocol::encode_info(info()));
                 case endpoint::push: return push_(res, *user, r, body);
                 case endpoint::changes: return changes_(req, res, *user, r);
+                case endpoint::events: return events_(req, res, *user, r);
                 case endpoint::record: {
                     auto rec = service_.fetch({*user, r.collection, r.server_id});
                     if (!rec) return error_answer(res, rec.error());
@@ -315,6 +336,34 @@ private:
         answer_(res, protocol::encode_page(*page));
     }
 
+    void events_(const httplib::Request& req, httplib::Response& res, const std::string& user, const route& r) {
+        if (options_.events.max_streams == 0)
+            return error_answer(res, make_error(errc::not_found, "no such endpoint"), 404);
+        const std::string cursor = req.has_header("Last-Event-ID") ? req.get_header_value("Last-Event-ID")
+                                                                   : req.get_param_value("cursor");
+        const std::string device = req.get_param_value("device");
+        if (cursor.size() > protocol::max_cursor_bytes)
+            return error_answer(res, error{errc::protocol, "cursor: over 1024 bytes", 400, std::nullopt});
+        if (device.size() > protocol::max_origin_bytes)
+            return error_answer(res, error{errc::protocol, "device: over 256 bytes", 400, std::nullopt});
+        std::call_once(observing_, [this] {
+            service_.set_observer([hub = hub_](std::string_view u, const live_event& e) { hub->publish(u, e); });
+        });
+        auto opened = hub_->open(user, r.collection, device, cursor);
+        if (!opened) return error_answer(res, opened.error());
+        res.status = 200;
+        res.set_header("Cache-Control", "no-cache");
+        res.set_chunked_content_provider(
+            "text/event-stream",
+            [s = *opened, beat = options_.events.heartbeat](std::size_t, httplib::DataSink& sink) {
+                auto step = s->next(beat);
+                if (!step.text.empty() && !sink.write(step.text.data(), step.text.size())) return false;
+                if (step.last) sink.done();
+                return true;
+            },
+            [hub = hub_, s = *opened](bool) { hub->release(s); });
+    }
+
     static void answer_(httplib::Response& res, const result<std::string>& body) {
         if (!body) return error_answer(res, make_error(errc::transient, "the answer could not be encoded"), 500);
         res.status = 200;
@@ -347,6 +396,8 @@ private:
     const http_face_options options_;
     Clock clock_;
     rate_limiter<Clock> limiter_;
+    std::shared_ptr<event_hub> hub_;  // shared with the streams' providers
+    std::once_flag observing_;         // the hub becomes the service's observer once
 };
 
 }  // namespace tether::server

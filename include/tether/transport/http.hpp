@@ -11,8 +11,10 @@
 #include <tether/protocol/push.hpp>
 #include <tether/protocol/utf8.hpp>
 #include <tether/transport/http/errors.hpp>
+#include <tether/transport/http/live.hpp>
 #include <tether/transport/http/options.hpp>
 #include <tether/transport/http/session.hpp>
+#include <tether/transport/live.hpp>
 #include <tether/transport/transport.hpp>
 
 #include <cstddef>
@@ -37,6 +39,9 @@ namespace tether {
 /// error message. Options that do not make sense (a malformed base URL, both a
 /// token and a provider, `max_batch` 0) make every call fail with
 /// `errc::invalid_argument`; `make` reports them up front.
+///
+/// It has a live feed (`live_transport`): `subscribe` opens a Server-Sent
+/// Events stream on a thread and a connection of its own (`http/live.hpp`).
 ///
 /// @code
 /// tether::http_options o;
@@ -167,6 +172,21 @@ public:
         }
     }
 
+    /// @brief Follows `req.collection` (`GET /v1/{collection}/events`): the
+    /// user's changes from `req.cursor`, without those `req.device` pushed,
+    /// to `handler`, on a thread of the subscription's own (`http::live_feed`:
+    /// `errc::cursor_expired` ends it when the server can no longer resume
+    /// from the cursor, `errc::protocol` on a frame that does not decode,
+    /// `errc::transient` when the stream drops). An error (offline,
+    /// unauthorized, 503 with `retry_after` when the server has as many
+    /// streams as it allows) means no subscription.
+    [[nodiscard]] result<live_subscription> subscribe(const live_request& req, live_handler handler) {
+        if (auto bad = check_(req.collection)) return unexpected{std::move(*bad)};
+        if (req.cursor.size() > protocol::max_cursor_bytes || req.device.size() > protocol::max_origin_bytes)
+            return unexpected{make_error(errc::invalid_argument, "events: the cursor or device id is too long")};
+        return http::live_feed::open(session_, req, std::move(handler), answer_limits_);
+    }
+
     /// @brief The largest batch `push` sends (`http_options::max_batch`, at least 1).
     [[nodiscard]] std::size_t max_batch() const noexcept { return max_batch_; }
 
@@ -220,5 +240,6 @@ private:
 };
 
 static_assert(transport_policy<http_transport>);
+static_assert(live_transport<http_transport>);
 
 }  // namespace tether

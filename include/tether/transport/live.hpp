@@ -155,7 +155,7 @@ private:
 ///
 /// @code
 /// static_assert(tether::live_transport<tether::loopback_transport>);
-/// static_assert(!tether::live_transport<tether::http_transport>);  // polls
+/// static_assert(tether::live_transport<tether::http_transport>);  // Server-Sent Events
 /// @endcode
 template <class T>
 concept live_transport = transport_policy<T> && requires(T& t, const live_request& req, live_handler h) {

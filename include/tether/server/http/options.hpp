@@ -6,6 +6,7 @@
 #include <tether/protocol/limits.hpp>
 #include <tether/server/http/access_log.hpp>
 #include <tether/server/http/auth.hpp>
+#include <tether/server/http/events.hpp>
 #include <tether/server/http/tokens.hpp>
 #include <tether/server/sync_service.hpp>
 
@@ -48,6 +49,9 @@ struct http_face_options {
     /// fifth batch, each time on another worker thread). An idle connection
     /// still closes after cpp-httplib's keep-alive timeout (5 s).
     std::size_t keep_alive_requests = 10'000;
+    /// The live events (`GET /v1/{collection}/events`): streams open at
+    /// once, heartbeat, history, per-stream queue (see `event_options`).
+    event_options events{};
 };
 
 }  // namespace tether::server

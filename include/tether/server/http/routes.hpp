@@ -21,6 +21,7 @@ enum class endpoint {
     push,     ///< `POST /v1/{collection}/push`
     changes,  ///< `GET /v1/{collection}/changes`
     record,   ///< `GET /v1/{collection}/records/{server_id}`
+    events,   ///< `GET /v1/{collection}/events` (Server-Sent Events)
 };
 
 /// @brief A request's place in the route table: its endpoint and path
@@ -28,7 +29,7 @@ enum class endpoint {
 /// server id, 404 for no such endpoint, 405 for the wrong method).
 struct route {
     std::optional<endpoint> to;     ///< the endpoint; empty when refused
-    std::string collection;         ///< push, changes, record
+    std::string collection;         ///< push, changes, record, events
     std::string server_id;          ///< record, percent-decoded
     std::optional<error> refusal;   ///< set exactly when `to` is empty
 };
@@ -52,12 +53,14 @@ struct route {
     if (slash == std::string_view::npos) return refuse(errc::not_found, 404, "no such endpoint");
     const std::string_view collection = path.substr(0, slash);
     const std::string_view rest = path.substr(slash + 1);
-    const bool known = rest == "push" || rest == "changes" || (rest.substr(0, 8) == "records/" && rest.size() > 8);
+    const bool known = rest == "push" || rest == "changes" || rest == "events" ||
+                       (rest.substr(0, 8) == "records/" && rest.size() > 8);
     if (!known) return refuse(errc::not_found, 404, "no such endpoint");
     if (!protocol::valid_collection(collection))
         return refuse(errc::protocol, 400, "bad collection name: 1 to 64 of A-Z a-z 0-9 _ . -, not starting with a dot");
     if (rest == "push") return want("POST", route{endpoint::push, std::string{collection}, {}, {}});
     if (rest == "changes") return want("GET", route{endpoint::changes, std::string{collection}, {}, {}});
+    if (rest == "events") return want("GET", route{endpoint::events, std::string{collection}, {}, {}});
     const std::string_view encoded = rest.substr(8);
     if (encoded.find('/') != std::string_view::npos) return refuse(errc::not_found, 404, "no such endpoint");
     auto sid = protocol::percent_decode(encoded);

@@ -4,6 +4,7 @@
 #include <tether/transport/http/timeouts.hpp>
 #include <tether/transport/http/token.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -54,6 +55,12 @@ struct http_options {
     std::string ca_cert_path;
     /// https: check the server's certificate and host name (leave on outside tests).
     bool verify_tls = true;
+    /// The live feed (`subscribe`): how long its stream may stay silent
+    /// before it counts as lost (keep it above the server's heartbeat, 15 s
+    /// by default).
+    std::chrono::milliseconds live_read_timeout{std::chrono::seconds{45}};
+    /// The live feed: the longest line, and event, of its stream.
+    std::size_t max_live_event_bytes = 2u * 1024u * 1024u;
     /// The `User-Agent` header.
     std::string user_agent = "tether/0.1";
 };

@@ -118,6 +118,14 @@ public:
     /// @brief The parsed base URL.
     [[nodiscard]] const base_url& url() const noexcept { return url_; }
 
+    /// @brief The bearer token to send now (empty: none), for an exchange the
+    /// session does not make itself (the live feed's stream).
+    [[nodiscard]] result<std::string> current_token() {
+        auto t = tokens_.current();
+        if (!t) return unexpected{std::move(t).error()};
+        return std::move(t->token);
+    }
+
     /// @brief The settings (do not log them: they hold the token).
     [[nodiscard]] const http_options& options() const noexcept { return options_; }
 
