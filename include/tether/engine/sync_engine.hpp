@@ -242,6 +242,16 @@ public:
         return std::move(*out);
     }
 
+    /// @brief Appends `chunk` (UTF-8) to the string member named `member`,
+    /// locally at once, as `update` would write the longer text. Pushed, text
+    /// appended alone since the last acknowledged state goes as an append op
+    /// carrying the chunks (to a transport with `carries_append_ops`), else as
+    /// an update (engine/detail/append.hpp). `errc::invalid_argument` if there
+    /// is no such string member or the chunk is not UTF-8.
+    result<record_type> append(const local_id& id, std::string_view member, std::string_view chunk) {
+        return detail::append_text(*this, store_, id, member, chunk);
+    }
+
     /// @brief Deletes the record. One the server never saw is removed at once
     /// (cleanup hook runs); otherwise it becomes `pending_deletion` until the
     /// server confirms. Removing a record already pending deletion is a no-op.
