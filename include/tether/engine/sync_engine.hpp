@@ -14,6 +14,7 @@
 #include <tether/core/result.hpp>
 #include <tether/core/status.hpp>
 #include <tether/core/transitions.hpp>
+#include <tether/engine/detail/append.hpp>
 #include <tether/engine/detail/context.hpp>
 #include <tether/engine/detail/effects.hpp>
 #include <tether/engine/detail/live.hpp>
