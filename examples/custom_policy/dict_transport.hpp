@@ -121,6 +121,7 @@ private:
                 e->rec.origin = op.origin;
                 bump(c, *e);
                 return {tether::push_outcome::kind::applied, e->rec, {}};
+            case tether::op_kind::append: break;  // never sent: this transport has no `carries_append_ops`
         }
         return not_found();
     }

@@ -403,6 +403,7 @@ private:
                 if (auto w = write(collection, s); !w) return tether::unexpected{std::move(w).error()};
                 return applied(s.rec);
             }
+            case tether::op_kind::append: break;  // never sent here: the transport does not carry appends
         }
         return protocol("unknown op kind");
     }

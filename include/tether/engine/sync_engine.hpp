@@ -14,6 +14,7 @@
 #include <tether/core/result.hpp>
 #include <tether/core/status.hpp>
 #include <tether/core/transitions.hpp>
+#include <tether/engine/detail/append.hpp>
 #include <tether/engine/detail/context.hpp>
 #include <tether/engine/detail/effects.hpp>
 #include <tether/engine/detail/live.hpp>
@@ -240,6 +241,16 @@ public:
         if (!done) return unexpected{std::move(done).error()};
         if (fx.writes) request_sync();
         return std::move(*out);
+    }
+
+    /// @brief Appends `chunk` (UTF-8) to the string member named `member`,
+    /// locally at once, as `update` would write the longer text. Pushed, text
+    /// appended alone since the last acknowledged state goes as an append op
+    /// carrying the chunks (to a transport with `carries_append_ops`), else as
+    /// an update (engine/detail/append.hpp). `errc::invalid_argument` if there
+    /// is no such string member or the chunk is not UTF-8.
+    result<record_type> append(const local_id& id, std::string_view member, std::string_view chunk) {
+        return detail::append_text(*this, store_, id, member, chunk);
     }
 
     /// @brief Deletes the record. One the server never saw is removed at once

@@ -6,6 +6,7 @@
 // decodes requests and encodes answers.
 #include <tether/core/error.hpp>
 #include <tether/core/result.hpp>
+#include <tether/protocol/append.hpp>
 #include <tether/protocol/detail/read.hpp>
 #include <tether/protocol/limits.hpp>
 #include <tether/protocol/parse.hpp>
@@ -31,9 +32,9 @@ struct push_request {
     std::vector<push_op> ops;   ///< the batch, in order
 };
 
-/// @brief The op kind named `name` (`"create"`, `"update"`, `"remove"`), if any.
+/// @brief The op kind named `name` (`"create"`, `"update"`, `"remove"`, `"append"`), if any.
 [[nodiscard]] constexpr std::optional<op_kind> op_kind_from_string(std::string_view name) noexcept {
-    for (auto k : {op_kind::create, op_kind::update, op_kind::remove})
+    for (auto k : {op_kind::create, op_kind::update, op_kind::remove, op_kind::append})
         if (to_string(k) == name) return k;
     return std::nullopt;
 }
@@ -104,16 +105,17 @@ struct push_request {
 }
 
 /// @brief Reads one op. `id` must be a non-nil UUID; `server_id`, when present,
-/// a non-empty string; `base_version` absent is 0; a create's or an update's
-/// `value` must be an object, a remove's absent or null; `origin` absent is
-/// `batch_origin`.
+/// a non-empty string; `base_version` absent is 0; a create's, an update's or
+/// an append's `value` must be an object, a remove's absent or null; `origin`
+/// absent is `batch_origin`. An append's value is read further by the server
+/// (`append_from_json`), which rejects a malformed one alone.
 [[nodiscard]] inline result<push_op> op_from_json(nlohmann::json& j, std::string_view where,
                                                   std::string_view batch_origin) {
     if (auto ok = detail::require_object(j, where); !ok) return unexpected{std::move(ok).error()};
     auto kind_name = detail::read_string(j, "kind", where, 16, true);
     if (!kind_name) return unexpected{std::move(kind_name).error()};
     auto kind = op_kind_from_string(*kind_name);
-    if (!kind) return unexpected{detail::malformed(where, "kind", "not create, update or remove")};
+    if (!kind) return unexpected{detail::malformed(where, "kind", "not create, update, remove or append")};
     auto id = detail::read_local_id(j, "id", where);
     if (!id) return unexpected{std::move(id).error()};
     auto sid = detail::read_opt_string(j, "server_id", where, max_server_id_bytes, true);

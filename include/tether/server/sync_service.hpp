@@ -9,6 +9,7 @@
 #include <tether/core/ids.hpp>
 #include <tether/core/result.hpp>
 #include <tether/core/timestamp.hpp>
+#include <tether/protocol/append.hpp>
 #include <tether/server/change_journal.hpp>
 #include <tether/server/cursor.hpp>
 #include <tether/server/store.hpp>
@@ -107,7 +108,18 @@ struct no_screen {
 ///   (create or update whose value is not an object, create with a nil local
 ///   id, an unknown kind) is `rejected` with `errc::protocol` (HTTP 400), and
 ///   one over `service_limits::max_value_bytes` with `errc::too_large`; the
-///   rest of the batch applies either way. A batch over
+///   rest of the batch applies either way. An **append** (`op_kind::append`,
+///   `protocol::append_value`) adds its chunk to a string member of the
+///   record, stored as an update of the value (the store needs nothing
+///   more): it applies when the member's text is `length_before` bytes long
+///   and `base_version` matches as for an update, taking a change number;
+///   a resend already applied (the text ends with the chunk at
+///   `length_before`) is acknowledged `applied`, `replayed`, with the record
+///   as it is; another length is a `conflict` carrying the record; a
+///   malformed append `rejected` (`errc::protocol`), a member that is
+///   missing or not a string `rejected` (`errc::invalid_argument`), a text
+///   grown over the value limit `rejected` (`errc::too_large`). Its
+///   observer event is `live_kind::appended`. A batch over
 ///   `service_limits::max_ops` fails whole (`errc::too_large`, 413);
 /// - **changes**: every change takes the collection's next number; a record's
 ///   `version` is the number of its last change. Server ids come from the
@@ -342,7 +354,8 @@ public:
     /// order per collection (with an observer set, a write and its telling hold
     /// one lock, so writes to the service apply one at a time). The change is a
     /// `live_event`: kind (`created` when it replaces no version, `deleted` for
-    /// a tombstone, else `updated`), the record with its `origin`, its version,
+    /// a tombstone, `appended` for an applied append, with its `live_append`,
+    /// else `updated`), the record with its `origin`, its version,
     /// the version it replaces, and the cursors just after and just before it.
     /// The observer must not write to the service (it holds the lock). An empty
     /// function turns it off (the default); a second call replaces it.
@@ -489,14 +502,15 @@ private:
     // value's JSON, if made).
     template <class Tx>
     static result<void> commit_change_(Tx& tx, scope s, stored_record& rec, timestamp now, journal* j,
-                                       const std::string* text = nullptr) {
+                                       const std::string* text = nullptr,
+                                       std::optional<live_append> appended = std::nullopt) {
         auto n = tx.next_change(s);
         if (!n) return unexpected{std::move(n).error()};
         const std::uint64_t replaced = rec.record.version;
         rec.record.version = *n;
         rec.record.updated_at = now;
         auto put = text != nullptr ? put_(tx, s, rec, *text) : tx.put(s, rec);
-        if (put && j != nullptr) j->note(rec, replaced);
+        if (put && j != nullptr) j->note(rec, replaced, std::move(appended));
         return put;
     }
 
@@ -524,6 +538,7 @@ private:
                 case op_kind::create: return create_(tx, s, op, origin, now, filler, j);
                 case op_kind::update: return update_(tx, s, op, origin, now, j);
                 case op_kind::remove: return remove_(tx, s, op, origin, now, j);
+                case op_kind::append: return append_(tx, s, op, origin, now, j);
             }
             return protocol_("unknown op kind");
         } catch (const nlohmann::json::exception& e) {
@@ -596,6 +611,43 @@ private:
         if (!op.id.is_nil()) id = op.id;
         stored_record rec{server_record{*op.server_id, id, 0, op.value, now, std::string{origin}}, false, 0};
         return insert_(tx, s, std::move(rec), text, j);
+    }
+
+    // An append (see the class): stored as an update of the member's text.
+    template <class Tx>
+    result<push_outcome> append_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
+                                 journal* j) const {
+        auto a = protocol::append_from_json(op.value);
+        if (!a) return rejected_(std::move(a).error());
+        auto found = find_(tx, s, op);
+        if (!found) return unexpected{std::move(found).error()};
+        if (!*found || (*found)->deleted) return op_not_found_(op);
+        auto& r = **found;
+        const auto it = r.record.value.find(a->member);
+        if (it == r.record.value.end() || !it->is_string())
+            return rejected_(error{errc::invalid_argument, "append: member '" + a->member + "' is not a string", 400,
+                                   std::nullopt});
+        auto& text = it->template get_ref<std::string&>();
+        switch (protocol::fit_append(text, *a)) {
+            case protocol::append_fit::replayed: return replayed_(applied_(std::move(r.record)));
+            case protocol::append_fit::mismatch:
+                return push_outcome{push_outcome::kind::conflict, r.record,
+                        error{errc::conflict,
+                              "append: length_before " + std::to_string(a->length_before) + ", server text is " +
+                                  std::to_string(text.size()) + " bytes",
+                              409, std::nullopt}};
+            case protocol::append_fit::fresh: break;
+        }
+        if (!version_matches_(op, r)) return conflict_(op, std::move(r.record));
+        if (a->chunk.empty()) return applied_(std::move(r.record));
+        text += a->chunk;
+        const std::string value_text = value_text_<Tx>(r.record.value);
+        if (auto big = over_limit_(op, value_text)) return std::move(*big);
+        live_append told{a->member, std::move(a->chunk), a->length_before, text.size()};
+        r.record.origin = std::string{origin};
+        if (auto ok = commit_change_(tx, s, r, now, j, &value_text, std::move(told)); !ok)
+            return unexpected{std::move(ok).error()};
+        return applied_(std::move(r.record));
     }
 
     template <class Tx>

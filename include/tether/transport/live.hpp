@@ -27,7 +27,7 @@ enum class live_kind : std::uint8_t {
     created,   ///< a new record (it replaces no version): `live_event::record` is all of it
     updated,   ///< a changed record (or a deleted one a server-side edit brought back): the whole record after it
     deleted,   ///< a deleted record: `live_event::record` holds its server id, local id and the deletion's version
-    appended,  ///< reserved: a chunk appended to a string member (see `live_append`); no server sends it yet
+    appended,  ///< a chunk appended to a string member (an `op_kind::append`): `live_event::append` says what
 };
 
 /// @brief The canonical name of a live event kind (`"created"`, `"updated"`, ...).
@@ -41,12 +41,13 @@ enum class live_kind : std::uint8_t {
     return "unknown";
 }
 
-/// @brief Reserved for `live_kind::appended`: a chunk appended to a string member.
+/// @brief What a `live_kind::appended` event appended: a chunk of a string member.
 ///
 /// The lengths are the member's length in UTF-8 bytes before and after the
 /// chunk (`length_after == length_before + chunk.size()`), so a receiver whose
 /// local text is not `length_before` long knows it missed a chunk and fetches
-/// the record instead. No server produces it yet.
+/// the record instead. `server::sync_service` sends it for every applied
+/// append op (its observer; the loopback feed relays it).
 struct live_append {
     std::string member;              ///< the string member's name
     std::string chunk;               ///< the appended text (UTF-8)
@@ -79,7 +80,10 @@ struct live_event {
     std::uint64_t replaces = 0;           ///< the version this change replaces; 0 for a create
     std::string cursor;                   ///< the pull cursor just after this change
     std::string previous_cursor;          ///< the pull cursor just before it (see the struct)
-    std::optional<live_append> append;    ///< for `live_kind::appended` only (reserved)
+    /// For `live_kind::appended` only: the chunk. `record` then holds the
+    /// record after it (its ids, version and origin; a feed may leave its
+    /// value out: a receiver extends its own text, see `live_append`).
+    std::optional<live_append> append;
 
     /// @brief The deletion as a pull would carry it (meaningful for `deleted`).
     [[nodiscard]] tombstone as_tombstone() const { return tombstone{record.server_id, record.id, version}; }

@@ -36,6 +36,8 @@ namespace tether {
 class loopback_transport {
 public:
     using policy_kind = transport_tag;
+    /// @brief Its server (a `sync_service`) applies `op_kind::append` ops.
+    static constexpr bool carries_append_ops = true;
 
     /// @brief A transport to a private server of its own, with the token `"local"`.
     loopback_transport() : loopback_transport(loopback_server{}, "local") {}

@@ -26,14 +26,19 @@ enum class op_kind : std::uint8_t {
     create,  ///< a record the server has not seen: `value` is the whole entity
     update,  ///< a change to a server record: `value` holds only the changed fields
     remove,  ///< delete the server record (`value` is null)
+    /// text appended to a string member of a server record: `value` is
+    /// `{"member", "chunk", "length_before"}` (see `protocol/append.hpp`); sent
+    /// only to a transport that says it carries it (`carries_append_ops`)
+    append,
 };
 
-/// @brief The canonical name of an op kind (`"create"`, `"update"`, `"remove"`).
+/// @brief The canonical name of an op kind (`"create"`, `"update"`, `"remove"`, `"append"`).
 [[nodiscard]] constexpr std::string_view to_string(op_kind k) noexcept {
     switch (k) {
         case op_kind::create: return "create";
         case op_kind::update: return "update";
         case op_kind::remove: return "remove";
+        case op_kind::append: return "append";
     }
     return "unknown";
 }
@@ -54,12 +59,22 @@ struct push_op {
     local_id id;                             ///< the record's local id (idempotency key)
     std::optional<std::string> server_id;    ///< the server's id, once known
     std::uint64_t base_version = 0;          ///< the server version the change is based on
-    nlohmann::json value;                    ///< whole entity (create), changed fields (update), null (remove)
+    nlohmann::json value;                    ///< whole entity (create), changed fields (update), null (remove), the append (append)
     std::string origin{};                    ///< the pushing device's id (kept by the server with the change)
     /// A create sent before whose answer never came: it may be on the server
     /// already. A transport whose server has no idempotent create (a plain REST
     /// API) looks it up before sending it again.
     bool resent = false;
+};
+
+/// @brief True if transport `T` carries `op_kind::append` ops to a server that
+/// applies them (one that speaks this project's protocol: a
+/// `server::sync_service` behind it). Opt in with a member
+/// `static constexpr bool carries_append_ops = true;`. To any other transport
+/// the engine sends appended text as an ordinary update.
+template <class T>
+inline constexpr bool carries_append_ops = requires {
+    requires T::carries_append_ops;
 };
 
 /// @brief A record as the server holds it.

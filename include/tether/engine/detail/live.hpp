@@ -8,6 +8,7 @@
 #include <tether/core/entity.hpp>
 #include <tether/core/error.hpp>
 #include <tether/core/result.hpp>
+#include <tether/engine/detail/append.hpp>
 #include <tether/engine/detail/context.hpp>
 #include <tether/engine/detail/effects.hpp>
 #include <tether/engine/detail/pull.hpp>
@@ -190,7 +191,9 @@ auto live_local(Tx& tx, const live_event& e) -> decltype(tx.find_by_server_id(e.
 
 /// Inside the event's transaction: drops a duplicate, applies an event
 /// contiguous with the local version (and any deletion: it is final), and
-/// asks for a fetch on a gap or a record not held (but a create, which is whole).
+/// asks for a fetch on a gap or a record not held (but a create, which is
+/// whole). An `appended` event extends the local text when its length
+/// before is the local text's and the record has no local change; else a fetch.
 template <class Ctx, class Tx>
 result<live_step> live_apply(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type>& fx, pull_run& run,
                              const live_event& e, timestamp now, pass_result& out) {
@@ -201,6 +204,11 @@ result<live_step> live_apply(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type
     if (e.kind == live_kind::deleted) {
         if (auto a = apply_tombstone(ctx, tx, fx, run, alone, e.as_tombstone(), now, out); !a) return unexpected{a.error()};
         return live_step::applied;
+    }
+    if (e.kind == live_kind::appended) {  // the local text extended, or a fetch (append.hpp)
+        auto a = live_apply_append(ctx, tx, fx, run, *cur, e, now, out);
+        if (!a) return unexpected{std::move(a).error()};
+        return *a ? live_step::applied : live_step::fetch;
     }
     const bool whole = *cur ? e.replaces == (*cur)->version : e.kind == live_kind::created && e.replaces == 0;
     if (!whole) return live_step::fetch;

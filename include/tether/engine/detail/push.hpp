@@ -10,6 +10,7 @@
 #include <tether/core/ids.hpp>
 #include <tether/core/record.hpp>
 #include <tether/core/result.hpp>
+#include <tether/engine/detail/append.hpp>
 #include <tether/engine/detail/context.hpp>
 #include <tether/engine/detail/outcome.hpp>
 #include <tether/transport/transport.hpp>
@@ -107,7 +108,8 @@ result<push_step> push_batch(Ctx& ctx, push_run& run, const std::vector<typename
 /// server; and its `dirty` starts afresh, so that a replayed answer (the copy
 /// this attempt made) gets only later edits laid over it, not fields the server
 /// may have filled in from this one. `sent` keeps each record as it was before
-/// the mark (see take_applied).
+/// the mark (see take_applied). An update of text appended alone goes as an
+/// append (append.hpp).
 template <class Ctx>
 result<void> take_snapshots(Ctx& ctx, const std::vector<typename Ctx::record_type>& picked, std::vector<push_op>& ops,
                             std::vector<typename Ctx::record_type>& sent) {
@@ -122,6 +124,7 @@ result<void> take_snapshots(Ctx& ctx, const std::vector<typename Ctx::record_typ
             if (!fresh) return unexpected{std::move(fresh).error()};
             if (!*fresh || !is_due(**fresh, now)) continue;
             ops.push_back(make_op(ctx, **fresh));
+            if (auto a = as_append_op(ctx, tx, **fresh, ops.back()); !a) return a;  // appended text alone
             if (!(*fresh)->server_id && !(*fresh)->last_attempt_at) {
                 // From its first attempt on, a create's `dirty` holds what changed since that
                 // attempt: the server's copy, if this one reached it, holds everything before.
