@@ -4,12 +4,19 @@
 
 namespace tether_fuzz {
 
+#if TETHER_FUZZ_JWT
+std::span<const target> jwt_targets();  // jwt_target.cpp, built with libjwt
+#endif
+
 std::span<const target> targets() {
     static const std::vector<target> all = [] {
         std::vector<target> v;
         for (const auto& t : protocol_targets()) v.push_back(t);
         for (const auto& t : entity_targets()) v.push_back(t);
         for (const auto& t : server_targets()) v.push_back(t);
+#if TETHER_FUZZ_JWT
+        for (const auto& t : jwt_targets()) v.push_back(t);
+#endif
         return v;
     }();
     return all;
