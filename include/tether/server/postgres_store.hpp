@@ -45,7 +45,9 @@ struct postgres_store_options {
 /// `READ COMMITTED`; `lock_collection` upserts the scope's counter row in
 /// `tether_server_collections`, which locks it until the transaction ends, so
 /// the write transactions of one scope run one after the other, in any
-/// process, and `next_change` increments that row in the same transaction.
+/// process, and `next_change` counts on that row in the same transaction (the
+/// transaction writes it before it commits; see `write_transaction` for how a
+/// transaction's statements are pipelined).
 /// Write transactions of other scopes do not wait. A read transaction is
 /// `REPEATABLE READ READ ONLY`: one snapshot, so a page and the collection's
 /// last change number agree. Server ids come from a sequence. `open` creates
