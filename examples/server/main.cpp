@@ -5,8 +5,9 @@
 // with tether::postgres), behind the HTTP face (tether::server::http_face) on
 // cpp-httplib. Prints one line, `listening on HOST:PORT`, once it accepts connections. SIGTERM or
 // SIGINT: stop accepting, finish the requests in flight, close the database,
-// exit 0. Signals are taken by sigwait on the main thread (blocked in every
-// thread before any starts), so no handler ever runs.
+// exit 0. SIGHUP: read the JWT key files again (a failed reload keeps the
+// keys and says why on stderr). Signals are taken by sigwait on the main
+// thread (blocked in every thread before any starts), so no handler ever runs.
 #include <tether/server/http.hpp>
 #if TETHER_HAS_JWT
 #include <tether/server/http/jwt.hpp>
@@ -30,6 +31,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -84,12 +86,13 @@ void add_auth_options(CLI::App& app, auth_flags& f) {
 #if TETHER_HAS_JWT
     app.add_option("--jwt-hs256-secret-file", f.hs256_files,
                    "take JWTs signed with HS256 with the secret in FILE (its bytes less a trailing newline, at "
-                   "least 32); the user is the token's `sub`. Give it twice while rolling a key")
-        ->type_name("FILE");
+                   "least 32); the user is the token's `sub`. KID=FILE: the key of the tokens whose header names "
+                   "kid KID. Give it twice while rolling a key; SIGHUP reads the files again")
+        ->type_name("[KID=]FILE");
     app.add_option("--jwt-rs256-public-key-file", f.rs256_files,
-                   "take JWTs signed with RS256 by the private half of the PEM public key in FILE. Give it twice "
-                   "while rolling a key")
-        ->type_name("PEM");
+                   "take JWTs signed with RS256 by the private half of the PEM public key in FILE (KID=FILE: as "
+                   "above). Give it twice while rolling a key")
+        ->type_name("[KID=]PEM");
     app.add_option("--jwt-issuer", f.issuer, "a JWT's `iss` must be this");
     app.add_option("--jwt-audience", f.audience, "a JWT's `aud` must be or hold this");
     app.add_option("--jwt-leeway", f.leeway, "seconds a JWT's `exp` and `nbf` may be off this server's clock")
@@ -97,7 +100,22 @@ void add_auth_options(CLI::App& app, auth_flags& f) {
 #endif
 }
 
-tether::result<tether::server::authenticator> make_authenticator(const auth_flags& f) {
+// The authenticator, and what SIGHUP does: reload the JWT keys, returning the line to log.
+struct auth_setup {
+    tether::server::authenticator authenticate;
+    std::function<std::string()> reload;
+};
+
+#if TETHER_HAS_JWT
+// KID=FILE or FILE; a part before '=' holding a '/' is a path (./a=b.pem is a file).
+tether::server::jwt_key_file key_file(tether::server::jwt_alg alg, const std::string& flag) {
+    const auto eq = flag.find('=');
+    if (eq == std::string::npos || flag.substr(0, eq).find('/') != std::string::npos) return {alg, flag, std::nullopt};
+    return {alg, flag.substr(eq + 1), flag.substr(0, eq)};
+}
+#endif
+
+tether::result<auth_setup> make_authenticator(const auth_flags& f) {
     auto bad = [](std::string why) { return tether::unexpected{tether::make_error(tether::errc::invalid_argument, why)}; };
     const bool jwt = !f.hs256_files.empty() || !f.rs256_files.empty();
     if (f.tokens_path.empty() == !jwt)
@@ -111,25 +129,34 @@ tether::result<tether::server::authenticator> make_authenticator(const auth_flag
         if (!f.issuer.empty() || !f.audience.empty()) return bad("--jwt-issuer and --jwt-audience need JWT keys");
         auto tokens = tether::server::token_table::load(f.tokens_path);
         if (!tokens) return tether::unexpected{tokens.error()};
-        return tether::server::authenticate_by(std::move(*tokens));
+        return auth_setup{tether::server::authenticate_by(std::move(*tokens)),
+                          [] { return std::string{"SIGHUP: nothing to reload (--tokens is read once)"}; }};
     }
 #if TETHER_HAS_JWT
     namespace ts = tether::server;
+    std::vector<ts::jwt_key_file> files;
+    for (const auto& flag : f.hs256_files) files.push_back(key_file(ts::jwt_alg::hs256, flag));
+    for (const auto& flag : f.rs256_files) files.push_back(key_file(ts::jwt_alg::rs256, flag));
     ts::jwt_options o;
-    for (const auto& [alg, files] : {std::pair{ts::jwt_alg::hs256, &f.hs256_files},
-                                     std::pair{ts::jwt_alg::rs256, &f.rs256_files}}) {
-        for (const auto& path : *files) {
-            auto key = ts::jwt_key::load(alg, path);
-            if (!key) return tether::unexpected{key.error()};
-            o.keys.push_back(std::move(*key));
-        }
-    }
+    auto keys = ts::load_jwt_keys(files);
+    if (!keys) return tether::unexpected{keys.error()};
+    o.keys = std::move(*keys);
     if (!f.issuer.empty()) o.issuer = f.issuer;
     if (!f.audience.empty()) o.audience = f.audience;
     o.leeway = std::chrono::seconds{f.leeway};
     auto verifier = ts::jwt_verifier<>::make(std::move(o));
     if (!verifier) return tether::unexpected{verifier.error()};
-    return ts::authenticate_by(std::move(*verifier));
+    // The copy the authenticator holds shares its keys with this one.
+    auto reload = [files, v = *verifier]() mutable -> std::string {
+        const auto kept = std::to_string(v.keys()->size());
+        auto fresh = ts::load_jwt_keys(files);
+        if (!fresh) return "JWT keys not reloaded, keeping the " + kept + " loaded before: " + fresh.error().message;
+        const auto count = std::to_string(fresh->size());
+        if (auto r = v.replace_keys(std::move(*fresh)); !r)
+            return "JWT keys not reloaded, keeping the " + kept + " loaded before: " + r.error().message;
+        return "JWT keys reloaded: " + count + " keys";
+    };
+    return auth_setup{ts::authenticate_by(std::move(*verifier)), std::move(reload)};
 #else
     return bad("this tether-server was built without JWT support (libjwt)");
 #endif
@@ -160,6 +187,7 @@ int main(int argc, char** argv) {
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGUSR1);  // the listener thread's "I stopped"
+    sigaddset(&signals, SIGHUP);   // reload the JWT keys
     if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) return fail("cannot block signals");
 
     CLI::App app{"tether-server: the reference sync server of tether's wire protocol v1, over one SQLite file\n"
@@ -266,7 +294,7 @@ int main(int argc, char** argv) {
 
     // Serves `service` (a sync_service over either store) until SIGTERM or SIGINT; the exit status.
     auto serve = [&](auto& service) -> int {
-        tether::server::http_face face{service, std::move(*authenticate), options};
+        tether::server::http_face face{service, std::move(authenticate->authenticate), options};
         httplib::Server http;
         face.mount(http);
         http.set_keep_alive_timeout(keep_alive);
@@ -321,6 +349,7 @@ int main(int argc, char** argv) {
                 break;
             }
             if (sig == SIGUSR1 && !http.is_running()) break;  // the listener stopped by itself
+            if (sig == SIGHUP) std::cerr << "tether-server: " << authenticate->reload() << std::endl;
         }
         listener.join();
         return stopping ? 0 : fail("the listener stopped unexpectedly");

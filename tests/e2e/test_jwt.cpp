@@ -21,7 +21,10 @@
 #include <ctime>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <signal.h>
 
 namespace {
 
@@ -186,3 +189,75 @@ TEST_CASE("tether-server refuses to start without exactly one way to authenticat
 }
 
 #endif  // TETHER_HAS_JWT
+
+#if TETHER_HAS_JWT
+
+namespace {
+
+const std::string secret_b = "e2e-hs256-second-secret-of-32-bytes-plus";
+const std::string secret_c = "e2e-hs256-third-secret-with-32-bytes-too";
+
+std::string kid_token(const std::string& key, const std::string& kid, const std::string& user = "alice") {
+    const long now = static_cast<long>(std::time(nullptr));
+    return tether_test::mint_jwt(JWT_ALG_HS256, key, {{"sub", user}, {"iss", issuer}, {"iat", now}, {"exp", now + 3600}},
+                                 kid);
+}
+
+// Polls the server's stderr (bounded) until it holds `line` `times` times.
+bool logged(const tether_test::server_process& p, const std::string& line, int times = 1) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+    for (;;) {
+        const std::string err = p.err();
+        int n = 0;
+        for (auto at = err.find(line); at != std::string::npos; at = err.find(line, at + 1)) ++n;
+        if (n >= times) return true;
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::yield();
+    }
+}
+
+}  // namespace
+
+TEST_CASE("tether-server with JWT: kid picks the key; SIGHUP reloads the key files, a bad reload keeps the keys",
+          "[e2e][jwt][kid]") {
+    tether_test::temp_dir dir{"tether-e2e-jwt-kid"};
+    std::ofstream{dir.file("a.key")} << secret << "\n";
+    std::ofstream{dir.file("b.key")} << secret_b << "\n";
+    tether_test::server_process proc{
+        TETHER_SERVER_BINARY,
+        {"--listen", "127.0.0.1:0", "--db", dir.file("server.db"), "--jwt-hs256-secret-file", "a=" + dir.file("a.key"),
+         "--jwt-hs256-secret-file", "b=" + dir.file("b.key"), "--jwt-issuer", issuer, "--keep-alive", "1"}};
+    httplib::Client c{"127.0.0.1", proc.port()};
+    auto status = [&](const std::string& token) {
+        auto res = c.Get("/v1/jobs/changes", tether_test::bearer(token));
+        return res ? res->status : -1;
+    };
+    CHECK(status(kid_token(secret, "a")) == 200);
+    CHECK(status(kid_token(secret_b, "b")) == 200);
+    CHECK(refusal_of(c.Get("/v1/info", tether_test::bearer(kid_token(secret, "b")))).message ==
+          "token signature does not verify");
+    CHECK(refusal_of(c.Get("/v1/info", tether_test::bearer(kid_token(secret, "c")))).message ==
+          "token key id (kid) not known: 'c'");
+    CHECK(refusal_of(c.Get("/v1/info", tether_test::bearer(hs_token("alice", 3600)))).message ==
+          "token names no key id (kid), and this server's keys all have one");
+
+    // Key b rolled on disk, then SIGHUP: the new secret verifies, the old no more.
+    std::ofstream{dir.file("b.key"), std::ios::trunc} << secret_c << "\n";
+    REQUIRE(::kill(proc.pid(), SIGHUP) == 0);
+    REQUIRE(logged(proc, "JWT keys reloaded: 2 keys"));
+    CHECK(status(kid_token(secret_c, "b")) == 200);
+    CHECK(refusal_of(c.Get("/v1/info", tether_test::bearer(kid_token(secret_b, "b")))).message ==
+          "token signature does not verify");
+    CHECK(status(kid_token(secret, "a")) == 200);
+
+    // A reload that fails (a secret too short) keeps every key, and says why.
+    std::ofstream{dir.file("a.key"), std::ios::trunc} << "short\n";
+    REQUIRE(::kill(proc.pid(), SIGHUP) == 0);
+    REQUIRE(logged(proc, "JWT keys not reloaded, keeping the 2 loaded before: key file '" + dir.file("a.key") + "'"));
+    CHECK(status(kid_token(secret, "a")) == 200);
+    CHECK(status(kid_token(secret_c, "b")) == 200);
+    CHECK(proc.err().find(secret) == std::string::npos);  // never a key in the log
+    CHECK(proc.stop() == 0);
+}
+
+#endif

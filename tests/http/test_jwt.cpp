@@ -11,6 +11,12 @@
 #include <tether/clock/manual.hpp>
 #include <tether/protocol/error_body.hpp>
 #include <tether/server/http/jwt.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <vector>
 #endif
 
 #include <catch2/catch.hpp>
@@ -327,3 +333,103 @@ TEST_CASE("jwt: a refusal encodes as the protocol's error body", "[http][jwt]") 
 }
 
 #endif  // TETHER_HAS_JWT
+
+#if TETHER_HAS_JWT
+
+namespace {
+
+server::jwt_key key_with_id(const std::string& material, std::string id) {
+    auto k = server::jwt_key::hs256(material).value();
+    k.id = std::move(id);
+    return k;
+}
+
+server::jwt_verifier<tether::manual_clock> verifier_of(std::vector<server::jwt_key> keys) {
+    server::jwt_options o;
+    o.keys = std::move(keys);
+    return server::jwt_verifier<tether::manual_clock>::make(std::move(o), clock_at_t()).value();
+}
+
+}  // namespace
+
+TEST_CASE("jwt: a token's kid picks its key", "[http][jwt][kid]") {
+    auto v = verifier_of({key_with_id(secret, "2026-11"), key_with_id(other_secret, "2026-12")});
+    CHECK(v.verify(tether_test::mint_jwt(JWT_ALG_HS256, secret, claims(), "2026-11")).value() == "alice");
+    CHECK(v.verify(tether_test::mint_jwt(JWT_ALG_HS256, other_secret, claims("bob"), "2026-12")).value() == "bob");
+    // Signed with one key, naming the other: only the named key is tried.
+    CHECK(refusal(v, tether_test::mint_jwt(JWT_ALG_HS256, secret, claims(), "2026-12")) ==
+          "token signature does not verify");
+    CHECK(refusal(v, tether_test::mint_jwt(JWT_ALG_HS256, secret, claims(), "2025-01")) ==
+          "token key id (kid) not known: '2025-01'");
+    // A long unknown kid is cut in the message.
+    const std::string long_kid(100, 'k');
+    CHECK(refusal(v, tether_test::mint_jwt(JWT_ALG_HS256, secret, claims(), long_kid)) ==
+          "token key id (kid) not known: '" + std::string(64, 'k') + "...'");
+}
+
+TEST_CASE("jwt: a kid that is no key id is malformed", "[http][jwt][kid]") {
+    auto v = verifier_of({key_with_id(secret, "a")});
+    for (const json& kid : {json(""), json(7), json(std::string(129, 'x')), json("has space"), json(nullptr)})
+        CHECK(refusal(v, tether_test::forge_jwt({{"alg", "HS256"}, {"kid", kid}}, claims(), "c2ln")) ==
+              "token malformed: the header's kid is not 1 to 128 bytes of visible ASCII");
+}
+
+TEST_CASE("jwt: a token without kid goes to the only key, or to the keys without an id", "[http][jwt][kid]") {
+    // One key, with an id: it is the default key.
+    auto one = verifier_of({key_with_id(secret, "only")});
+    CHECK(one.verify(tether_test::mint_jwt(JWT_ALG_HS256, secret, claims())).value() == "alice");
+    // Several, all with ids: a token must name one.
+    auto named = verifier_of({key_with_id(secret, "a"), key_with_id(other_secret, "b")});
+    CHECK(refusal(named, tether_test::mint_jwt(JWT_ALG_HS256, secret, claims())) ==
+          "token names no key id (kid), and this server's keys all have one");
+    // Several, one without an id: tokens without kid go to it alone.
+    auto mixed = verifier_of({server::jwt_key::hs256(secret).value(), key_with_id(other_secret, "b")});
+    CHECK(mixed.verify(tether_test::mint_jwt(JWT_ALG_HS256, secret, claims())).value() == "alice");
+    CHECK(refusal(mixed, tether_test::mint_jwt(JWT_ALG_HS256, other_secret, claims())) ==
+          "token signature does not verify");
+    CHECK(mixed.verify(tether_test::mint_jwt(JWT_ALG_HS256, other_secret, claims(), "b")).value() == "alice");
+}
+
+TEST_CASE("jwt: replace_keys swaps the keys of every copy; a bad set keeps the old", "[http][jwt][kid]") {
+    auto v = verifier_of({key_with_id(secret, "old")});
+    const auto copy = v;  // as authenticate_by holds one
+    const auto old_token = tether_test::mint_jwt(JWT_ALG_HS256, secret, claims(), "old");
+    const auto new_token = tether_test::mint_jwt(JWT_ALG_HS256, other_secret, claims("bob"), "new");
+    CHECK(copy.verify(old_token).value() == "alice");
+    CHECK(refusal(copy, new_token) == "token key id (kid) not known: 'new'");
+
+    REQUIRE(v.replace_keys({key_with_id(other_secret, "new")}).has_value());
+    CHECK(copy.verify(new_token).value() == "bob");
+    CHECK(refusal(copy, old_token) == "token key id (kid) not known: 'old'");
+
+    CHECK(v.replace_keys({}).error().code == errc::invalid_argument);
+    CHECK(v.replace_keys({key_with_id(secret, "x"), key_with_id(other_secret, "x")}).error().message ==
+          "the JWT key id 'x' is given twice");
+    CHECK(copy.verify(new_token).value() == "bob");  // kept
+    REQUIRE(copy.keys()->size() == 1);
+    CHECK(copy.keys()->front().id == "new");
+}
+
+TEST_CASE("jwt: load_jwt_keys reads key files with their ids", "[http][jwt][kid]") {
+    const std::string dir = "tether-jwt-keys-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir);
+    const std::string a = dir + "/a.key", b = dir + "/b.key";
+    std::ofstream{a} << secret << '\n';
+    std::ofstream{b} << other_secret;
+    auto keys = server::load_jwt_keys({{server::jwt_alg::hs256, a, "a"}, {server::jwt_alg::hs256, b, std::nullopt}});
+    REQUIRE(keys.has_value());
+    REQUIRE(keys->size() == 2);
+    CHECK((*keys)[0].material == secret);
+    CHECK((*keys)[0].id == "a");
+    CHECK_FALSE((*keys)[1].id.has_value());
+    CHECK(server::load_jwt_keys({{server::jwt_alg::hs256, a, "k"}, {server::jwt_alg::hs256, b, "k"}}).error().message ==
+          "key file '" + b + "': key id 'k' is given twice");
+    CHECK(server::load_jwt_keys({{server::jwt_alg::hs256, a, "bad id"}}).error().code == errc::invalid_argument);
+    const auto missing = server::load_jwt_keys({{server::jwt_alg::hs256, dir + "/none.key", "n"}});
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().message.find("cannot be read") != std::string::npos);
+    CHECK_FALSE(server::load_jwt_keys({}));
+    std::filesystem::remove_all(dir);
+}
+
+#endif

@@ -101,6 +101,10 @@ TEST_CASE("postgres_store: the unique local-id index refuses a second record eve
             auto rec = record("s-first");
             rec.record.version = 1;
             if (auto ok = tx.put(alice_jobs, rec); !ok) return ok;
+            // A put does not wait for the database (the store pipelines it): a
+            // read does, so the record is in place before the second starts.
+            if (auto in_place = tx.find_by_server_id(alice_jobs, "s-first"); !in_place || !*in_place)
+                return tether::unexpected{tether::make_error(tether::errc::storage, "the first put is not in place")};
             put_done.set_value();
             release_future.wait();
             return {};

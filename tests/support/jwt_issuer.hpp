@@ -32,6 +32,22 @@ inline std::string mint_jwt(jwt_alg_t alg, const std::string& key, const nlohman
     return out;
 }
 
+/// As `mint_jwt`, with `kid` in the header.
+inline std::string mint_jwt(jwt_alg_t alg, const std::string& key, const nlohmann::json& claims, const std::string& kid) {
+    jwt_t* j = nullptr;
+    if (jwt_new(&j) != 0) throw std::runtime_error("jwt_new failed");
+    std::unique_ptr<jwt_t, decltype(&jwt_free)> owned{j, &jwt_free};
+    if (jwt_add_grants_json(j, claims.dump().c_str()) != 0) throw std::runtime_error("jwt_add_grants_json failed");
+    if (jwt_add_header(j, "kid", kid.c_str()) != 0) throw std::runtime_error("jwt_add_header failed");
+    if (jwt_set_alg(j, alg, reinterpret_cast<const unsigned char*>(key.data()), static_cast<int>(key.size())) != 0)
+        throw std::runtime_error("jwt_set_alg failed");
+    char* text = jwt_encode_str(j);
+    if (text == nullptr) throw std::runtime_error("jwt_encode_str failed");
+    std::string out{text};
+    std::free(text);
+    return out;
+}
+
 /// An RSA key pair in PEM: the private key (for the issuer) and the public one (for the verifier).
 struct rsa_pem_pair {
     std::string private_pem;

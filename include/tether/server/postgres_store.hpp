@@ -10,6 +10,7 @@
 #include <tether/server/postgres/connection.hpp>
 #include <tether/server/postgres/pool.hpp>
 #include <tether/server/postgres/schema.hpp>
+#include <tether/server/restore_floor.hpp>
 #include <tether/server/store.hpp>
 
 #include <nlohmann/json.hpp>
@@ -44,7 +45,9 @@ struct postgres_store_options {
 /// `READ COMMITTED`; `lock_collection` upserts the scope's counter row in
 /// `tether_server_collections`, which locks it until the transaction ends, so
 /// the write transactions of one scope run one after the other, in any
-/// process, and `next_change` increments that row in the same transaction.
+/// process, and `next_change` counts on that row in the same transaction (the
+/// transaction writes it before it commits; see `write_transaction` for how a
+/// transaction's statements are pipelined).
 /// Write transactions of other scopes do not wait. A read transaction is
 /// `REPEATABLE READ READ ONLY`: one snapshot, so a page and the collection's
 /// last change number agree. Server ids come from a sequence. `open` creates
@@ -124,12 +127,13 @@ public:
 
         connection* c_;  ///< @brief The connection the transaction runs on.
 
-    private:
-        friend class postgres_store;
-
+        /// @brief The columns `detail::pg_server_row` decodes, from the records table.
         inline static const std::string select_ =
             "SELECT server_id, local_id, version, value, updated_at, origin, deleted, created_version"
             " FROM tether_server_records";
+
+    private:
+        friend class postgres_store;
 
         result<std::optional<stored_record>> one_(const std::string& sql, const params& p) const {
             auto r = c_->exec(sql.c_str(), p);
@@ -156,12 +160,29 @@ public:
     };
 
     /// @brief A write transaction (see `server_write_transaction`), `READ COMMITTED`.
+    ///
+    /// Its statements go out in one pipeline (see `detail::pg_connection`):
+    /// only a call whose answer decides what comes next waits for the server.
+    /// `lock_collection` waits (it returns the scope's info) and then holds the
+    /// counter row, so the transaction counts the scope's change numbers
+    /// itself: `next_change` costs no round trip, and the row's new
+    /// `last_change` is written with the next `put` of the scope, in the same
+    /// statement (a CTE), or before anything that reads it. `put` does not
+    /// wait: a failure (`errc::conflict` for a held local id or version) is
+    /// returned by the transaction's next call that waits, or by the commit;
+    /// the transaction is aborted then, as a failed statement aborts any
+    /// PostgreSQL transaction. In a locked scope, `find_by_local_id` that finds
+    /// nothing also takes the next server id and checks that no record of the
+    /// scope holds it, in the same statement: the create that follows gets it
+    /// from `new_server_id` and its `find_by_server_id` answered, without a
+    /// wait. So a create costs one round trip (see docs/server.md).
     class write_transaction : public read_transaction {
     public:
         /// @brief Makes the scope known (if it was not) and locks its counter row
         /// until the transaction ends: another write transaction of the scope, in
         /// any process, waits here. Returns the scope's info.
         result<collection_info> lock_collection(scope s) {
+            if (auto f = flush_counters_(); !f) return unexpected{std::move(f).error()};
             // ON CONFLICT DO UPDATE locks the row it finds; a row another transaction
             // is inserting makes this one wait for its end, then take that row. A new
             // scope starts at 0 in epoch 0, or, in a database restored from a backup,
@@ -174,24 +195,66 @@ public:
                               " SET last_change = tether_server_collections.last_change RETURNING last_change, epoch",
                               params{}.bytes(s.user).bytes(s.collection));
             if (!r) return unexpected{std::move(r).error()};
-            return info_(r->get());
+            auto info = info_(r->get());
+            if (!info) return info;
+            if (locked* l = locked_(s)) l->info = *info;
+            else locks_.push_back({std::string{s.user}, std::string{s.collection}, *info, false});
+            return info;
         }
 
-        /// @brief The scope's next change number, from its locked counter row.
+        /// @brief The scope's counter and epoch: for a scope this transaction
+        /// locked, as it counts them (no round trip).
+        result<std::optional<collection_info>> collection(scope s) {
+            if (const locked* l = locked_(s)) return std::optional{l->info};
+            if (auto f = flush_counters_(); !f) return unexpected{std::move(f).error()};
+            return read_transaction::collection(s);
+        }
+
+        /// @brief The scope's next change number, counted on its locked counter
+        /// row (locked first if this transaction has not yet).
         result<std::uint64_t> next_change(scope s) {
-            for (bool first = true;; first = false) {
-                auto r = c_->exec("UPDATE tether_server_collections SET last_change = last_change + 1"
-                                  " WHERE user_id = $1 AND collection = $2 RETURNING last_change",
-                                  params{}.bytes(s.user).bytes(s.collection));
-                if (!r) return unexpected{std::move(r).error()};
-                if (PQntuples(r->get()) == 1) {
-                    const auto n = detail::pg_int8(r->get(), 0, 0);
-                    if (!n || *n <= 0) return unexpected{make_error(errc::storage, "postgres: bad last_change")};
-                    return static_cast<std::uint64_t>(*n);
-                }
-                if (!first) return unexpected{make_error(errc::storage, "postgres: the scope's counter row vanished")};
-                if (auto l = lock_collection(s); !l) return unexpected{std::move(l).error()};  // a new scope
+            locked* l = locked_(s);
+            if (l == nullptr) {
+                if (auto info = lock_collection(s); !info) return unexpected{std::move(info).error()};
+                l = locked_(s);
             }
+            if (l->info.last_change >= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+                return unexpected{make_error(errc::storage, "postgres: the change counter is exhausted")};
+            ++l->info.last_change;
+            l->dirty = true;
+            return l->info.last_change;
+        }
+
+        /// @brief The record created with local id `id` (see the class: in a
+        /// locked scope, none found also takes the next server id).
+        result<std::optional<stored_record>> find_by_local_id(scope s, const local_id& id) {
+            if (locked_(s) == nullptr || spare_) return read_transaction::find_by_local_id(s, id);
+            auto r = c_->exec(find_or_take_id_sql_.c_str(), params{}.bytes(s.user).bytes(s.collection).bytes(id.bytes()));
+            if (!r) return unexpected{std::move(r).error()};
+            std::optional<stored_record> found;
+            for (int i = 0, n = PQntuples(r->get()); i < n; ++i) {
+                if (detail::pg_is_null(r->get(), i, 8)) {
+                    auto rec = detail::pg_server_row(r->get(), i);
+                    if (!rec) return unexpected{std::move(rec).error()};
+                    found = std::move(*rec);
+                    continue;
+                }
+                const auto sid = detail::pg_int8(r->get(), i, 8);
+                const auto held = detail::pg_bool(r->get(), i, 9);
+                if (!sid || !held) return unexpected{make_error(errc::storage, "postgres: no server id from tether_server_ids")};
+                spare_ = spare{std::string{s.user}, std::string{s.collection}, "s" + std::to_string(*sid), *held};
+            }
+            return found;
+        }
+
+        /// @brief The record with server id `sid`; a fresh id this transaction
+        /// took and found free is answered without a round trip.
+        result<std::optional<stored_record>> find_by_server_id(scope s, std::string_view sid) {
+            if (vouched_ && vouched_->is(s, sid) && !vouched_->held) {
+                vouched_.reset();
+                return std::optional<stored_record>{};
+            }
+            return read_transaction::find_by_server_id(s, sid);
         }
 
         /// @brief Inserts or replaces (by server id) the record `rec`.
@@ -201,11 +264,14 @@ public:
         }
 
         /// @brief As above, with `value_json` the record's value as compact JSON
-        /// (`dump()`, invalid UTF-8 replaced), written as it is.
+        /// (`dump()`, invalid UTF-8 replaced), written as it is. Does not wait
+        /// (see the class).
         result<void> put(scope s, const stored_record& rec, std::string_view value_json) {
             const auto& r = rec.record;
             if (r.server_id.empty())
                 return unexpected{make_error(errc::invalid_argument, "postgres: put of a record with an empty server id")};
+            if (spare_ && spare_->is(s, r.server_id)) spare_.reset();
+            if (vouched_ && vouched_->is(s, r.server_id)) vouched_.reset();
             params p;
             p.bytes(s.user).bytes(s.collection).bytes(r.server_id);
             if (r.id) p.bytes(r.id->bytes());
@@ -214,20 +280,21 @@ public:
             if (r.updated_at) p.int8(r.updated_at->time_since_epoch().count());
             else p.null();
             p.bytes(r.origin).boolean(rec.deleted).int8(to_int_(rec.created_version));
-            auto done = c_->exec(
-                "INSERT INTO tether_server_records (user_id, collection, server_id, local_id, version, value,"
-                " updated_at, origin, deleted, created_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-                " ON CONFLICT (user_id, collection, server_id) DO UPDATE SET local_id = excluded.local_id,"
-                " version = excluded.version, value = excluded.value, updated_at = excluded.updated_at,"
-                " origin = excluded.origin, deleted = excluded.deleted, created_version = excluded.created_version",
-                p);
-            if (!done) return unexpected{std::move(done).error()};
-            return {};
+            locked* l = locked_(s);
+            if (l == nullptr || !l->dirty) return c_->defer(put_sql_.c_str(), p);
+            l->dirty = false;  // written by this statement
+            return c_->defer(count_and_put_sql_.c_str(), p.int8(to_int_(l->info.last_change)));
         }
 
         /// @brief `"s<n>"` for the next `n` of the sequence `tether_server_ids`
-        /// (one a rolled-back transaction took is skipped, never given again).
+        /// (one a rolled-back transaction took is skipped, never given again;
+        /// so is one a `find_by_local_id` took for a create that did not follow).
         result<std::string> new_server_id() {
+            if (spare_) {
+                vouched_ = std::move(spare_);
+                spare_.reset();
+                return vouched_->sid;
+            }
             auto r = c_->exec("SELECT nextval('tether_server_ids')", params{});
             if (!r) return unexpected{std::move(r).error()};
             const auto n = PQntuples(r->get()) == 1 ? detail::pg_int8(r->get(), 0, 0) : std::nullopt;
@@ -239,7 +306,43 @@ public:
         friend class postgres_store;
         explicit write_transaction(connection* c) noexcept : read_transaction(c) {}
 
+        // A scope this transaction locked: its counter as the transaction counts it.
+        struct locked {
+            std::string user, collection;
+            collection_info info;
+            bool dirty;  // last_change not written to the row yet
+        };
+        // A server id taken from the sequence, and whether a record of its scope held it then.
+        struct spare {
+            std::string user, collection, sid;
+            bool held;
+            bool is(scope s, std::string_view id) const { return sid == id && user == s.user && collection == s.collection; }
+        };
+
+        locked* locked_(scope s) {
+            for (auto& l : locks_)
+                if (l.user == s.user && l.collection == s.collection) return &l;
+            return nullptr;
+        }
+
+        // Writes every counter the transaction moved on and has not written yet (no wait).
+        result<void> flush_counters_() {
+            for (auto& l : locks_) {
+                if (!l.dirty) continue;
+                l.dirty = false;
+                auto done = c_->defer("UPDATE tether_server_collections SET last_change = $3"
+                                      " WHERE user_id = $1 AND collection = $2",
+                                      params{}.bytes(l.user).bytes(l.collection).int8(to_int_(l.info.last_change)));
+                if (!done) return done;
+            }
+            return {};
+        }
+
         result<void> mark_restored_(std::int64_t epoch, std::int64_t floor) {
+            if (auto f = flush_counters_(); !f) return f;
+            locks_.clear();  // the epochs and counters move on
+            spare_.reset();
+            vouched_.reset();
             const params p = params{}.int8(epoch).int8(floor);
             for (const char* sql : {
                      "UPDATE tether_server_collections SET epoch = greatest(epoch + 1, $1),"
@@ -253,6 +356,31 @@ public:
             }
             return {};
         }
+
+        inline static const std::string put_cols_ =
+            "INSERT INTO tether_server_records (user_id, collection, server_id, local_id, version, value,"
+            " updated_at, origin, deleted, created_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            " ON CONFLICT (user_id, collection, server_id) DO UPDATE SET local_id = excluded.local_id,"
+            " version = excluded.version, value = excluded.value, updated_at = excluded.updated_at,"
+            " origin = excluded.origin, deleted = excluded.deleted, created_version = excluded.created_version";
+        inline static const std::string put_sql_ = put_cols_;
+        // The put that also writes the scope's counter ($11), which this transaction holds locked.
+        inline static const std::string count_and_put_sql_ =
+            "WITH counter AS (UPDATE tether_server_collections SET last_change = $11"
+            " WHERE user_id = $1 AND collection = $2) " + put_cols_;
+        // The record with the local id (columns 0-7), or, if there is none, the
+        // next server id (column 8) and whether a record of the scope holds it (9).
+        // nextval runs only when the record is missing.
+        inline static const std::string find_or_take_id_sql_ =
+            "WITH rec AS (" + select_ + " WHERE user_id = $1 AND collection = $2 AND local_id = $3),"
+            " fresh AS (SELECT nextval('tether_server_ids') AS n WHERE NOT EXISTS (SELECT 1 FROM rec))"
+            " SELECT rec.*, NULL::bigint, NULL::boolean FROM rec UNION ALL"
+            " SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, n, EXISTS (SELECT 1 FROM tether_server_records"
+            " WHERE user_id = $1 AND collection = $2 AND server_id = convert_to('s' || n::text, 'UTF8')) FROM fresh";
+
+        std::vector<locked> locks_;
+        std::optional<spare> spare_;    // taken by find_by_local_id, for the next new_server_id
+        std::optional<spare> vouched_;  // given by new_server_id, for its find_by_server_id
     };
 
     /// @brief Connects to the database of `conninfo` (libpq's connection string
@@ -268,8 +396,10 @@ public:
     }
 
     /// @brief Runs `f(tx)` in a `READ COMMITTED` transaction; commits if it
-    /// returns a value (a failed commit is returned as the error), rolls back if
-    /// it returns an error or throws (rethrown).
+    /// returns a value (a failed commit, or a failure of a statement that did
+    /// not wait, is returned as the error), rolls back if it returns an error
+    /// or throws (rethrown). Its statements go out in one pipeline (see
+    /// `write_transaction`): `BEGIN` waits for nothing, the commit waits once.
     template <class F>
     auto write(F&& f) -> std::invoke_result_t<F&, write_transaction&> {
         using R = std::invoke_result_t<F&, write_transaction&>;
@@ -279,17 +409,24 @@ public:
         try {
             R r = f(tx);
             if (!r) {
-                (void)(*c)->exec("ROLLBACK");
+                rollback_(**c);
                 return r;
             }
-            auto done = (*c)->exec("COMMIT");
-            if (!done) return R{unexpected{std::move(done).error()}};
+            if (auto flushed = tx.flush_counters_(); !flushed) {
+                rollback_(**c);
+                return R{unexpected{std::move(flushed).error()}};
+            }
+            auto done = (*c)->finish("COMMIT");
+            if (!done) {
+                rollback_(**c);
+                return R{unexpected{std::move(done).error()}};
+            }
             // COMMIT of a transaction a failed statement aborted answers ROLLBACK.
             if (std::string_view{PQcmdStatus(done->get())} != "COMMIT")
                 return R{unexpected{make_error(errc::storage, "postgres: the transaction was aborted; rolled back")}};
             return r;
         } catch (...) {
-            (void)(*c)->exec("ROLLBACK");
+            rollback_(**c);
             throw;
         }
     }
@@ -303,7 +440,7 @@ public:
         if (!c) return R{unexpected{std::move(c).error()}};
         struct end_guard {
             connection& c;
-            ~end_guard() { (void)c.exec("ROLLBACK"); }  // read only: nothing to commit
+            ~end_guard() { rollback_(c); }  // read only: nothing to commit
         } end{**c};
         read_transaction tx{&**c};
         return f(tx);
@@ -315,13 +452,13 @@ public:
     /// As `sqlite_store::mark_restored`: the database knows nothing of what it
     /// handed out after the backup, so every collection's epoch moves on (every
     /// cursor handed out before answers `errc::cursor_expired`) and change
-    /// numbers and server ids go on from at least milliseconds since the epoch
-    /// × 1024, above anything counted before. Run it once per restore, before
-    /// any server serves the database (`tether-server --restored-from-backup`).
+    /// numbers and server ids go on from at least `restore_marks_at(now).floor`
+    /// (milliseconds since the epoch × 1024, above anything counted before; see
+    /// tether/server/restore_floor.hpp). Run it once per restore, before any
+    /// server serves the database (`tether-server --restored-from-backup`).
     result<void> mark_restored(timestamp now) {
-        const auto ms = std::max<std::int64_t>(0, now.time_since_epoch().count());
-        const std::int64_t floor = ms > (std::numeric_limits<std::int64_t>::max() >> 10) ? ms : ms << 10;
-        return write([&](write_transaction& tx) -> result<void> { return tx.mark_restored_(ms, floor); });
+        const restore_marks marks = restore_marks_at(now);
+        return write([&](write_transaction& tx) -> result<void> { return tx.mark_restored_(marks.epoch, marks.floor); });
     }
 
     /// @brief The schema version stored in the database (after `open`, `schema_version`).
@@ -334,6 +471,11 @@ public:
     /// @brief The conninfo it was opened with.
     [[nodiscard]] const std::string& conninfo() const noexcept { return state_->pool.conninfo(); }
 
+    /// @brief How many times the store waited for the database since `open`,
+    /// over all its connections (each statement that waits, each commit; what
+    /// a push costs is the difference across it).
+    [[nodiscard]] std::uint64_t round_trips() const noexcept { return state_->pool.round_trips(); }
+
 private:
     struct state {
         state(std::string conninfo, std::size_t max) : pool(std::move(conninfo), max) {}
@@ -342,16 +484,25 @@ private:
 
     explicit postgres_store(std::shared_ptr<state> s) noexcept : state_(std::move(s)) {}
 
-    // A connection with a transaction begun by `sql`. A pooled connection the
-    // server dropped since (a restart) fails its BEGIN: one fresh try then.
+    // A connection in pipeline mode with `sql` (a BEGIN) sent. An idle pooled
+    // connection that shows itself lost (the server restarted or ended the
+    // session since it was used) is dropped for another without a round trip.
     result<detail::pg_pool::lease> begin_(const char* sql) const {
-        for (int attempt = 0;; ++attempt) {
+        for (;;) {
             auto c = state_->pool.acquire();
             if (!c) return unexpected{std::move(c).error()};
-            auto b = (*c)->exec(sql);
-            if (b) return c;
-            if (attempt > 0 || !(*c)->broken()) return unexpected{std::move(b).error()};
+            if (!(*c)->alive()) continue;  // dropped as the lease ends
+            if (auto p = (*c)->pipeline(); !p) return unexpected{std::move(p).error()};
+            if (auto b = (*c)->defer(sql); !b) return unexpected{std::move(b).error()};
+            return c;
         }
+    }
+
+    // Ends the transaction on `c` without committing; a connection left out of
+    // step is dropped when its lease ends.
+    static void rollback_(connection& c) {
+        auto done = c.finish("ROLLBACK");
+        if (!done && !c.broken() && PQtransactionStatus(c.handle()) == PQTRANS_INERROR) (void)c.exec("ROLLBACK");
     }
 
     std::shared_ptr<state> state_;

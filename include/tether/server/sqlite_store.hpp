@@ -7,6 +7,7 @@
 #include <tether/core/ids.hpp>
 #include <tether/core/result.hpp>
 #include <tether/core/timestamp.hpp>
+#include <tether/server/restore_floor.hpp>
 #include <tether/server/sqlite/schema.hpp>
 #include <tether/server/store.hpp>
 #include <tether/storage/sqlite/connection.hpp>
@@ -399,14 +400,14 @@ public:
     /// different state for the one it knows. So every collection's epoch moves
     /// on (every cursor handed out before answers `errc::cursor_expired`: the
     /// clients resync in full) and the change numbers and server ids go on from
-    /// at least `floor_of(now)` = milliseconds since the epoch × 1024, a number
-    /// above anything a file could have counted up to before, unless it took a
-    /// thousand changes a millisecond for its whole life. Run it once per
-    /// restore, before serving (`tether-server --restored-from-backup`).
+    /// at least `restore_marks_at(now).floor` (tether/server/restore_floor.hpp):
+    /// milliseconds since the epoch × 1024, a number above anything a file
+    /// could have counted up to before, unless it took a thousand changes a
+    /// millisecond for its whole life. Run it once per restore, before serving
+    /// (`tether-server --restored-from-backup`).
     result<void> mark_restored(timestamp now) {
-        const auto ms = std::max<std::int64_t>(0, now.time_since_epoch().count());
-        const std::int64_t floor = ms > (std::numeric_limits<std::int64_t>::max() >> 10) ? ms : ms << 10;
-        return write([&](write_transaction& tx) -> result<void> { return tx.mark_restored_(ms, floor); });
+        const restore_marks marks = restore_marks_at(now);
+        return write([&](write_transaction& tx) -> result<void> { return tx.mark_restored_(marks.epoch, marks.floor); });
     }
 
     /// @brief The schema version stored in the file (after `open`, `schema_version`).

@@ -22,6 +22,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -45,10 +47,21 @@ enum class jwt_alg : std::uint8_t {
 /// @brief One key a `jwt_verifier` checks signatures with: its algorithm and
 /// its bytes (an HS256 secret, or an RS256 public key in PEM). A key is bound
 /// to its algorithm: a token whose header names another is never checked with
-/// it (an HS256 token "signed" with an RS256 public key is refused).
+/// it (an HS256 token "signed" with an RS256 public key is refused). A key
+/// may carry an id: a token whose header names a `kid` is checked only with
+/// the key of that id (see `jwt_verifier`).
 struct jwt_key {
     jwt_alg alg = jwt_alg::hs256;  ///< what the key verifies
     std::string material;          ///< the secret's bytes, or the public key's PEM text
+    std::optional<std::string> id; ///< its key id, the `kid` of the tokens it signs; empty: none
+
+    /// @brief The longest key id taken, in bytes.
+    static constexpr std::size_t max_id_bytes = 128;
+
+    /// @brief True if `kid` can be a key id: 1 to `max_id_bytes` bytes of visible ASCII.
+    [[nodiscard]] static bool valid_id(std::string_view kid) noexcept {
+        return !kid.empty() && kid.size() <= max_id_bytes && http::valid_token(kid);
+    }
 
     /// @brief The shortest HS256 secret taken: 32 bytes, the hash's size (RFC 7518, 3.2).
     static constexpr std::size_t min_secret_bytes = 32;
@@ -58,7 +71,7 @@ struct jwt_key {
         if (secret.size() < min_secret_bytes)
             return unexpected{make_error(errc::invalid_argument, "an HS256 secret needs at least " +
                                                                      std::to_string(min_secret_bytes) + " bytes")};
-        return jwt_key{jwt_alg::hs256, std::move(secret)};
+        return jwt_key{jwt_alg::hs256, std::move(secret), std::nullopt};
     }
 
     /// @brief An RS256 key from a PEM public key (`BEGIN PUBLIC KEY` or `BEGIN RSA
@@ -73,13 +86,23 @@ struct jwt_key {
                            pem.find("-----END RSA PUBLIC KEY-----") != std::string::npos;
         if (!spki && !pkcs1)
             return unexpected{make_error(errc::invalid_argument, "an RS256 key must be a PEM public key")};
-        return jwt_key{jwt_alg::rs256, std::move(pem)};
+        return jwt_key{jwt_alg::rs256, std::move(pem), std::nullopt};
     }
 
     /// @brief The key in the file `path`: for HS256 its bytes less one trailing
     /// newline, for RS256 its PEM text. An unreadable file or a bad key is
     /// `errc::invalid_argument` naming the path (never the key).
     [[nodiscard]] static result<jwt_key> load(jwt_alg alg, const std::string& path) {
+        return load(alg, path, std::nullopt);
+    }
+
+    /// @brief As above, the key with id `id` (if given); a key id that is not
+    /// `valid_id` is `errc::invalid_argument`.
+    [[nodiscard]] static result<jwt_key> load(jwt_alg alg, const std::string& path, std::optional<std::string> id) {
+        if (id && !valid_id(*id))
+            return unexpected{make_error(errc::invalid_argument, "key file '" + path + "': the key id is not 1 to " +
+                                                                     std::to_string(max_id_bytes) +
+                                                                     " bytes of visible ASCII")};
         std::ifstream in{path, std::ios::binary};
         std::ostringstream text;
         if (in) text << in.rdbuf();
@@ -92,15 +115,44 @@ struct jwt_key {
         }
         auto key = alg == jwt_alg::hs256 ? hs256(std::move(bytes)) : rs256(std::move(bytes));
         if (!key) return unexpected{make_error(errc::invalid_argument, "key file '" + path + "': " + key.error().message)};
+        key->id = std::move(id);
         return key;
     }
 };
 
+/// @brief Where a key is read from: what `load_jwt_keys` reads, at start and
+/// again on each reload.
+struct jwt_key_file {
+    jwt_alg alg = jwt_alg::hs256;   ///< what the key verifies
+    std::string path;               ///< the file (see `jwt_key::load`)
+    std::optional<std::string> id;  ///< the key's id, if it has one
+};
+
+/// @brief Every key of `files`, in order; the first that cannot be loaded, a
+/// key id given twice, or no files at all is `errc::invalid_argument` (naming
+/// the file, never the key).
+[[nodiscard]] inline result<std::vector<jwt_key>> load_jwt_keys(const std::vector<jwt_key_file>& files) {
+    if (files.empty()) return unexpected{make_error(errc::invalid_argument, "no JWT key files")};
+    std::vector<jwt_key> keys;
+    for (const auto& f : files) {
+        auto key = jwt_key::load(f.alg, f.path, f.id);
+        if (!key) return unexpected{std::move(key).error()};
+        for (const auto& k : keys)
+            if (key->id && k.id == key->id)
+                return unexpected{make_error(errc::invalid_argument, "key file '" + f.path + "': key id '" +
+                                                                         *key->id + "' is given twice")};
+        keys.push_back(std::move(*key));
+    }
+    return keys;
+}
+
 /// @brief What a `jwt_verifier` accepts.
 struct jwt_options {
-    /// The keys a signature may verify with (at least one). During a key
-    /// rotation it holds the old key and the new one: a token verifying with
-    /// any key of its algorithm passes.
+    /// The keys a signature may verify with (at least one; no key id twice).
+    /// During a key rotation it holds the old key and the new one: a token
+    /// naming a `kid` is checked with that key; one without is checked with
+    /// any key of its algorithm that has no id (or with the only key, if
+    /// there is just one). `jwt_verifier::replace_keys` changes them later.
     std::vector<jwt_key> keys;
     /// If set, the `iss` claim must equal it.
     std::optional<std::string> issuer;
@@ -186,9 +238,12 @@ inline bool signature_verifies(const std::string& token, const jwt_key& key) {
 ///
 /// A token passes when, in this order: it is three base64url parts whose
 /// header and payload are JSON objects (else 401 "token malformed: ..."); its
-/// header's `alg` is the algorithm of one of the keys (else "token algorithm
-/// not accepted": `none` never is); its signature verifies with one of the keys
-/// of that algorithm (else "token signature does not verify"); `exp` is given
+/// key is found: a header `kid` names one of the keys (else "token key id
+/// (kid) not known: ..."), and a token without `kid` goes to the only key if
+/// there is one, else to the keys without an id (else "token names no key id
+/// (kid) ..."); its header's `alg` is the algorithm of one of those keys
+/// (else "token algorithm not accepted": `none` never is); its signature
+/// verifies with one of them (else "token signature does not verify"); `exp` is given
 /// (unless not required) and the clock is before `exp + leeway` (else "token
 /// has no expiry (exp)" / "token expired"); the clock is at or after `nbf -
 /// leeway` (else "token not yet valid"); `iss` and `aud` match when configured
@@ -197,7 +252,10 @@ inline bool signature_verifies(const std::string& token, const jwt_key& key) {
 /// `max_jwt_subject_bytes` (else "token has no subject (sub)"). Every refusal
 /// is `errc::unauthorized` with HTTP 401 and never quotes the token.
 ///
-/// Thread-safe (`verify` is const and keeps no state); copies are independent.
+/// Thread-safe: `verify` is const, and `replace_keys` (a reload, e.g. on
+/// SIGHUP) swaps the key set at once for every copy of the verifier (copies
+/// share it; options other than the keys are each copy's own). A `verify`
+/// running meanwhile finishes with the keys it started with.
 ///
 /// @code
 /// tether::server::jwt_options o;
@@ -215,11 +273,27 @@ public:
     /// @brief A verifier of `options` reading the time from `clock`; no keys, or
     /// a leeway below zero or over `max_leeway`, is `errc::invalid_argument`.
     [[nodiscard]] static result<jwt_verifier> make(jwt_options options, Clock clock = Clock{}) {
-        if (options.keys.empty())
-            return unexpected{make_error(errc::invalid_argument, "a JWT verifier needs at least one key")};
+        if (auto bad = check_keys_(options.keys)) return unexpected{std::move(*bad)};
         if (options.leeway.count() < 0 || options.leeway > max_leeway)
             return unexpected{make_error(errc::invalid_argument, "the JWT leeway must be 0 to 86400 seconds")};
         return jwt_verifier{std::move(options), clock};
+    }
+
+    /// @brief Verifies with `keys` from now on, in every copy of this verifier;
+    /// no keys or a key id given twice is `errc::invalid_argument` and keeps
+    /// the keys it had.
+    result<void> replace_keys(std::vector<jwt_key> keys) {
+        if (auto bad = check_keys_(keys)) return unexpected{std::move(*bad)};
+        auto fresh = std::make_shared<const std::vector<jwt_key>>(std::move(keys));
+        std::lock_guard lock{ring_->mutex};
+        ring_->keys = std::move(fresh);
+        return {};
+    }
+
+    /// @brief The keys it verifies with now.
+    [[nodiscard]] std::shared_ptr<const std::vector<jwt_key>> keys() const {
+        std::lock_guard lock{ring_->mutex};
+        return ring_->keys;
     }
 
     /// @brief The user `token` stands for (its `sub`), or why it is refused (see the class).
@@ -237,10 +311,13 @@ public:
         const std::string_view signature = token.substr(dot2 + 1);
         if (!detail::base64url_decode(signature)) return refuse_("token malformed: the signature is not base64url");
         if (auto bad = check_header_(*header)) return refuse_(std::move(*bad));
-        if (auto alg = accepted_alg_(*header); !alg) {
+        const auto all = keys();
+        auto candidates = select_keys_(*header, *all);
+        if (!candidates) return unexpected{std::move(candidates).error()};
+        if (auto alg = accepted_alg_(*header, *candidates); !alg) {
             return refuse_("token algorithm not accepted: " + alg_name_(*header) + " (this server takes " +
-                           accepted_names_() + ")");
-        } else if (!signed_(std::string{token}, *alg)) {
+                           accepted_names_(*candidates) + ")");
+        } else if (!signed_(std::string{token}, *alg, *candidates)) {
             return refuse_("token signature does not verify");
         }
         if (auto bad = check_times_(*claims)) return refuse_(std::move(*bad));
@@ -248,11 +325,55 @@ public:
         return subject_(*claims);
     }
 
-    /// @brief The options it was made with.
+    /// @brief The options it was made with (its keys as they were then: `keys()` are the ones it uses).
     [[nodiscard]] const jwt_options& options() const noexcept { return options_; }
 
 private:
-    jwt_verifier(jwt_options options, Clock clock) : options_(std::move(options)), clock_(clock) {}
+    // The key set every copy shares (swapped whole by replace_keys).
+    struct keyring {
+        mutable std::mutex mutex;
+        std::shared_ptr<const std::vector<jwt_key>> keys;
+    };
+
+    jwt_verifier(jwt_options options, Clock clock)
+        : options_(std::move(options)), clock_(clock), ring_(std::make_shared<keyring>()) {
+        ring_->keys = std::make_shared<const std::vector<jwt_key>>(options_.keys);
+    }
+
+    static std::optional<error> check_keys_(const std::vector<jwt_key>& keys) {
+        if (keys.empty()) return make_error(errc::invalid_argument, "a JWT verifier needs at least one key");
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            if (keys[i].id && !jwt_key::valid_id(*keys[i].id))
+                return make_error(errc::invalid_argument, "a JWT key id must be 1 to 128 bytes of visible ASCII");
+            for (std::size_t j = 0; j < i; ++j)
+                if (keys[i].id && keys[j].id == keys[i].id)
+                    return make_error(errc::invalid_argument, "the JWT key id '" + *keys[i].id + "' is given twice");
+        }
+        return std::nullopt;
+    }
+
+    // The keys a token with `header` may be signed with (see the class).
+    static result<std::vector<const jwt_key*>> select_keys_(const nlohmann::json& header, const std::vector<jwt_key>& all) {
+        std::vector<const jwt_key*> out;
+        const auto kid = header.find("kid");
+        if (kid != header.end()) {
+            if (!kid->is_string() || !jwt_key::valid_id(kid->get_ref<const std::string&>()))
+                return refuse_("token malformed: the header's kid is not 1 to 128 bytes of visible ASCII");
+            const auto& id = kid->get_ref<const std::string&>();
+            for (const auto& k : all)
+                if (k.id == id) out.push_back(&k);
+            if (out.empty()) {
+                const std::string shown = id.size() <= 64 ? "'" + id + "'" : "'" + id.substr(0, 64) + "...'";
+                return refuse_("token key id (kid) not known: " + shown);
+            }
+            return out;
+        }
+        if (all.size() == 1) return std::vector<const jwt_key*>{&all.front()};
+        for (const auto& k : all)
+            if (!k.id) out.push_back(&k);
+        if (out.empty()) return refuse_("token names no key id (kid), and this server's keys all have one");
+        return out;
+    }
 
     static unexpected<error> refuse_(std::string why) { return unexpected{token_refused(std::move(why))}; }
 
@@ -269,11 +390,11 @@ private:
         return std::nullopt;
     }
 
-    // The configured algorithm the header names, if any.
-    std::optional<jwt_alg> accepted_alg_(const nlohmann::json& header) const {
+    // The algorithm of one of `keys` the header names, if any.
+    static std::optional<jwt_alg> accepted_alg_(const nlohmann::json& header, const std::vector<const jwt_key*>& keys) {
         const auto& name = header.at("alg").get_ref<const std::string&>();
-        for (const auto& k : options_.keys)
-            if (name == to_string(k.alg)) return k.alg;
+        for (const auto* k : keys)
+            if (name == to_string(k->alg)) return k->alg;
         return std::nullopt;
     }
 
@@ -283,20 +404,15 @@ private:
         return plain ? "'" + name + "'" : std::string{"(unreadable)"};
     }
 
-    std::string accepted_names_() const {
-        const bool hs = has_(jwt_alg::hs256), rs = has_(jwt_alg::rs256);
+    static std::string accepted_names_(const std::vector<const jwt_key*>& keys) {
+        bool hs = false, rs = false;
+        for (const auto* k : keys) (k->alg == jwt_alg::hs256 ? hs : rs) = true;
         return hs && rs ? "HS256, RS256" : hs ? "HS256" : "RS256";
     }
 
-    bool has_(jwt_alg alg) const {
-        for (const auto& k : options_.keys)
-            if (k.alg == alg) return true;
-        return false;
-    }
-
-    bool signed_(const std::string& token, jwt_alg alg) const {
-        for (const auto& k : options_.keys)
-            if (k.alg == alg && detail::signature_verifies(token, k)) return true;
+    static bool signed_(const std::string& token, jwt_alg alg, const std::vector<const jwt_key*>& keys) {
+        for (const auto* k : keys)
+            if (k->alg == alg && detail::signature_verifies(token, *k)) return true;
         return false;
     }
 
@@ -354,6 +470,7 @@ private:
 
     jwt_options options_;
     Clock clock_;
+    std::shared_ptr<keyring> ring_;
 };
 
 static_assert(token_verifier<jwt_verifier<>>);

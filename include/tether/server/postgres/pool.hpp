@@ -7,7 +7,9 @@
 #include <tether/core/result.hpp>
 #include <tether/server/postgres/connection.hpp>
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstddef>
 #include <mutex>
 #include <optional>
@@ -68,8 +70,12 @@ public:
             freed_.notify_one();
             return unexpected{std::move(c).error()};
         }
+        c->count_round_trips_in(&round_trips_);
         return lease{this, std::move(*c)};
     }
+
+    /// How many times its connections waited for the server since the pool was made.
+    [[nodiscard]] std::uint64_t round_trips() const noexcept { return round_trips_.load(std::memory_order_relaxed); }
 
     /// The conninfo it connects with.
     [[nodiscard]] const std::string& conninfo() const noexcept { return conninfo_; }
@@ -93,6 +99,7 @@ private:
     std::condition_variable freed_;
     std::vector<pg_connection> idle_;
     std::size_t open_ = 0;
+    std::atomic<std::uint64_t> round_trips_{0};
 };
 
 }  // namespace tether::server::detail
