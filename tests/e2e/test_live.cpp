@@ -18,6 +18,8 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <string_view>
+#include <vector>
 
 using tether_test::Job;
 
@@ -83,6 +85,41 @@ TEST_CASE("two devices following jobs over tether-server's events see each other
     REQUIRE(desk.update(job->id, [](Job& j) { j.progress = 50; }));
     REQUIRE(desk.sync());
     REQUIRE(apply_until(phone, phone_bell, [&] { return phone.get(job->id)->value.progress == 50; }));
+
+    // The dictation relay's case: text appended on the desk goes up as append
+    // ops and comes down as `appended` events (a third subscriber sees their
+    // kind), which the phone applies in place, without a fetch.
+    tether::http_transport watcher_transport{server.options()};
+    tether_test::live_log watcher;
+    auto watching = watcher_transport.subscribe(tether::live_request{"jobs", {}, "watcher"}, watcher.handler());
+    REQUIRE(watching);
+    const auto fetches_before = phone.live_status().fetches;
+    REQUIRE(desk.append(job->id, "title", ", part one"));
+    REQUIRE(desk.sync());
+    REQUIRE(desk.append(job->id, "title", ", part two"));
+    REQUIRE(desk.sync());
+    REQUIRE(apply_until(phone, phone_bell,
+                        [&] { return phone.get(job->id)->value.title == "Standup memo, part one, part two"; }));
+    CHECK(phone.live_status().fetches == fetches_before);
+    // The watcher subscribed from the start: the history replays the earlier changes first.
+    const auto appended = [&] {
+        std::vector<tether::live_event> out;
+        for (auto& e : watcher.events())
+            if (e.kind == tether::live_kind::appended) out.push_back(std::move(e));
+        return out;
+    };
+    for (std::size_t n = 1; appended().size() < 2 && watcher.wait_events(n); ++n) {
+    }
+    const auto seen = appended();
+    REQUIRE(seen.size() == 2);
+    REQUIRE(seen[0].kind == tether::live_kind::appended);
+    REQUIRE(seen[0].append.has_value());
+    CHECK(seen[0].append->member == "title");
+    CHECK(seen[0].append->chunk == ", part one");
+    CHECK(seen[0].append->length_before == std::string_view{"Standup memo"}.size());
+    REQUIRE(seen[1].append.has_value());
+    CHECK(seen[1].append->length_before == std::string_view{"Standup memo, part one"}.size());
+    watching->reset();
 
     // The other way: the phone's edit reaches the desk live; the phone hears nothing of its own.
     const auto applied_before = phone.live_status().applied;

@@ -52,6 +52,8 @@ namespace tether {
 class http_transport {
 public:
     using policy_kind = transport_tag;  ///< a transport policy
+    /// @brief It sends append ops (`op_kind::append`, `sync_engine::append`): tether-server applies them.
+    static constexpr bool carries_append_ops = true;
 
     /// @brief A transport configured by `options` (see the class comment for bad options).
     explicit http_transport(const http_options& options) {
