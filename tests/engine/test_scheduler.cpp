@@ -432,7 +432,7 @@ TEST_CASE("a followed feed: the follow and its catch-up sync run at once, events
     CHECK(s.run_due() == 1);
     CHECK(last_trigger(s) == sync_trigger::event);
     CHECK((*s.last_result())->pulled == 1);
-    CHECK(w.server.requests() == requests);  // applied as it came: no pull
+    CHECK(w.server.requests() == requests + 1);  // no pull; a record not held here is fetched once
     CHECK(phone.list()->size() == 2);
     CHECK(phone.live_status().applied == 1);
     CHECK(s.run_due() == 0);
@@ -567,4 +567,25 @@ TEST_CASE("without periodic runs only triggers run; a feed's events still come",
     CHECK(s.run_due() == 1);
     CHECK(last_trigger(s) == sync_trigger::after_write);
     CHECK(s.next_wakeup() == std::nullopt);
+}
+
+TEST_CASE("a sync's pull settles the events queued before it: a stale create does not come back", "[scheduler][live]") {
+    world w;
+    auto desk = w.device();
+    auto phone = w.device();
+    tether::scheduler s{phone, phone.clock(), live_quiet()};
+    s.follow();
+    REQUIRE(s.run_due() == 2);
+    auto job = desk.create(Job{"short-lived", 1, ""});
+    REQUIRE(job);
+    REQUIRE(desk.sync());                 // the create's event waits in the phone's queue
+    w.server.events().drop_next(1);       // the deletion's event is lost
+    REQUIRE(desk.remove(job->id));
+    REQUIRE(desk.sync());
+    REQUIRE(phone.live_status().queued == 1);
+    s.notify(sync_trigger::user);         // runs before the event run (precedence)
+    CHECK(s.run_due() == 2);
+    CHECK(phone.list()->empty());         // the pull saw it deleted; the stale create stays settled
+    CHECK(phone.live_status().covered == 1);
+    CHECK(phone.live_status().queued == 0);
 }
