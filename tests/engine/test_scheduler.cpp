@@ -589,3 +589,16 @@ TEST_CASE("a sync's pull settles the events queued before it: a stale create doe
     CHECK(phone.live_status().covered == 1);
     CHECK(phone.live_status().queued == 0);
 }
+
+TEST_CASE("a clock set back does not stall the scheduler's waits", "[scheduler]") {
+    tether::manual_clock clock;
+    fake_target t;
+    tether::scheduler s{t, clock, quiet()};
+    REQUIRE(s.run_due() == 1);
+    CHECK(s.next_wakeup() == clock.now() + 15s);
+    clock.advance(-1h);  // set back: the next run is not an hour and 15 s away
+    CHECK(s.next_wakeup() == clock.now());
+    CHECK(s.run_due() == 1);
+    CHECK(s.next_wakeup() == clock.now() + 15s);  // measured from the new time
+    CHECK(s.run_due() == 0);
+}

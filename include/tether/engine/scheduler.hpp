@@ -143,7 +143,8 @@ struct run_outcome {
 ///   failure, 429/5xx) marks it down: periodic runs then back off along
 ///   `down_backoff`, and writes and retries wait for that run (nothing is sent
 ///   to a dead server per write); `user`, `event` and `reconnect` still run;
-/// - all time comes from `Clock`, re-follows' backoff included.
+/// - all time comes from `Clock`, re-follows' backoff included; a clock set
+///   back before the last time the scheduler set a wait makes what waits due.
 ///
 /// Two ways to drive it: deterministically (`next_wakeup()`, `run_due()`:
 /// tests with a `manual_clock`), or with its runner thread (`start()`,
@@ -167,6 +168,7 @@ public:
     scheduler(Target& target, Clock clock, scheduler_options options = {})
         : target_(target), clock_(std::move(clock)), options_(std::move(options)), backoff_(options_.down_backoff) {
         const auto now = clock_.now();
+        set_at_ = now;
         if (options_.run_at_start) periodic_at_ = now;
         else if (options_.periodic) periodic_at_ = now + options_.period;
         if constexpr (announcing_target<Target>) {
@@ -200,6 +202,7 @@ public:
         if (why == sync_trigger::after_write && write_asked_.exchange(true, std::memory_order_acq_rel)) return;
         std::lock_guard lock{mutex_};
         const auto now = clock_.now();
+        set_at_ = std::max(set_at_, now);
         auto at = now;
         if (why == sync_trigger::reconnect) {
             down_ = false;
@@ -362,8 +365,19 @@ private:
         cv_.notify_all();
     }
 
+    /// `at`, or now if the clock was set back before the moment the scheduler
+    /// last set a time (a wait measured from then would stall it for as long).
+    [[nodiscard]] std::optional<timestamp> waited_(std::optional<timestamp> at) const {
+        const auto now = clock_.now();
+        return at && now < set_at_ ? std::optional<timestamp>{now} : at;
+    }
+
     /// When trigger `t` is due, if it is (under the lock).
     [[nodiscard]] std::optional<timestamp> due_at_(sync_trigger t) const {
+        return waited_(due_at_as_set_(t));
+    }
+
+    [[nodiscard]] std::optional<timestamp> due_at_as_set_(sync_trigger t) const {
         const bool waits_out_backoff = t == sync_trigger::after_write || t == sync_trigger::retry_due ||
                                        t == sync_trigger::scheduled;
         if (down_ && waits_out_backoff) {
@@ -380,7 +394,7 @@ private:
 
     [[nodiscard]] std::optional<timestamp> wakeup_() const {
         if (paused_ || stopping_) return std::nullopt;
-        std::optional<timestamp> next = live_wanted_ ? refollow_at_ : std::nullopt;
+        std::optional<timestamp> next = live_wanted_ ? waited_(refollow_at_) : std::nullopt;
         for (auto t : detail::trigger_precedence) {
             const auto at = due_at_(t);
             if (at && (!next || *at < *next)) next = at;
@@ -393,7 +407,7 @@ private:
     [[nodiscard]] std::optional<detail::scheduled_run> due_(timestamp now) const {
         using detail::scheduled_job;
         if (paused_ || stopping_) return std::nullopt;
-        if (live_wanted_ && refollow_at_ && *refollow_at_ <= now) {
+        if (const auto at = waited_(refollow_at_); live_wanted_ && at && *at <= now) {
             return detail::scheduled_run{scheduled_job::follow, sync_trigger::user};
         }
         for (auto t : detail::trigger_precedence) {
@@ -447,6 +461,7 @@ private:
     /// the next periodic run and retry; every run, the live feed's next step.
     void finish_(const detail::scheduled_run& r, timestamp started, detail::run_outcome out) {
         running_ = false;
+        set_at_ = clock_.now();
         if (r.job == detail::scheduled_job::sync) finish_sync_(started, std::move(out.done), out.retry);
         else if (out.done) last_ = std::move(out.done);
         if (out.live) finish_live_(r, *out.live, out.follow_failed);
@@ -555,6 +570,7 @@ private:
     std::condition_variable cv_;
     std::array<std::optional<timestamp>, detail::trigger_precedence.size()> asked_{};
     std::optional<timestamp> periodic_at_;
+    timestamp set_at_{};  // the clock when a time was last set (a clock set back before it ends the waits)
     std::optional<timestamp> retry_at_;
     std::optional<result<sync_report>> last_;
     exponential_backoff backoff_;
