@@ -59,7 +59,8 @@ struct live_device {
     std::map<local_id, std::uint64_t> versions;    ///< each record's version before the change (14)
     std::uint64_t follows = 0;
     bool paused = false;
-    bool waiting = false;  ///< a sync of this round found its pull held back (not quiet yet)
+    bool owes_pull = false;  ///< its last sync found its pull held back (not quiet until one goes out)
+    bool synced = false;     ///< a sync ran in this quiet round
 };
 
 /// The live modes' part of a seed's world.
@@ -94,7 +95,8 @@ tether::result<tether::sync_report> device_target<M>::sync(tether::sync_trigger 
     if (!r) w->fail(0, "c" + std::to_string(cl->index) + " sync returned an error: " + describe(r.error()));
     else {
         w->st.pushed += r->pushed;
-        if (r->retry_at) dev->waiting = true;
+        dev->owes_pull = r->retry_at.has_value();
+        dev->synced = true;
     }
     check_nothing_left(*w, *cl, r);
     note(*w, "c" + std::to_string(cl->index) + " run " + std::string{tether::to_string(why)} + " -> " + format(r));
@@ -288,7 +290,7 @@ void live_quiesce(live_world<M>& lw) {
     bool quiet = false;
     for (; round <= max_rounds && w.violations.empty(); ++round) {
         const auto before = w.change_events;
-        for (auto& d : lw.dev) d.waiting = false;
+        for (auto& d : lw.dev) d.synced = false;
         w.clock.advance(round_step);
         drive(lw);
         run_step(w, w.clients[0], "quiet round " + std::to_string(round));
@@ -296,7 +298,10 @@ void live_quiesce(live_world<M>& lw) {
         bool settled = w.change_events == before && nothing_pending(w);
         for (int i = 0; i < client_count; ++i) {
             const auto& d = lw.dev[static_cast<std::size_t>(i)];
-            settled = settled && !d.waiting && w.clients[static_cast<std::size_t>(i)].engine->live_status().following;
+            // Polling: every device pulled in the round (a 429's Retry-After may hold a
+            // periodic run past one round); either way no pull is still held back.
+            settled = settled && !d.owes_pull && (d.synced || !lw.polling) &&
+                      w.clients[static_cast<std::size_t>(i)].engine->live_status().following;
         }
         if (settled) {
             quiet = true;
