@@ -381,3 +381,224 @@ TEST_CASE("a stopped scheduler runs nothing; the destructor unhooks the engine",
     REQUIRE(e.create(Job{"after the scheduler", 0, ""}));  // no dangling hook is called
     CHECK(e.sync()->pushed == 1);
 }
+
+// ---- the live feed --------------------------------------------------------------
+
+namespace {
+
+using device_type = decltype(std::declval<world&>().device());
+static_assert(tether::live_target<device_type>);
+static_assert(!tether::live_target<fake_target>);  // a target without a feed keeps its plain runs
+
+tether::scheduler_options live_quiet() {
+    auto o = quiet();
+    o.run_at_start = false;
+    o.live_backoff.seed = 7;
+    return o;
+}
+
+std::size_t subscriptions(const world& w) { return w.server.events().subscriptions("alice", "jobs"); }
+
+sync_trigger last_trigger(const tether::scheduler<device_type, tether::manual_clock>& s) {
+    auto last = s.last_result();
+    REQUIRE(last);
+    REQUIRE(*last);
+    return (*last)->trigger;
+}
+
+}  // namespace
+
+TEST_CASE("a followed feed: the follow and its catch-up sync run at once, events as they arrive", "[scheduler][live]") {
+    world w;
+    auto desk = w.device();
+    auto phone = w.device();
+    REQUIRE(desk.create(Job{"before", 1, ""}));
+    REQUIRE(desk.sync());
+    tether::scheduler s{phone, phone.clock(), live_quiet()};
+    CHECK(s.next_wakeup() == w.clock.now() + 15s);  // the first periodic run
+    s.follow();
+    CHECK(s.following());
+    CHECK(s.next_wakeup() == w.clock.now());
+    CHECK(s.run_due() == 2);  // the follow, then the catch-up of what came before it
+    CHECK(subscriptions(w) == 1);
+    CHECK(last_trigger(s) == sync_trigger::reconnect);
+    CHECK(phone.list()->size() == 1);
+
+    REQUIRE(desk.create(Job{"after", 2, ""}));
+    REQUIRE(desk.sync());
+    CHECK(phone.live_status().queued == 1);
+    CHECK(s.next_wakeup() == w.clock.now());  // due now: the deterministic drive sees the event
+    const auto requests = w.server.requests();
+    CHECK(s.run_due() == 1);
+    CHECK(last_trigger(s) == sync_trigger::event);
+    CHECK((*s.last_result())->pulled == 1);
+    CHECK(w.server.requests() == requests + 1);  // no pull; a record not held here is fetched once
+    CHECK(phone.list()->size() == 2);
+    CHECK(phone.live_status().applied == 1);
+    CHECK(s.run_due() == 0);
+}
+
+TEST_CASE("a feed that ends is followed again after a jittered backoff on the clock", "[scheduler][live]") {
+    world w;
+    auto desk = w.device();
+    auto phone = w.device();
+    tether::scheduler s{phone, phone.clock(), live_quiet()};
+    s.follow();
+    REQUIRE(s.run_due() == 2);
+    auto events = w.server.events();
+
+    // Ends with nothing delivered: the first delay, in [base/2, base] (equal jitter).
+    events.end_subscriptions("alice", "jobs");
+    CHECK(s.run_due() == 1);  // the end's notice: the live pass sees it
+    auto at = s.next_follow();
+    REQUIRE(at);
+    CHECK(*at >= w.clock.now() + 500ms);
+    CHECK(*at <= w.clock.now() + 1s);
+    CHECK(subscriptions(w) == 0);
+
+    // Meanwhile the desk writes: the feed does not carry it; the catch-up sync does.
+    REQUIRE(desk.create(Job{"while cut", 1, ""}));
+    REQUIRE(desk.sync());
+    w.clock.set(*at - 1ms);
+    CHECK(s.run_due() == 0);
+    w.clock.advance(1ms);
+    CHECK(s.run_due() == 2);
+    CHECK(subscriptions(w) == 1);
+    CHECK(last_trigger(s) == sync_trigger::reconnect);
+    CHECK(phone.list()->size() == 1);
+
+    // A second end in a row: the delay grows ([base, 2 base]).
+    events.end_subscriptions("alice", "jobs");
+    CHECK(s.run_due() == 1);
+    at = s.next_follow();
+    REQUIRE(at);
+    CHECK(*at >= w.clock.now() + 1s);
+    CHECK(*at <= w.clock.now() + 2s);
+    w.clock.set(*at);
+    CHECK(s.run_due() == 2);
+
+    // A subscription that delivers starts the backoff over.
+    REQUIRE(desk.create(Job{"live", 2, ""}));
+    REQUIRE(desk.sync());
+    CHECK(s.run_due() == 1);
+    CHECK(last_trigger(s) == sync_trigger::event);
+    events.end_subscriptions("alice", "jobs");
+    CHECK(s.run_due() == 1);
+    at = s.next_follow();
+    REQUIRE(at);
+    CHECK(*at <= w.clock.now() + 1s);
+}
+
+TEST_CASE("a follow that fails is tried again after the backoff; a reconnect brings it forward", "[scheduler][live]") {
+    world w;
+    auto phone = w.device();
+    tether::scheduler s{phone, phone.clock(), live_quiet()};
+    phone.set_online(false);
+    (void)s.run_due();  // the reconnect run of nothing: skipped offline
+    s.follow();
+    CHECK(s.run_due() == 1);  // the follow, refused offline
+    CHECK(subscriptions(w) == 0);
+    auto at = s.next_follow();
+    REQUIRE(at);
+    CHECK(*at > w.clock.now());
+    phone.set_online(true);  // notifies reconnect: spread 0, so at once
+    CHECK(s.next_follow() == w.clock.now());
+    CHECK(s.run_due() >= 2);  // the follow, the reconnect's sync
+    CHECK(subscriptions(w) == 1);
+}
+
+TEST_CASE("paused: the feed is not followed again until resume", "[scheduler][live]") {
+    world w;
+    auto phone = w.device();
+    tether::scheduler s{phone, phone.clock(), live_quiet()};
+    s.follow();
+    REQUIRE(s.run_due() == 2);
+    w.server.events().end_subscriptions("alice", "jobs");
+    CHECK(s.run_due() == 1);
+    s.pause();
+    w.clock.advance(10min);
+    CHECK(s.next_wakeup() == std::nullopt);
+    CHECK(s.run_due() == 0);
+    CHECK(subscriptions(w) == 0);
+    s.resume();
+    CHECK(s.run_due() >= 2);  // the follow (due long ago), its catch-up, the resume's run
+    CHECK(subscriptions(w) == 1);
+}
+
+TEST_CASE("unfollow stops the feed and its re-follows; the destructor unfollows", "[scheduler][live]") {
+    world w;
+    auto phone = w.device();
+    {
+        tether::scheduler s{phone, phone.clock(), live_quiet()};
+        s.follow();
+        REQUIRE(s.run_due() == 2);
+        s.unfollow();
+        CHECK_FALSE(s.following());
+        CHECK(subscriptions(w) == 0);
+        CHECK(s.next_follow() == std::nullopt);
+        w.clock.advance(10min);
+        CHECK(s.run_due() == 1);  // the periodic run alone
+        CHECK(last_trigger(s) == sync_trigger::scheduled);
+        CHECK(subscriptions(w) == 0);
+        s.follow();
+        REQUIRE(s.run_due() == 2);
+        CHECK(subscriptions(w) == 1);
+    }
+    CHECK(subscriptions(w) == 0);
+}
+
+TEST_CASE("without periodic runs only triggers run; a feed's events still come", "[scheduler][live]") {
+    world w;
+    auto desk = w.device();
+    auto phone = w.device();
+    auto o = live_quiet();
+    o.periodic = false;
+    tether::scheduler s{phone, phone.clock(), o};
+    s.follow();
+    REQUIRE(s.run_due() == 2);
+    CHECK(s.next_wakeup() == std::nullopt);  // nothing periodic
+    w.clock.advance(1h);
+    CHECK(s.run_due() == 0);
+    REQUIRE(desk.create(Job{"live", 1, ""}));
+    REQUIRE(desk.sync());
+    CHECK(s.run_due() == 1);
+    CHECK(phone.list()->size() == 1);
+    REQUIRE(phone.create(Job{"mine", 2, ""}));  // after_write still runs
+    CHECK(s.run_due() == 1);
+    CHECK(last_trigger(s) == sync_trigger::after_write);
+    CHECK(s.next_wakeup() == std::nullopt);
+}
+
+TEST_CASE("a sync's pull settles the events queued before it: a stale create does not come back", "[scheduler][live]") {
+    world w;
+    auto desk = w.device();
+    auto phone = w.device();
+    tether::scheduler s{phone, phone.clock(), live_quiet()};
+    s.follow();
+    REQUIRE(s.run_due() == 2);
+    auto job = desk.create(Job{"short-lived", 1, ""});
+    REQUIRE(job);
+    REQUIRE(desk.sync());                 // the create's event waits in the phone's queue
+    w.server.events().drop_next(1);       // the deletion's event is lost
+    REQUIRE(desk.remove(job->id));
+    REQUIRE(desk.sync());
+    REQUIRE(phone.live_status().queued == 1);
+    s.notify(sync_trigger::user);         // runs before the event run (precedence)
+    CHECK(s.run_due() == 2);
+    CHECK(phone.list()->empty());         // the pull saw it deleted; the stale create stays settled
+    CHECK(phone.live_status().covered == 1);
+    CHECK(phone.live_status().queued == 0);
+}
+
+TEST_CASE("a clock set back does not stall the scheduler's waits", "[scheduler]") {
+    tether::manual_clock clock;
+    fake_target t;
+    tether::scheduler s{t, clock, quiet()};
+    REQUIRE(s.run_due() == 1);
+    CHECK(s.next_wakeup() == clock.now() + 15s);
+    clock.advance(-1h);  // set back: the next run is not an hour and 15 s away
+    CHECK(s.next_wakeup() == clock.now());
+    CHECK(s.run_due() == 1);
+    CHECK(s.next_wakeup() == clock.now() + 15s);  // measured from the new time
+    CHECK(s.run_due() == 0);
+}

@@ -45,6 +45,14 @@ void check_transition(world<M>& w, int c, const tether::transition& t) {
 /// Invariants 5, 6, 7 and the override bookkeeping of invariant 1, from watch().
 template <class M>
 void check_change(world<M>& w, int c, const tether::change<typename M::entity>& ch) {
+    // A live event's change follows the pull's rules and is told as "live", or
+    // "live: <the pull's cause>" for a rule other than a plain take (a conflict,
+    // a deletion on the server): judged as that cause.
+    if (ch.cause.starts_with("live: ")) {
+        auto as_pull = ch;
+        as_pull.cause = ch.cause.substr(6);
+        return check_change(w, c, as_pull);
+    }
     auto& cl = w.clients[static_cast<std::size_t>(c)];
     ++w.change_events;
     if (cl.written_pending) cl.written.insert(ch.id);  // the sim's own local write, whose id a create only now knows

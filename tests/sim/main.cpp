@@ -38,7 +38,7 @@ struct cli {
     std::cerr << argv0 << ": " << why << "\nusage: " << argv0
               << " [--seeds N] [--first-seed S] [--ops N] [--clock-back] [--mode M[,M...]] [--knobs K[,K...]]"
                  " [--strict-restore] [--replay SEED [--verbose]] [--check-determinism SEED]\n"
-                 "  modes: classic hostile policies sqlite rich threaded; knobs (hostile): filler omit-ids bad-pages value-limit admin restore,"
+                 "  modes: classic hostile policies sqlite rich threaded live live-nopoll; knobs (hostile): filler omit-ids bad-pages value-limit admin restore,"
                  " all, none\n";
     std::exit(2);
 }
@@ -126,6 +126,8 @@ seed_result run(std::uint64_t seed, const config& cfg, mode m) {
         case mode::sqlite: return run_sqlite(seed, cfg);
         case mode::rich: return run_rich(seed, cfg, rich_entity(seed));
         case mode::threaded: return run_threaded(seed, cfg);
+        case mode::live:
+        case mode::live_nopoll: return run_live(seed, cfg, m);
     }
     return {};
 }
@@ -224,6 +226,12 @@ struct mode_total {
 /// The toothless threshold of fault kind `k` for `seeds` seeds of mode `m`
 /// (0: the kind is not expected in that mode).
 std::uint64_t threshold(mode m, std::size_t k, std::uint64_t seeds, unsigned knobs) {
+    const bool live = m == mode::live || m == mode::live_nopoll;
+    if (k >= threaded_fault_end) {  // the live modes' kinds; no periodic runs without polling
+        if (!live || (m == mode::live_nopoll && static_cast<fault>(k) == fault::run_scheduled)) return 0;
+        return static_cast<std::uint64_t>(std::ceil(200.0 * static_cast<double>(seeds) / 1000.0));
+    }
+    if (live && k >= classic_fault_kinds) return 0;
     if (m == mode::threaded) {  // network faults and clock jumps only, and its own kind
         const auto f = static_cast<fault>(k);
         if (f == fault::reject_op || f == fault::restart || f == fault::edit_in_flight) return 0;
@@ -275,6 +283,10 @@ int main(int argc, char** argv) {
         t.st.failed_left += r.st.failed_left;
         t.st.sqlite_clients += r.st.sqlite_clients;
         t.st.rollbacks += r.st.rollbacks;
+        t.st.live_applied += r.st.live_applied;
+        t.st.live_fetches += r.st.live_fetches;
+        t.st.live_duplicates += r.st.live_duplicates;
+        t.st.append_chains += r.st.append_chains;
         t.max_quiet_rounds = std::max(t.max_quiet_rounds, r.st.quiet_rounds);
         t.max_quiet_ms = std::max(t.max_quiet_ms, r.st.quiet_time_ms);
         if (m == mode::rich) ++t.entity_seeds[rich_entity(seed)];
@@ -333,6 +345,11 @@ int main(int argc, char** argv) {
         if (m == mode::sqlite) {
             std::cout << "  " << t.st.sqlite_clients << " of " << t.seeds * client_count << " devices on SQLite; "
                       << t.st.rollbacks << " db.transact batches rolled back\n";
+        }
+        if (m == mode::live || m == mode::live_nopoll) {
+            std::cout << "  live events: " << t.st.live_applied << " applied as they came, " << t.st.live_duplicates
+                      << " dropped as duplicates, " << t.st.live_fetches << " records fetched for gaps; "
+                      << t.st.append_chains << " appended chains checked (no append op in the workload yet)\n";
         }
         if (m == mode::policies) {
             std::cout << "  per policy (seeds, failed, conflicts/server deletions, decisions take_server/keep_local/merged):\n";

@@ -161,10 +161,12 @@ enum class mode : std::uint8_t {
     sqlite,   ///< some devices on SQLite files (restarts reopen them), writes inside db.transact
     rich,     ///< richer entities: doubles, vectors, a nested struct, unicode and large strings
     threaded, ///< writer threads racing sync threads on real engines (not replayable)
+    live,         ///< a scheduler per device drives every sync; a live feed with its faults (see live.hpp)
+    live_nopoll,  ///< the same without periodic pulls: events and the catch-ups after reconnects and resets alone
 };
-inline constexpr std::size_t mode_count = 6;
-inline constexpr std::array<std::string_view, mode_count> mode_names{"classic", "hostile", "policies", "sqlite",
-                                                                     "rich",    "threaded"};
+inline constexpr std::size_t mode_count = 8;
+inline constexpr std::array<std::string_view, mode_count> mode_names{
+    "classic", "hostile", "policies", "sqlite", "rich", "threaded", "live", "live-nopoll"};
 
 /// The hostile server's knobs (a hostile seed uses every knob of `config::knobs`).
 enum knob : unsigned {
@@ -207,24 +209,40 @@ enum class fault : std::uint8_t {
     non_finite,        ///< a write of NaN or an infinity, which must be refused
     // The threaded mode's kind:
     racing_write,      ///< a local write while a sync of the same device ran on another thread
+    // The live modes' kinds (the feed's faults, then the scheduler's runs by trigger):
+    live_drop,         ///< a live event lost
+    live_duplicate,    ///< a live event delivered twice
+    live_reorder,      ///< a live event delivered after the one that followed it
+    live_delay,        ///< a live event held for a time
+    live_cut,          ///< a subscription the feed ended (followed again after the backoff)
+    refollow,          ///< a follow after the first (after a cut, a failed follow or a restart)
+    run_scheduled,     ///< a scheduler run: periodic (or the backoff run while down)
+    run_after_write,   ///< a scheduler run: after local writes
+    run_reconnect,     ///< a scheduler run: a reconnect, or the catch-up after a follow
+    run_retry_due,     ///< a scheduler run: a record's retry fell due
+    run_event,         ///< a scheduler run: the live pass over queued events
 };
 inline constexpr std::size_t classic_fault_kinds = 9;
 inline constexpr std::size_t hostile_fault_end = 17;
 inline constexpr std::size_t sqlite_fault_end = 19;
 inline constexpr std::size_t rich_fault_end = 20;
-inline constexpr std::size_t fault_kinds = 21;
+inline constexpr std::size_t threaded_fault_end = 21;
+inline constexpr std::size_t fault_kinds = 32;
 inline constexpr std::array<std::string_view, fault_kinds> fault_names{
     "drop_request",    "drop_response", "transient",        "rate_limited",  "unauthorized", "reject_op",
     "restart",         "clock_jump",    "edit_in_flight",   "replayed_create", "filled_create",
     "omitted_local_id", "bad_page_item", "too_large",       "admin_edit",    "restore",      "expired_cursor",
-    "db_transact",     "reopen",        "non_finite",       "racing_write"};
+    "db_transact",     "reopen",        "non_finite",       "racing_write",
+    "live_drop",       "live_duplicate", "live_reorder",    "live_delay",    "live_cut",     "refollow",
+    "run_scheduled",   "run_after_write", "run_reconnect",  "run_retry_due", "run_event"};
 
 /// The invariants (0: engine contract, e.g. a local write that failed).
-inline constexpr std::array<std::string_view, 14> invariant_names{
+inline constexpr std::array<std::string_view, 17> invariant_names{
     "contract",          "no lost write",     "no duplicate create", "convergence",
     "legal transitions", "version monotonic", "backoff bounds",      "pending coalesce",
     "no lost field",     "server field kept", "no local duplicate",  "bad item harmless",
-    "too large alone",   "restore keeps unsynced"};
+    "too large alone",   "restore keeps unsynced", "no event below local version",
+    "one fetch per record per burst", "append chain ends as server"};
 
 /// Run settings, from the command line.
 struct config {
@@ -250,6 +268,10 @@ struct stats {
     std::array<std::uint64_t, 3> decisions{};  ///< policy decisions: take_server, keep_local, merged
     std::uint64_t sqlite_clients = 0;   ///< devices on SQLite (sqlite mode)
     std::uint64_t rollbacks = 0;        ///< db.transact batches rolled back (sqlite mode)
+    std::uint64_t live_applied = 0;     ///< live events applied as they came (live modes)
+    std::uint64_t live_fetches = 0;     ///< records fetched for a gap an event showed (live modes)
+    std::uint64_t live_duplicates = 0;  ///< live events dropped at or below the local version (live modes)
+    std::uint64_t append_chains = 0;    ///< appended chains checked at the end (live modes; see live_invariants.hpp)
 };
 
 struct violation {
@@ -424,6 +446,7 @@ seed_result run_policies(std::uint64_t seed, const config& cfg);
 seed_result run_sqlite(std::uint64_t seed, const config& cfg);
 seed_result run_rich(std::uint64_t seed, const config& cfg, std::size_t entity);
 seed_result run_threaded(std::uint64_t seed, const config& cfg);
+seed_result run_live(std::uint64_t seed, const config& cfg, mode m);  ///< live and live_nopoll
 
 template <class E>
 std::string describe(const E& v) {

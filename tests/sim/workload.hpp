@@ -60,7 +60,10 @@ void make_engine(world<M>& w, client<M>& cl) {
                                         .seed = mix64(salt ^ 0xB0FFull) | 1u};
     tether::engine_options options{
         .id_seed = mix64(salt ^ 0x1D5ull), .pull_limit = w.pull_limit, .push_batch = w.push_batch};
-    tether::loopback_transport transport{w.server, "alice", w.max_batch};
+    auto transport = [&] {  // a mode's own transport (the live modes' probe), else the loopback one
+        if constexpr (requires { M::transport(w); }) return M::transport(w);
+        else return tether::loopback_transport{w.server, "alice", w.max_batch};
+    }();
     if constexpr (requires { typename M::policy; }) {
         cl.engine = std::make_unique<typename M::engine>(cl.storage, transport, w.clock, backoff,
                                                          typename M::policy{w.policy, &w.decision_sink, i}, options);

@@ -3,7 +3,8 @@
 // The scheduler: the sync runs itself. It decides when a `sync_target` (an
 // engine) syncs, and why: periodically, after local writes, when connectivity
 // or login comes back, and when the earliest retry falls due; paused in the
-// background, backing off while the server is unreachable.
+// background, backing off while the server is unreachable; and, for a target
+// with a live feed, applying its events as they come and re-following it.
 #include <tether/backoff/backoff.hpp>
 #include <tether/backoff/exponential.hpp>
 #include <tether/clock/clock.hpp>
@@ -54,6 +55,19 @@ struct scheduler_options {
     std::uint64_t spread_seed = 0;
     /// @brief The first periodic run comes at once (else after one `period`).
     bool run_at_start = true;
+    /// @brief False: no periodic runs while the server answers (a live feed
+    /// and the other triggers alone: writes, reconnects, retries, `resume`,
+    /// the catch-up after each follow). The backoff run while down still comes.
+    bool periodic = true;
+    /// @brief The delay before following a live feed again after its n-th end
+    /// (or failed follow) in a row, on `Clock`: jittered, so a fleet cut off
+    /// at once does not come back at once; the count starts over once a
+    /// subscription delivers an event. Its `seed` makes the jitter reproducible.
+    exponential_backoff live_backoff{.base = std::chrono::seconds{1},
+                                     .factor = 2.0,
+                                     .cap = std::chrono::minutes{2},
+                                     .max_attempts = 0,
+                                     .jitter = tether::jitter::equal};
 };
 
 namespace detail {
@@ -72,6 +86,25 @@ inline bool says_down(const result<sync_report>& done) {
     if (done->skipped) return *done->skipped != skip_reason::already_running;
     return done->failure && down(done->failure->code);
 }
+
+/// What one run of a scheduler does: a sync (push and pull), the live pass
+/// (`apply_live`), or a follow of the live feed.
+enum class scheduled_job : std::uint8_t { sync, live, follow };
+
+/// One run of a scheduler: what it does, and the trigger it carries.
+struct scheduled_run {
+    scheduled_job job = scheduled_job::sync;
+    sync_trigger why = sync_trigger::scheduled;
+};
+
+/// What a run gave back: its report (a sync or live pass), its follow error,
+/// the next retry, and the live feed's status after it (a `live_target`).
+struct run_outcome {
+    std::optional<result<sync_report>> done;
+    std::optional<error> follow_failed;
+    std::optional<timestamp> retry;
+    std::optional<live_status> live;
+};
 }  // namespace detail
 
 /// @brief Runs `target.sync(trigger)` when it should run, and says why.
@@ -88,7 +121,18 @@ inline bool says_down(const result<sync_report>& done) {
 ///   wait for it (a fleet's queued writes do not all arrive at once either);
 /// - **retry_due**: the `retry_aware_target`'s `earliest_next_attempt()`,
 ///   asked after every run, is run when it arrives;
-/// - **user**, **event**: `notify(...)`, run at once.
+/// - **user**, **event**: `notify(...)`, run at once. For a `live_target`
+///   an `event` run is the live pass (`apply_live()`), not a sync.
+///
+/// Live feeds (a `live_target`, after `follow()`): the scheduler follows the
+/// feed in its next run; each event (and the end of the subscription) asks an
+/// `event` run at once, which applies the queued events. Each follow that
+/// succeeds asks a catch-up sync (trigger `reconnect`, no spread): the feed
+/// carries only what changes after it subscribed. When the feed ends (or a
+/// follow fails) it follows again after `live_backoff` (jittered, on
+/// `Clock`), whose count starts over once a subscription delivers; a
+/// `reconnect` brings a waiting re-follow forward to its own run. Paused: no
+/// re-follow. A sync does not apply queued events: the `event` run does.
 ///
 /// Rules:
 /// - one run at a time; a trigger that arrives during a run is never lost: it
@@ -99,7 +143,8 @@ inline bool says_down(const result<sync_report>& done) {
 ///   failure, 429/5xx) marks it down: periodic runs then back off along
 ///   `down_backoff`, and writes and retries wait for that run (nothing is sent
 ///   to a dead server per write); `user`, `event` and `reconnect` still run;
-/// - all time comes from `Clock`.
+/// - all time comes from `Clock`, re-follows' backoff included; a clock set
+///   back before the last time the scheduler set a wait makes what waits due.
 ///
 /// Two ways to drive it: deterministically (`next_wakeup()`, `run_due()`:
 /// tests with a `manual_clock`), or with its runner thread (`start()`,
@@ -123,7 +168,9 @@ public:
     scheduler(Target& target, Clock clock, scheduler_options options = {})
         : target_(target), clock_(std::move(clock)), options_(std::move(options)), backoff_(options_.down_backoff) {
         const auto now = clock_.now();
-        periodic_at_ = options_.run_at_start ? now : now + options_.period;
+        set_at_ = now;
+        if (options_.run_at_start) periodic_at_ = now;
+        else if (options_.periodic) periodic_at_ = now + options_.period;
         if constexpr (announcing_target<Target>) {
             target_.on_sync_wanted([this](sync_trigger why) { notify(why); });
         }
@@ -132,10 +179,13 @@ public:
     scheduler(const scheduler&) = delete;
     scheduler& operator=(const scheduler&) = delete;
 
-    /// @brief Stops the runner thread (waiting for a running sync) and unsets
-    /// the target's `on_sync_wanted`.
+    /// @brief Stops the runner thread (waiting for a running sync), unfollows
+    /// the live feed it followed, and unsets the target's `on_sync_wanted`.
     ~scheduler() {
         stop();
+        if constexpr (live_target<Target>) {
+            if (following()) target_.unfollow();  // the feed's notify points here
+        }
         if constexpr (announcing_target<Target>) target_.on_sync_wanted(nullptr);
     }
 
@@ -152,6 +202,7 @@ public:
         if (why == sync_trigger::after_write && write_asked_.exchange(true, std::memory_order_acq_rel)) return;
         std::lock_guard lock{mutex_};
         const auto now = clock_.now();
+        set_at_ = std::max(set_at_, now);
         auto at = now;
         if (why == sync_trigger::reconnect) {
             down_ = false;
@@ -162,6 +213,10 @@ public:
                 if (auto& queued = asked_[index(t)]; queued && *queued < at) queued = at;
             }
             if (retry_at_ && *retry_at_ < at) retry_at_ = at;
+            if (refollow_at_ && *refollow_at_ > at) {  // the network is back: so may the feed be
+                refollow_at_ = at;
+                live_failures_ = 0;
+            }
         }
         auto& slot = asked_[index(why)];
         if (!slot || at < *slot) slot = at;
@@ -183,6 +238,40 @@ public:
         paused_ = false;
         periodic_at_ = clock_.now();
         changed_();
+    }
+
+    /// @brief Keeps the target on its live feed (see the class): follows it in
+    /// the next run, applies its events as they come, follows again after it ends.
+    void follow() requires live_target<Target> {
+        std::lock_guard lock{mutex_};
+        live_wanted_ = true;
+        live_failures_ = 0;
+        refollow_at_ = clock_.now();
+        changed_();
+    }
+
+    /// @brief Stops following the live feed: the target unfollows, no re-follow.
+    void unfollow() requires live_target<Target> {
+        {
+            std::lock_guard lock{mutex_};
+            live_wanted_ = false;
+            refollow_at_.reset();
+            changed_();
+        }
+        target_.unfollow();
+    }
+
+    /// @brief True between `follow()` and `unfollow()` (whether or not the
+    /// feed is connected now: see the target's `live_status()`).
+    [[nodiscard]] bool following() const {
+        std::lock_guard lock{mutex_};
+        return live_wanted_;
+    }
+
+    /// @brief When the live feed is followed again (empty: no follow planned).
+    [[nodiscard]] std::optional<timestamp> next_follow() const {
+        std::lock_guard lock{mutex_};
+        return live_wanted_ ? refollow_at_ : std::nullopt;
     }
 
     /// @brief True while paused.
@@ -215,22 +304,20 @@ public:
         std::size_t runs = 0;
         while (!running_ && !stopping_) {
             const auto started = clock_.now();
-            const auto why = due_(started);
-            if (!why) break;
-            begin_();
+            const auto next = due_(started);
+            if (!next) break;
+            begin_(*next);
             lock.unlock();
-            std::optional<result<sync_report>> done;
-            std::optional<timestamp> retry;
+            detail::run_outcome out;
             try {
-                done.emplace(target_.sync(*why));
-                retry = ask_retry_();
+                run_(*next, out);
             } catch (...) {
                 lock.lock();
-                finish_(started, std::nullopt, std::nullopt);
+                finish_(*next, started, {});
                 throw;
             }
             lock.lock();
-            finish_(started, std::move(done), retry);
+            finish_(*next, started, std::move(out));
             ++runs;
         }
         return runs;
@@ -278,8 +365,19 @@ private:
         cv_.notify_all();
     }
 
+    /// `at`, or now if the clock was set back before the moment the scheduler
+    /// last set a time (a wait measured from then would stall it for as long).
+    [[nodiscard]] std::optional<timestamp> waited_(std::optional<timestamp> at) const {
+        const auto now = clock_.now();
+        return at && now < set_at_ ? std::optional<timestamp>{now} : at;
+    }
+
     /// When trigger `t` is due, if it is (under the lock).
     [[nodiscard]] std::optional<timestamp> due_at_(sync_trigger t) const {
+        return waited_(due_at_as_set_(t));
+    }
+
+    [[nodiscard]] std::optional<timestamp> due_at_as_set_(sync_trigger t) const {
         const bool waits_out_backoff = t == sync_trigger::after_write || t == sync_trigger::retry_due ||
                                        t == sync_trigger::scheduled;
         if (down_ && waits_out_backoff) {
@@ -296,7 +394,7 @@ private:
 
     [[nodiscard]] std::optional<timestamp> wakeup_() const {
         if (paused_ || stopping_) return std::nullopt;
-        std::optional<timestamp> next;
+        std::optional<timestamp> next = live_wanted_ ? waited_(refollow_at_) : std::nullopt;
         for (auto t : detail::trigger_precedence) {
             const auto at = due_at_(t);
             if (at && (!next || *at < *next)) next = at;
@@ -304,28 +402,75 @@ private:
         return next;
     }
 
-    /// The trigger of the run due at `now`: the first, by precedence, that is due.
-    [[nodiscard]] std::optional<sync_trigger> due_(timestamp now) const {
+    /// The run due at `now`: a re-follow of the live feed first, then the
+    /// first trigger, by precedence, that is due (`event`: the live pass of a `live_target`).
+    [[nodiscard]] std::optional<detail::scheduled_run> due_(timestamp now) const {
+        using detail::scheduled_job;
         if (paused_ || stopping_) return std::nullopt;
+        if (const auto at = waited_(refollow_at_); live_wanted_ && at && *at <= now) {
+            return detail::scheduled_run{scheduled_job::follow, sync_trigger::user};
+        }
         for (auto t : detail::trigger_precedence) {
-            if (const auto at = due_at_(t); at && *at <= now) return t;
+            if (const auto at = due_at_(t); at && *at <= now) {
+                const bool live = live_target<Target> && t == sync_trigger::event;
+                return detail::scheduled_run{live ? scheduled_job::live : scheduled_job::sync, t};
+            }
         }
         return std::nullopt;
     }
 
-    /// A run starts: it covers every trigger asked so far (one sync pushes and
-    /// pulls everything); those asked from now on start another.
-    void begin_() {
+    /// A run starts. A sync covers every trigger asked so far (one sync pushes
+    /// and pulls everything) but a live target's `event` (a sync does not apply
+    /// queued events); the live pass covers `event`; a follow, nothing else.
+    /// Those asked from now on start another.
+    void begin_(const detail::scheduled_run& r) {
         running_ = true;
+        if (r.job == detail::scheduled_job::follow) {
+            refollow_at_.reset();
+            return;
+        }
+        auto& event = asked_[index(sync_trigger::event)];
+        if (r.job == detail::scheduled_job::live) {
+            event.reset();
+            return;
+        }
+        const auto kept = live_target<Target> ? event : std::nullopt;
         asked_.fill(std::nullopt);
+        event = kept;
         retry_at_.reset();
         write_asked_.exchange(false, std::memory_order_acq_rel);  // pairs with notify's exchange
     }
 
-    /// A run ended (`done` empty: it threw): the next periodic run, after
-    /// `period` or the backoff, and the next retry.
-    void finish_(timestamp started, std::optional<result<sync_report>> done, std::optional<timestamp> retry) {
+    /// Runs `r` in the calling thread, no lock held; fills `out`.
+    void run_(const detail::scheduled_run& r, detail::run_outcome& out) {
+        if constexpr (live_target<Target>) {
+            if (r.job == detail::scheduled_job::follow) {
+                if (auto f = target_.follow([this] { notify(sync_trigger::event); }); !f) out.follow_failed = f.error();
+                if (!following()) target_.unfollow();  // unfollow() came during the follow
+            } else {
+                out.done.emplace(r.job == detail::scheduled_job::live ? target_.apply_live() : target_.sync(r.why));
+            }
+            out.live = std::as_const(target_).live_status();
+        } else {
+            out.done.emplace(target_.sync(r.why));
+        }
+        if (r.job == detail::scheduled_job::sync) out.retry = ask_retry_();
+    }
+
+    /// A run ended (`out.done` and `out.live` empty: it threw): a sync sets
+    /// the next periodic run and retry; every run, the live feed's next step.
+    void finish_(const detail::scheduled_run& r, timestamp started, detail::run_outcome out) {
         running_ = false;
+        set_at_ = clock_.now();
+        if (r.job == detail::scheduled_job::sync) finish_sync_(started, std::move(out.done), out.retry);
+        else if (out.done) last_ = std::move(out.done);
+        if (out.live) finish_live_(r, *out.live, out.follow_failed);
+        changed_();
+    }
+
+    /// After a sync (`done` empty: it threw): the next periodic run, after
+    /// `period` or the backoff, and the next retry.
+    void finish_sync_(timestamp started, std::optional<result<sync_report>> done, std::optional<timestamp> retry) {
         const auto now = clock_.now();
         if (done && detail::says_down(*done)) {
             down_ = true;
@@ -336,8 +481,9 @@ private:
         } else {
             down_ = false;
             failures_ = 0;
-            periodic_at_ = now + options_.period;
-            if (done && *done && (*done)->retry_at && *(*done)->retry_at > *periodic_at_) {
+            periodic_at_.reset();
+            if (options_.periodic) periodic_at_ = now + options_.period;
+            if (done && *done && (*done)->retry_at && (!periodic_at_ || *(*done)->retry_at > *periodic_at_)) {
                 periodic_at_ = (*done)->retry_at;  // the server said when to come back
             }
         }
@@ -346,7 +492,32 @@ private:
         // the scheduler never spins on it.
         if (retry && *retry > started) retry_at_ = retry;
         if (done) last_ = std::move(done);
-        changed_();
+    }
+
+    /// After any run of a live target: a subscription that delivered starts
+    /// the backoff over; a follow that worked asks its catch-up sync; a feed
+    /// not followed (ended, or the follow failed) is followed again after the
+    /// backoff; events left queued after a sync ask the live pass.
+    void finish_live_(const detail::scheduled_run& r, const live_status& st, const std::optional<error>& failed) {
+        if (!live_wanted_) return;
+        const auto now = clock_.now();
+        if (st.received > live_seen_) {
+            live_seen_ = st.received;
+            live_failures_ = 0;
+        }
+        if (r.job == detail::scheduled_job::follow && !failed) {
+            auto& catch_up = asked_[index(sync_trigger::reconnect)];
+            if (!catch_up || *catch_up > now) catch_up = now;
+        }
+        if (!st.following && !refollow_at_) {
+            ++live_failures_;
+            const error why = failed ? *failed : st.ended.value_or(error{errc::transient, "live feed ended", {}, {}});
+            refollow_at_ = now + live_backoff_.next_delay(live_failures_, why).value_or(options_.live_backoff.cap);
+        }
+        if (r.job == detail::scheduled_job::sync && st.queued > 0) {
+            auto& event = asked_[index(sync_trigger::event)];
+            if (!event) event = now;
+        }
     }
 
     std::optional<timestamp> ask_retry_() {
@@ -399,10 +570,16 @@ private:
     std::condition_variable cv_;
     std::array<std::optional<timestamp>, detail::trigger_precedence.size()> asked_{};
     std::optional<timestamp> periodic_at_;
+    timestamp set_at_{};  // the clock when a time was last set (a clock set back before it ends the waits)
     std::optional<timestamp> retry_at_;
     std::optional<result<sync_report>> last_;
     exponential_backoff backoff_;
+    exponential_backoff live_backoff_{options_.live_backoff};
     detail::backoff_rng spread_rng_;
+    std::optional<timestamp> refollow_at_;  // when the live feed is followed (again)
+    std::uint64_t live_seen_ = 0;           // events the feed had delivered at the last look
+    std::uint32_t live_failures_ = 0;       // ends and failed follows in a row
+    bool live_wanted_ = false;              // follow() and no unfollow() since
     std::uint32_t failures_ = 0;
     std::uint64_t generation_ = 0;
     bool paused_ = false;

@@ -456,7 +456,7 @@ public:
             auto ctx = context();
             if (auto p = take(detail::run_push(ctx), rep); !p) return p;
             if (rep.failure) return {};
-            return take(detail::run_pull(ctx), rep);
+            return take(detail::run_pull_covering(ctx, live_.inbox()), rep);
         });
     }
     /// @brief Only the push half of `sync()` (same gating and single flight).
@@ -474,7 +474,7 @@ public:
     result<sync_report> pull(sync_trigger why = sync_trigger::user) {
         return single_flight(why, [this](sync_report& rep) {
             auto ctx = context();
-            return take(detail::run_pull(ctx), rep);
+            return take(detail::run_pull_covering(ctx, live_.inbox()), rep);
         });
     }
 

@@ -1,15 +1,17 @@
 #pragma once
 
-// What a `scheduler` drives: anything with a `sync(trigger)` call (one engine
-// today; a coordinator of several engines, or a live feed's reconnects, later).
+// What a `scheduler` drives: anything with a `sync(trigger)` call (an engine,
+// a coordinator of several engines), and optionally a live feed to follow.
 #include <tether/core/cause.hpp>
 #include <tether/core/result.hpp>
 #include <tether/core/timestamp.hpp>
+#include <tether/engine/live.hpp>
 #include <tether/engine/report.hpp>
 
 #include <concepts>
 #include <functional>
 #include <optional>
+#include <utility>
 
 namespace tether {
 
@@ -19,12 +21,16 @@ namespace tether {
 /// itself (a call during a running one is absorbed into it, as
 /// `sync_engine::sync` does).
 ///
-/// Two optional members make the scheduler do more, each used when present:
+/// Optional members make the scheduler do more, each used when present:
 /// - `t.earliest_next_attempt()` returning `result<std::optional<timestamp>>`
 ///   (`retry_aware_target`): the scheduler runs a sync when it falls due;
 /// - `t.on_sync_wanted(std::function<void(sync_trigger)>)`
 ///   (`announcing_target`): the scheduler sets it, and hears of every local
-///   write and every reconnect without the app telling it.
+///   write and every reconnect without the app telling it;
+/// - `t.follow(notify)`, `t.unfollow()`, `t.apply_live()` and
+///   `t.live_status()` (`live_target`): `scheduler::follow()` keeps the
+///   target on its live feed, applies events as they arrive and re-follows
+///   after the feed ends.
 ///
 /// @code
 /// struct counter {
@@ -53,6 +59,19 @@ concept retry_aware_target = sync_target<T> && requires(const T& t) {
 template <class T>
 concept announcing_target = sync_target<T> && requires(T& t, std::function<void(sync_trigger)> fn) {
     t.on_sync_wanted(std::move(fn));
+};
+
+/// @brief A `sync_target` with a live feed (`sync_engine` over a
+/// `live_transport`): `follow(notify)` subscribes and calls `notify()` for each
+/// event and for the end of the subscription, `apply_live()` applies the queued
+/// events, `live_status()` says whether it still follows and how many events
+/// came, `unfollow()` stops.
+template <class T>
+concept live_target = sync_target<T> && requires(T& t, const T& c, std::function<void()> notify) {
+    { t.follow(std::move(notify)) } -> std::same_as<result<void>>;
+    { t.apply_live() } -> std::same_as<result<sync_report>>;
+    { c.live_status() } -> std::same_as<live_status>;
+    t.unfollow();
 };
 
 }  // namespace tether

@@ -49,6 +49,17 @@ public:
         ++status_.received;
         queue_.push_back(std::move(e));
     }
+    /// How many events have come so far: a pull that starts now and reaches
+    /// the end of the feed settles every one of them (`cover`).
+    std::uint64_t mark() const {
+        std::lock_guard lock{mutex_};
+        return status_.received;
+    }
+    /// Drops the queued events among the first `mark` that came (counted as covered).
+    void cover(std::uint64_t mark) {
+        std::lock_guard lock{mutex_};
+        for (; !queue_.empty() && status_.received - queue_.size() < mark; queue_.pop_front()) ++status_.covered;
+    }
     void end(error why) {
         std::lock_guard lock{mutex_};
         status_.following = false;
@@ -191,9 +202,12 @@ auto live_local(Tx& tx, const live_event& e) -> decltype(tx.find_by_server_id(e.
 
 /// Inside the event's transaction: drops a duplicate, applies an event
 /// contiguous with the local version (and any deletion: it is final), and
-/// asks for a fetch on a gap or a record not held (but a create, which is
-/// whole). An `appended` event extends the local text when its length
-/// before is the local text's and the record has no local change; else a fetch.
+/// asks for a fetch on a gap or a record not held, a create included: a
+/// create delayed or reordered past the record's deletion (or queued before
+/// a pull that saw it deleted) would bring back a record the server no longer
+/// has, and nothing held here tells it apart from a new one. An `appended`
+/// event extends the local text when its length before is the local text's
+/// and the record has no local change; else a fetch.
 template <class Ctx, class Tx>
 result<live_step> live_apply(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type>& fx, pull_run& run,
                              const live_event& e, timestamp now, pass_result& out) {
@@ -210,7 +224,7 @@ result<live_step> live_apply(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type
         if (!a) return unexpected{std::move(a).error()};
         return *a ? live_step::applied : live_step::fetch;
     }
-    const bool whole = *cur ? e.replaces == (*cur)->version : e.kind == live_kind::created && e.replaces == 0;
+    const bool whole = *cur && e.replaces == (*cur)->version;
     if (!whole) return live_step::fetch;
     if (auto a = apply_server_record(ctx, tx, fx, run, alone, e.record, now, out); !a) return unexpected{a.error()};
     return live_step::applied;
@@ -329,6 +343,21 @@ result<void> live_event_pass(Ctx& ctx, live_inbox& inbox, pull_run& run, std::ma
     if (*step == live_step::fetch) return live_fetch(ctx, inbox, run, fetched, e, out);
     inbox.count([&](live_status& s) { ++(*step == live_step::applied ? s.applied : s.duplicates); });
     return {};
+}
+
+/// The pull pass, after which the events queued before it began are settled
+/// by it if it asked the server at all: applied after it, a stale one (the
+/// create of a record since deleted, never held here) would bring back what
+/// the pull saw deleted. What the pull did not reach (it failed on the way)
+/// the next pull brings; a pull held back by its backoff settles nothing.
+template <class Ctx>
+[[nodiscard]] pass_result run_pull_covering(Ctx& ctx, live_inbox& inbox) {
+    const auto mark = inbox.mark();
+    const auto now = ctx.clock.now();
+    const auto not_before = ctx.pull_wait.not_before(now);
+    auto out = run_pull(ctx);
+    if (!not_before || *not_before <= now) inbox.cover(mark);
+    return out;
 }
 
 /// The live pass: every queued event, in the order the feed sent them. While

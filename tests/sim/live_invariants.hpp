@@ -1,0 +1,153 @@
+#pragma once
+
+// The live modes' invariants (numbered after those of invariants.hpp):
+// 14. no live event is applied at or below the local version: a change the
+//     live pass makes ("live", "live: ...") raises the record's version
+//     (watch, every event);
+// 15. at most one fetch per missing record per burst: one `apply_live()`
+//     fetches a record at most once, and only a record an event of the feed
+//     named (the probe transport, every live pass);
+// 16. every appended chain ends equal to the server's text (after quiet):
+//     the hook for the `append` op, see `append_chain` below.
+// Convergence after quiet and no lost acknowledged write are 1, 3 and 8 of
+// invariants.hpp, checked as in the classic mode.
+#include "invariants.hpp"
+
+#include <tether/tether.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace tether_sim {
+
+/// What the probe transport saw of one device's feed and fetches.
+struct live_log {
+    std::set<std::string> named;        ///< server ids the feed's events named since the device followed
+    std::vector<std::string> fetched;   ///< server ids fetched since the current live pass began
+    bool in_pass = false;               ///< inside `apply_live()`
+};
+
+/// A `loopback_transport` that tells the sim what the feed delivered and what
+/// the engine fetched (it changes nothing of either).
+class probe_transport {
+public:
+    using policy_kind = tether::transport_tag;  ///< a transport policy
+
+    explicit probe_transport(tether::loopback_transport inner)
+        : inner_(std::move(inner)), log_(std::make_shared<live_log>()) {}
+
+    /// What this transport (and its copies) saw.
+    [[nodiscard]] live_log& log() const noexcept { return *log_; }
+
+    tether::result<std::vector<tether::push_outcome>> push(std::string_view c, std::span<const tether::push_op> ops) {
+        return inner_.push(c, ops);
+    }
+    tether::result<tether::pull_page> pull(std::string_view c, std::string_view cursor, std::size_t limit) {
+        return inner_.pull(c, cursor, limit);
+    }
+    tether::result<tether::server_record> fetch(std::string_view c, std::string_view sid) {
+        if (log_->in_pass) log_->fetched.emplace_back(sid);
+        return inner_.fetch(c, sid);
+    }
+    tether::result<tether::live_subscription> subscribe(const tether::live_request& req, tether::live_handler h) {
+        tether::live_handler probe{[log = log_, f = std::move(h.on_event)](tether::live_event e) {
+                                       log->named.insert(e.record.server_id);
+                                       if (f) f(std::move(e));
+                                   },
+                                   std::move(h.on_end)};
+        return inner_.subscribe(req, std::move(probe));
+    }
+    [[nodiscard]] std::size_t max_batch() const { return inner_.max_batch(); }
+    [[nodiscard]] bool has_change_feed() const { return inner_.has_change_feed(); }
+
+private:
+    tether::loopback_transport inner_;
+    std::shared_ptr<live_log> log_;
+};
+static_assert(tether::live_transport<probe_transport>);
+
+/// The live modes' engine: memory storage, the default `server_wins`, the probe transport.
+using live_engine = tether::sync_engine<Job, tether::memory_storage, probe_transport, tether::manual_clock,
+                                        tether::exponential_backoff, tether::engine_options>;
+struct live_types : sim_types<Job, live_engine> {
+    /// A device's transport (workload.hpp's make_engine asks for it).
+    template <class W>
+    static probe_transport transport(W& w) {
+        return probe_transport{tether::loopback_transport{w.server, "alice", w.max_batch}};
+    }
+};
+
+/// 14, from a device's second watcher: `version` holds the version each of
+/// its records had before this change.
+template <class M>
+void check_live_change(world<M>& w, int c, std::map<local_id, std::uint64_t>& version,
+                       const tether::change<typename M::entity>& ch) {
+    const bool live = ch.cause == "live" || ch.cause.starts_with("live: ");
+    auto held = version.find(ch.id);
+    if (live && held != version.end() && ch.current && ch.current->version <= held->second) {
+        w.fail(14, "c" + std::to_string(c) + " " + w.name(ch.id) + ": a live event applied at v" +
+                       std::to_string(ch.current->version) + ", the local version was v" +
+                       std::to_string(held->second) + " (" + ch.cause + ")");
+    }
+    if (ch.current) version[ch.id] = ch.current->version;
+    else version.erase(ch.id);
+}
+
+/// 15, after one live pass of device `c`.
+template <class M>
+void check_live_fetches(world<M>& w, int c, const live_log& log) {
+    std::set<std::string> seen;
+    for (const auto& sid : log.fetched) {
+        if (!seen.insert(sid).second) {
+            w.fail(15, "c" + std::to_string(c) + " fetched " + sid + " twice in one live pass");
+        }
+        if (!log.named.contains(sid)) {
+            w.fail(15, "c" + std::to_string(c) + " fetched " + sid + ", which no event of its feed named");
+        }
+    }
+    w.st.live_fetches += log.fetched.size();
+}
+
+/// One chain of `append`s to a string field of a record (by canonical id):
+/// the text the record held when the chain began, and each appended chunk
+/// the engine acknowledged, in order.
+///
+/// The hook for the `append` op (not in the workload yet): once the engine
+/// has it, the workload records each acknowledged append here, and 16 checks
+/// that every chain ends equal to the server's text. Until then the chains
+/// stay empty, and the summary says how many were checked (0).
+struct append_chain {
+    local_id record;
+    std::string field;
+    std::string start;
+    std::vector<std::string> chunks;
+};
+
+/// 16, after quiet: every chain's text (its start and its chunks) is a prefix
+/// of the server's text of that field (other devices' chains may follow), and
+/// the last chain of a field ends equal to it.
+template <class M>
+void check_append_chains(world<M>& w, const std::vector<append_chain>& chains) {
+    std::map<std::pair<local_id, std::string>, const append_chain*> last;
+    for (const auto& ch : chains) last[{ch.record, ch.field}] = &ch;
+    for (const auto& ch : chains) {
+        ++w.st.append_chains;
+        auto e = server_entry(w, ch.record);
+        if (!e || e->deleted) continue;  // removed: nothing to end equal to
+        const auto it = e->record.value.find(ch.field);
+        const std::string server = it != e->record.value.end() && it->is_string() ? it->template get<std::string>() : "";
+        std::string text = ch.start;
+        for (const auto& c : ch.chunks) text += c;
+        const bool is_last = last[{ch.record, ch.field}] == &ch;
+        if (is_last ? server != text : !server.starts_with(text)) {
+            w.fail(16, w.name(ch.record) + "." + ch.field + ": the chain ends as '" + text + "', the server has '" +
+                           server + "'");
+        }
+    }
+}
+
+}  // namespace tether_sim
