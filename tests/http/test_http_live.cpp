@@ -304,7 +304,9 @@ TEST_CASE("live over HTTP: a malformed frame ends the subscription with errc::pr
         {"version mismatch", "event: created\ndata: {\"kind\":\"created\",\"collection\":\"jobs\",\"record\":"
                              "{\"server_id\":\"s\",\"version\":2},\"version\":1,\"replaces\":0,\"cursor\":\"1\"}\n\n"},
     };
-    for (const auto& [name, frame] : cases) {
+    for (const auto& c : cases) {
+        const auto& name = c.first;
+        const std::string& frame = c.second;  // the handler below captures it: not a structured binding (clang 14)
         INFO(name);
         tether_test::scripted_server server{[&](const httplib::Request&, httplib::Response& res) {
             res.status = 200;
