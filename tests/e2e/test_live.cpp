@@ -67,11 +67,11 @@ TEST_CASE("two devices following jobs over tether-server's events see each other
     REQUIRE(desk_db);
     REQUIRE(phone_db);
     tether::manual_clock clock;
+    doorbell desk_bell, phone_bell;  // before the engines: their feeds' threads ring them until the engines go
     auto desk = tether::make_engine<Job>(tether::sqlite_storage{*desk_db}, tether::http_transport{server.options()}, clock);
     auto phone = tether::make_engine<Job>(tether::sqlite_storage{*phone_db}, tether::http_transport{server.options()}, clock);
     REQUIRE(desk.sync());
     REQUIRE(phone.sync());
-    doorbell desk_bell, phone_bell;
     REQUIRE(desk.follow(desk_bell.ring()));
     REQUIRE(phone.follow(phone_bell.ring()));
     CHECK(phone.live_status().following);
