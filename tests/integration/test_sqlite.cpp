@@ -288,7 +288,7 @@ TEST_CASE("sqlite: a version 2 database gets the due index without IN on open", 
                 SQLITE_OK);
     }
     auto db = open_ok(path);
-    CHECK(db.schema_version().value() == 3);
+    CHECK(db.schema_version().value() == tether::sqlite_database::current_schema_version);
     item_store items{tether::sqlite_storage{db}};
     CHECK((items.get(r.id).value() == r));
     CHECK(items.due(at_ms(1'000'000), 10).value().size() == 1);

@@ -92,16 +92,27 @@ result<void> sqlite_run_joined(sqlite_connection& c, F&& body) {
     }
 }
 
+/// The trigger named `s` in the audit log (`to_string(sync_trigger)`), or
+/// nothing for a name this build does not know.
+[[nodiscard]] constexpr std::optional<sync_trigger> sqlite_trigger_from_string(std::string_view s) noexcept {
+    for (const auto t : {sync_trigger::user, sync_trigger::scheduled, sync_trigger::after_write,
+                         sync_trigger::reconnect, sync_trigger::retry_due, sync_trigger::event}) {
+        if (to_string(t) == s) return t;
+    }
+    return std::nullopt;
+}
+
 /// Appends one transition to the audit log (inside the caller's transaction).
 inline result<void> sqlite_insert_audit(sqlite_connection& c, std::string_view scope, const transition& t) {
     auto st = c.prepare(
-        "INSERT INTO tether_audit (scope, local_id, at, from_status, to_status, cause, legal)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+        "INSERT INTO tether_audit (scope, local_id, at, from_status, to_status, cause, legal, \"trigger\")"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (!st) return unexpected{std::move(st).error()};
     st->bind(1, scope).bind_blob(2, t.id.bytes()).bind(3, std::int64_t{t.at.time_since_epoch().count()});
     if (t.from) st->bind(4, to_string(*t.from)); else st->bind_null(4);
     if (t.to) st->bind(5, to_string(*t.to)); else st->bind_null(5);
     st->bind(6, std::string_view{t.cause}).bind(7, std::int64_t{t.legal ? 1 : 0});
+    if (t.trigger) st->bind(8, to_string(*t.trigger)); else st->bind_null(8);
     if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{sqlite_error(c.handle(), rc, st->sql())};
     return {};
 }
@@ -234,9 +245,9 @@ public:
         const std::string scope = detail::sqlite_canonical_table_name(table);
         std::lock_guard lock{conn_->mutex()};
         auto st = conn_->prepare(
-            id ? "SELECT local_id, at, from_status, to_status, cause, legal FROM tether_audit"
+            id ? "SELECT local_id, at, from_status, to_status, cause, legal, \"trigger\" FROM tether_audit"
                  " WHERE scope = ?1 AND local_id = ?2 ORDER BY seq"
-               : "SELECT local_id, at, from_status, to_status, cause, legal FROM tether_audit"
+               : "SELECT local_id, at, from_status, to_status, cause, legal, \"trigger\" FROM tether_audit"
                  " WHERE scope = ?1 ORDER BY seq");
         if (!st) return unexpected{std::move(st).error()};
         st->bind(1, std::string_view{scope});
@@ -261,6 +272,10 @@ public:
             }
             t.cause = std::string{st->text(4)};
             t.legal = st->int64(5) != 0;
+            if (!st->is_null(6)) {
+                t.trigger = detail::sqlite_trigger_from_string(st->text(6));
+                if (!t.trigger) return corrupt_audit_("an unknown trigger '" + printable_(st->text(6)) + "'");
+            }
             out.push_back(std::move(t));
         }
         if (rc != SQLITE_DONE) return unexpected{detail::sqlite_error(conn_->handle(), rc, st->sql())};
@@ -315,8 +330,18 @@ private:
                                                         "; refusing to open it (the file was not modified)")};
     }
 
-    static unexpected<error> corrupt_audit_() {
-        return unexpected{make_error(errc::storage, "sqlite: corrupt row in tether_audit")};
+    static unexpected<error> corrupt_audit_(std::string_view what = {}) {
+        std::string message = "sqlite: corrupt row in tether_audit";
+        if (!what.empty()) message += ": " + std::string{what};
+        return unexpected{make_error(errc::storage, std::move(message))};
+    }
+
+    // At most 40 bytes of a stored text for a message, control characters as '?'.
+    static std::string printable_(std::string_view s) {
+        std::string out{s.substr(0, 40)};
+        for (char& ch : out)
+            if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F) ch = '?';
+        return out;
     }
 
     std::shared_ptr<detail::sqlite_connection> conn_;

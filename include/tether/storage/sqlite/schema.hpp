@@ -13,6 +13,10 @@
 ///   by `OR` instead of `IN (...)`: SQLite evaluates a partial index's condition
 ///   on every write, and an `IN` list of three values made it build a temporary
 ///   table (with its own page cache) for each evaluation, three per upsert.
+/// - **4**: the audit log gains a nullable `"trigger"` column (quoted: `TRIGGER`
+///   is an SQL keyword): why the sync that made a transition ran
+///   (`sync_trigger`'s name); NULL for a transition made outside a sync, and
+///   for every row written before version 4.
 
 #include <tether/core/error.hpp>
 #include <tether/core/result.hpp>
@@ -33,7 +37,7 @@
 namespace tether::detail {
 
 /// The schema version this build writes and understands.
-inline constexpr int sqlite_schema_version = 3;
+inline constexpr int sqlite_schema_version = 4;
 
 /// True for a table name tether accepts: `[A-Za-z_][A-Za-z0-9_]*`, at most 64
 /// characters, not starting with `sqlite_` or `tether_` (reserved), any case.
@@ -195,7 +199,7 @@ inline result<void> sqlite_create_schema(sqlite_connection& c) {
              "CREATE TABLE IF NOT EXISTS tether_tables (name TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID",
              "CREATE TABLE IF NOT EXISTS tether_audit (seq INTEGER PRIMARY KEY, scope TEXT NOT NULL,"
              " local_id BLOB NOT NULL, at INTEGER NOT NULL, from_status TEXT, to_status TEXT,"
-             " cause TEXT NOT NULL, legal INTEGER NOT NULL DEFAULT 1)",
+             " cause TEXT NOT NULL, legal INTEGER NOT NULL DEFAULT 1, \"trigger\" TEXT)",
              "CREATE INDEX IF NOT EXISTS tether_audit_at ON tether_audit (at)",
              "CREATE INDEX IF NOT EXISTS tether_audit_record ON tether_audit (scope, local_id, seq)",
          }) {
@@ -255,6 +259,18 @@ inline result<void> sqlite_migrate_2_to_3(sqlite_connection& c) {
     return {};
 }
 
+/// Version 3 -> 4: the audit log gains its nullable `"trigger"` column (old
+/// rows: NULL). A log made by `sqlite_migrate_1_to_2` in this build has it already.
+inline result<void> sqlite_migrate_3_to_4(sqlite_connection& c) {
+    auto has = c.prepare("SELECT 1 FROM pragma_table_info('tether_audit') WHERE name = 'trigger'");
+    if (!has) return unexpected{std::move(has).error()};
+    const int rc = has->step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return unexpected{sqlite_error(c.handle(), rc, has->sql())};
+    *has = sqlite_statement{};
+    if (rc == SQLITE_ROW) return {};
+    return c.exec("ALTER TABLE tether_audit ADD COLUMN \"trigger\" TEXT");
+}
+
 /// Brings the schema to `sqlite_schema_version` in one transaction: creates it
 /// in a fresh database, runs every migration step from an older one, refuses a
 /// newer one. Nothing changes if any step fails.
@@ -275,7 +291,7 @@ inline result<void> sqlite_migrate(sqlite_connection& c) {
     } else {
         using step = result<void> (*)(sqlite_connection&);
         static constexpr step steps[] = {&sqlite_migrate_1_to_2,  // steps[i]: version i+1 -> i+2
-                                         &sqlite_migrate_2_to_3};
+                                         &sqlite_migrate_2_to_3, &sqlite_migrate_3_to_4};
         static_assert(std::size(steps) == sqlite_schema_version - 1, "one migration step per schema version");
         for (int from = *v; from < sqlite_schema_version; ++from) {
             if (auto r = steps[from - 1](c); !r) {
