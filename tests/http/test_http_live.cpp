@@ -1,8 +1,9 @@
 // http_transport's live feed against the HTTP face's Server-Sent Events on
 // 127.0.0.1 (an in-process server over a memory store): order, resume,
 // origin and user filtering, heartbeats, reset, the slow-subscriber cut, the
-// stream limit, and malformed frames from a scripted server. Waits are bounded
-// waits for what the feed delivers; nothing sleeps for timing.
+// stream limit, a refused token refreshed once, and malformed frames from a
+// scripted server. Waits are bounded waits for what the feed delivers; nothing
+// sleeps for timing.
 #include "http/live_server.hpp"
 #include "http/scripted_server.hpp"
 
@@ -144,6 +145,74 @@ TEST_CASE("live over HTTP: an unknown token is refused with no subscription", "[
     REQUIRE_FALSE(sub);
     CHECK(sub.error().code == tether::errc::unauthorized);
     CHECK(sub.error().message.find("nobody") == std::string::npos);
+}
+
+TEST_CASE("live over HTTP: a refused token is refreshed once and the stream reopens with it", "[http][live][auth]") {
+    live_server s;
+    auto o = s.options("");
+    std::atomic<int> asked{0};
+    o.token_provider = [&]() -> tether::result<std::string> {
+        return ++asked == 1 ? std::string{"expired-token"} : std::string{"alice-token"};
+    };
+    tether::http_transport t{o};
+    live_log log;
+    auto sub = t.subscribe(request(), log.handler());
+    REQUIRE(sub);
+    CHECK(asked.load() == 2);  // the first token, then one fresh one after the 401
+    create_jobs(s, "alice", 2);
+    REQUIRE(log.wait_events(2));
+    CHECK(log.events()[1].previous_cursor == log.events()[0].cursor);
+    CHECK(log.ends().empty());
+    sub->reset();
+    // The transport's cache holds the fresh token: the next stream opens with it, unasked.
+    live_log again;
+    auto sub2 = t.subscribe(request(), again.handler());
+    REQUIRE(sub2);
+    CHECK(asked.load() == 2);
+}
+
+TEST_CASE("live over HTTP: a provider whose tokens are all refused ends unauthorized after one retry",
+          "[http][live][auth]") {
+    tether_test::scripted_server server{[](const httplib::Request&, httplib::Response& res) {
+        tether_test::json_answer(res, 401, R"({"error":{"code":"unauthorized","message":"token expired"}})");
+    }};
+    auto o = server.options("");
+    std::atomic<int> asked{0};
+    o.token_provider = [&]() -> tether::result<std::string> { return "refused-" + std::to_string(++asked); };
+    tether::http_transport t{o};
+    live_log log;
+    auto sub = t.subscribe(request(), log.handler());
+    REQUIRE_FALSE(sub);
+    CHECK(sub.error().code == tether::errc::unauthorized);
+    CHECK(sub.error().http_status == 401);
+    CHECK(asked.load() == 2);
+    const auto seen = server.log();
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0].headers.find("Authorization")->second == "Bearer refused-1");
+    CHECK(seen[1].headers.find("Authorization")->second == "Bearer refused-2");
+    CHECK(seen[1].path == "/v1/jobs/events");
+    CHECK(sub.error().message.find("refused-") == std::string::npos);
+    CHECK(log.events().empty());
+    CHECK(log.ends().empty());  // no subscription: the handler hears nothing
+
+    // A provider that fails on the refresh: its error, and no second request.
+    std::atomic<int> calls{0};
+    auto o2 = server.options("");
+    o2.token_provider = [&]() -> tether::result<std::string> {
+        if (++calls == 1) return std::string{"first"};
+        return tether::unexpected{tether::make_error(tether::errc::offline, "identity provider unreachable")};
+    };
+    auto failed = tether::http_transport{o2}.subscribe(request(), log.handler());
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().code == tether::errc::offline);
+    CHECK(calls.load() == 2);
+    CHECK(server.requests() == 3);
+
+    // A fixed token is not refreshed: unauthorized after its one request.
+    auto fixed = tether::http_transport{server.options("fixed-token")}.subscribe(request(), log.handler());
+    REQUIRE_FALSE(fixed);
+    CHECK(fixed.error().code == tether::errc::unauthorized);
+    CHECK(server.requests() == 4);
 }
 
 TEST_CASE("live over HTTP: a silent stream sends heartbeat comments", "[http][live]") {

@@ -32,6 +32,11 @@ namespace tether::http {
 ///
 /// `open` connects and waits for the answer's status: a refusal (401, 404,
 /// 503 with `Retry-After`, no connection) is its error and no subscription.
+/// A 401 is answered as the transport's requests answer it: with a token
+/// provider (`http_options::token_provider`), the provider is asked for a
+/// fresh token once and the stream is opened again with it; a second 401 (or
+/// a fixed token's first) is `errc::unauthorized`, and the provider's own
+/// error is returned as it is.
 /// Then the stream's thread decodes each frame strictly (`protocol::sse_decoder`
 /// within `http_options::max_live_event_bytes`, `protocol::decode_live_event`)
 /// and calls `on_event` in order. It ends the subscription with `on_end` once:
@@ -45,26 +50,24 @@ public:
     [[nodiscard]] static result<live_subscription> open(const std::shared_ptr<session>& s, const live_request& req,
                                                         live_handler handler, const protocol::parse_limits& limits) {
         try {
-            auto token = s->current_token();
-            if (!token) return unexpected{std::move(token).error()};
+            auto lease = s->token_lease();
+            if (!lease) return unexpected{std::move(lease).error()};
+            const std::string path = s->url().prefix + protocol::events_path(req.collection, req.cursor, req.device);
             auto st = std::make_shared<state>(std::move(handler));
-            st->client = make_client_(*s);
-            st->limits = limits;
-            st->sse = protocol::sse_decoder{{s->options().max_live_event_bytes, s->options().max_live_event_bytes}};
-            httplib::Headers headers{{"Accept", "text/event-stream"}, {"User-Agent", s->options().user_agent}};
-            if (!token->empty()) headers.emplace("Authorization", "Bearer " + *token);
-            std::string path = s->url().prefix + protocol::events_path(req.collection, req.cursor, req.device);
-            st->thread = std::thread{[st, s, path = std::move(path), headers = std::move(headers)] {
-                run_(*st, *s, path, headers);
-            }};
-            std::unique_lock lock{st->mutex};
-            st->changed.wait(lock, [&] { return st->opened || st->refused; });
-            if (st->refused) {
-                error why = std::move(*st->refused);
-                lock.unlock();
-                st->thread.join();
-                return unexpected{std::move(why)};
+            auto refused = start_(st, s, path, lease->token, limits);
+            if (refused && refused->http_status == 401 && s->can_refresh_token()) {
+                // As the requests do: one fresh token, one more try; a second 401 is the answer.
+                auto fresh = s->refresh_token(lease->generation);
+                if (!fresh) {
+                    error e = std::move(fresh).error();
+                    e.message = s->scrub("events: " + e.message);
+                    return unexpected{std::move(e)};
+                }
+                st = std::make_shared<state>(std::move(st->handler));
+                refused = start_(st, s, path, fresh->token, limits);
+                if (refused) refused->message = redact(std::move(refused->message), lease->token);
             }
+            if (refused) return unexpected{std::move(*refused)};
             return live_subscription{[st] { stop_(st); }};
         } catch (const std::exception&) {
             return unexpected{make_error(errc::transient, "events: internal failure")};
@@ -85,6 +88,26 @@ private:
         std::optional<error> refused;   // the answer's refusal (before it opened)
         std::recursive_mutex delivering;  // held while the handler runs
     };
+
+    // Starts the stream of `st` with `token` on a thread and waits for the
+    // answer's status: its refusal (the thread joined), or nothing (open).
+    static std::optional<error> start_(const std::shared_ptr<state>& st, const std::shared_ptr<session>& s,
+                                       const std::string& path, const std::string& token,
+                                       const protocol::parse_limits& limits) {
+        st->client = make_client_(*s);
+        st->limits = limits;
+        st->sse = protocol::sse_decoder{{s->options().max_live_event_bytes, s->options().max_live_event_bytes}};
+        httplib::Headers headers{{"Accept", "text/event-stream"}, {"User-Agent", s->options().user_agent}};
+        if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+        st->thread = std::thread{[st, s, path, headers = std::move(headers)] { run_(*st, *s, path, headers); }};
+        std::unique_lock lock{st->mutex};
+        st->changed.wait(lock, [&] { return st->opened || st->refused; });
+        if (!st->refused) return std::nullopt;
+        error why = std::move(*st->refused);
+        lock.unlock();
+        st->thread.join();
+        return why;
+    }
 
     static std::unique_ptr<httplib::Client> make_client_(const session& s) {
         auto c = std::make_unique<httplib::Client>(s.url().origin());

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -125,6 +126,20 @@ public:
         if (!t) return unexpected{std::move(t).error()};
         return std::move(t->token);
     }
+
+    /// @brief The bearer token to send now with its generation, for an exchange
+    /// the session does not make itself (the live feed's stream): pass the
+    /// generation to `refresh_token` after a 401.
+    [[nodiscard]] result<token_source::lease> token_lease() { return tokens_.current(); }
+
+    /// @brief After a 401 to an exchange sent with generation `seen`: a fresh
+    /// token from the provider (one refresh however many callers saw that
+    /// generation refused), or `errc::unauthorized` when the token is fixed
+    /// (`can_refresh_token()` false), or the provider's error.
+    [[nodiscard]] result<token_source::lease> refresh_token(std::uint64_t seen) { return tokens_.refresh(seen); }
+
+    /// @brief True if a 401 can be answered by asking the provider for a fresh token.
+    [[nodiscard]] bool can_refresh_token() const noexcept { return tokens_.can_refresh(); }
 
     /// @brief The settings (do not log them: they hold the token).
     [[nodiscard]] const http_options& options() const noexcept { return options_; }
