@@ -1,14 +1,16 @@
 // http_transport's live feed against the HTTP face's Server-Sent Events on
 // 127.0.0.1 (an in-process server over a memory store): order, resume,
 // origin and user filtering, heartbeats, reset, the slow-subscriber cut, the
-// stream limit, a refused token refreshed once, and malformed frames from a
-// scripted server. Waits are bounded waits for what the feed delivers; nothing
-// sleeps for timing.
+// stream limit, a refused token refreshed once (and a scheduler's re-follows
+// of a refused feed), and malformed frames from a scripted server. Waits are
+// bounded waits for what the feed delivers; nothing sleeps for timing.
 #include "http/live_server.hpp"
 #include "http/scripted_server.hpp"
+#include "support/entities.hpp"
 
 #include <tether/protocol/live.hpp>
 #include <tether/protocol/sse.hpp>
+#include <tether/tether.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -213,6 +215,51 @@ TEST_CASE("live over HTTP: a provider whose tokens are all refused ends unauthor
     REQUIRE_FALSE(fixed);
     CHECK(fixed.error().code == tether::errc::unauthorized);
     CHECK(server.requests() == 4);
+}
+
+TEST_CASE("live over HTTP: a scheduler follows a refused feed again after its backoff, never in a loop",
+          "[http][live][auth]") {
+    tether_test::scripted_server server{[](const httplib::Request&, httplib::Response& res) {
+        tether_test::json_answer(res, 401, R"({"error":{"code":"unauthorized","message":"signed out"}})");
+    }};
+    auto o = server.options("");
+    std::atomic<int> asked{0};
+    o.token_provider = [&]() -> tether::result<std::string> { return "refused-" + std::to_string(++asked); };
+    tether::manual_clock clock;
+    auto phone = tether::make_engine<tether_test::Job>(tether::memory_storage{}, tether::http_transport{o}, clock);
+    tether::scheduler_options so;
+    so.run_at_start = false;
+    so.periodic = false;
+    so.reconnect_spread = 0ms;
+    so.live_backoff.seed = 7;
+    tether::scheduler sched{phone, clock, so};
+    sched.follow();
+    CHECK(sched.run_due() == 1);  // the follow, refused: no catch-up sync after it
+    CHECK(asked.load() == 2);
+    CHECK(server.requests() == 2);
+    CHECK_FALSE(phone.live_status().following);
+    CHECK(sched.run_due() == 0);  // nothing due until the backoff has passed
+    REQUIRE(sched.next_follow());
+    CHECK(*sched.next_follow() >= clock.now() + 500ms);  // 1 s, jittered down to half at most
+    clock.advance(1s);
+    CHECK(sched.run_due() == 1);
+    CHECK(asked.load() == 3);  // each re-follow: one fresh token, two requests
+    CHECK(server.requests() == 4);
+    CHECK(*sched.next_follow() >= clock.now() + 1s);  // 2 s, jittered
+    // A sync meets the same refusal and pauses the engine: re-follows then send nothing.
+    sched.notify(tether::sync_trigger::user);
+    CHECK(sched.run_due() == 1);
+    CHECK_FALSE(phone.authenticated());
+    const auto requests = server.requests();
+    const int tokens = asked.load();
+    clock.advance(5s);
+    CHECK(sched.run_due() == 1);
+    CHECK(server.requests() == requests);
+    CHECK(asked.load() == tokens);
+    CHECK(sched.following());  // still wanted: signing in again brings the follow forward
+    phone.set_authenticated(true);
+    REQUIRE(sched.next_follow());
+    CHECK(*sched.next_follow() <= clock.now());
 }
 
 TEST_CASE("live over HTTP: a silent stream sends heartbeat comments", "[http][live]") {
