@@ -361,7 +361,7 @@ TEST_CASE("event hub: a stream's queue over its limit is cut with reset, then en
     CHECK_FALSE(hub.open("alice", "jobs", "phone", ""));
 }
 
-TEST_CASE("live over HTTP: beyond max_streams, 503 with Retry-After; a freed slot opens again", "[http][live]") {
+TEST_CASE("live over HTTP: beyond max_streams, 503 with Retry-After, and a freed slot opens again", "[http][live]") {
     tether::server::event_options o;
     o.max_streams = 2;
     o.retry_after = 7s;

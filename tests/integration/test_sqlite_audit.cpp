@@ -170,7 +170,7 @@ TEST_CASE("sqlite audit: a sync's transitions read back with the trigger that ra
     CHECK(stored.back() == "reconnect");
 }
 
-TEST_CASE("sqlite audit: a schema version 3 database is migrated; its old rows have no trigger",
+TEST_CASE("sqlite audit: a schema version 3 database is migrated, and its old rows have no trigger",
           "[sqlite][audit][migration]") {
     temp_dir dir;
     const auto path = dir.file("v3.db");
