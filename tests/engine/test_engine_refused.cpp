@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 using tether_test::Job;
@@ -36,6 +37,8 @@ struct refusing_transport {
 
     struct script {
         std::map<std::string, bool> refuse_in_pages;  // server ids taken out of every page into `refused`
+        std::map<std::string, bool> refuse_unnamed;   // ...refused without their server id (it did not read)
+        std::optional<tether::error> fail_next_pull;  // the next pull fails with this
         std::vector<tether::refused_item> extra;      // refused items added to the next page (once)
         std::map<std::string, bool> refuse_fetch;     // server ids whose fetch cannot be read
         std::map<std::string, std::size_t> fetches;   // fetches made, by server id
@@ -48,12 +51,16 @@ struct refusing_transport {
         return inner.push(c, ops);
     }
     tether::result<tether::pull_page> pull(std::string_view c, std::string_view cursor, std::size_t limit) {
+        if (auto e = std::exchange(s->fail_next_pull, std::nullopt)) return tether::unexpected{*e};
         auto page = inner.pull(c, cursor, limit);
         if (!page) return page;
         std::vector<tether::server_record> kept;
         for (std::size_t i = 0; i < page->records.size(); ++i) {
             auto& r = page->records[i];
-            if (s->refuse_in_pages.contains(r.server_id)) {
+            if (s->refuse_unnamed.contains(r.server_id)) {
+                page->refused.push_back(tether::refused_item{"", i, false, "records[" + std::to_string(i) +
+                                                                                "].server_id: expected a string"});
+            } else if (s->refuse_in_pages.contains(r.server_id)) {
                 page->refused.push_back(tether::refused_item{r.server_id, i, false, "records[" + std::to_string(i) +
                                                                                          "].version: expected an unsigned integer"});
             } else {
@@ -217,4 +224,35 @@ TEST_CASE("a refused item whose fetch does not read either is counted once a pul
     bool seen_edit = false;
     for (const auto& r : dev.list().value()) seen_edit |= r.value.progress == 77;
     CHECK(seen_edit);
+}
+
+TEST_CASE("a resync whose page refused an item without its server id takes no record for lost",
+          "[sync][refused]") {
+    world w;
+    const auto sids = three_on_server(w);
+    refusing_transport t{tether::loopback_transport{w.server, "alice"}};
+    auto dev = tether::make_engine<Job>(tether::memory_storage{}, t, w.clock);
+    REQUIRE(dev.pull());
+    REQUIRE(local_count(dev) == 3);
+
+    // The cursor expires (a restore): the resync's page holds one record it cannot name.
+    t.s->fail_next_pull = tether::error{errc::cursor_expired, "gone", 410, std::nullopt};
+    t.s->refuse_unnamed[sids[1]] = true;
+    auto resync = dev.pull();
+    REQUIRE(resync);
+    CHECK_FALSE(resync->failure);
+    CHECK(resync->unapplied == 1);
+    CHECK(resync->removed == 0);
+    CHECK(local_count(dev) == 3);  // its synced copy is not taken for lost
+
+    // Once every item reads, a later pull finishes the resync; nothing was lost.
+    t.s->refuse_unnamed.clear();
+    auto done = dev.pull();
+    REQUIRE(done);
+    CHECK(done->removed == 0);
+    CHECK(local_count(dev) == 3);
+    CHECK(dev.health()->resyncs == 1);
+    auto quiet = dev.pull();
+    REQUIRE(quiet);
+    CHECK(quiet->pulled == 0);  // the resync is over: pulls go on from the cursor
 }

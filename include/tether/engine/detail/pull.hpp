@@ -48,14 +48,22 @@ template <class Ctx>
     return out;
 }
 
-/// The pages, then what follows the last one.
+/// The pages, then what follows the last one. A resync whose pages refused
+/// an item without its server id cannot tell which records the server lost
+/// (it may be any of them): it stays under way, and a later pull whose pages
+/// all read finishes it.
 template <class Ctx>
 result<void> pull_all(Ctx& ctx, pull_run& run, pass_result& out) {
     auto paged = pull_pages(ctx, run, out);
     if (!paged) return unexpected{std::move(paged).error()};
     if (!*paged) return {};  // ended on a failure, in the report
     if (run.resync && !out.report.failure) {
-        if (auto f = finish_resync(ctx, run, out); !f) return f;
+        if (run.seen_unknown) {
+            ctx.shell.log(log_level::warning, "the resync met an item without a readable server id: no record is "
+                                              "taken for lost this time; a later pull finishes it");
+        } else if (auto f = finish_resync(ctx, run, out); !f) {
+            return f;
+        }
     }
     return refetch(ctx, run, out);
 }
@@ -255,11 +263,14 @@ result<void> skip_pulled(Ctx& ctx, effects<typename Ctx::entity_type>& fx, pull_
 /// An item the transport's decoder refused: counted (once a run) and logged
 /// like one that cannot be applied and, with a server id, fetched at a later
 /// pull (not in this one: the answer just read would come again). A resync
-/// takes its server id for one the server holds.
+/// takes its server id for one the server holds; one without a server id
+/// keeps the resync from taking any record for lost (see `pull_all`).
 template <class Ctx>
 void skip_refused(Ctx& ctx, effects<typename Ctx::entity_type>& fx, pull_run& run, const refused_item& r,
                   pass_result& out) {
-    if (!r.server_id.empty()) {
+    if (r.server_id.empty()) {
+        run.seen_unknown |= run.resync;
+    } else {
         if (run.resync) run.seen.insert(r.server_id);
         if (!run.refused.insert(r.server_id).second) return;  // counted already by an earlier page of this run
     }
