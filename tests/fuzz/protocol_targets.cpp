@@ -66,7 +66,33 @@ void answer_roundtrip(const char* name, std::string_view input, Decode decode, E
 
 // ---- client side: answers -------------------------------------------------
 
+/// The items of the array `key` of the page object in `input` (0 if none).
+std::size_t items_in(std::string_view input, const char* key) {
+    auto doc = protocol::parse_json(input, protocol::answer_parse_limits);
+    if (!doc || !doc->is_object()) return 0;
+    auto it = doc->find(key);
+    return it != doc->end() && it->is_array() ? it->size() : 0;
+}
+
+/// A changes page: never a crash; a page that decodes holds every item of the
+/// input either in its records or tombstones or in `refused` (once each, at
+/// an index of its array), and encodes and decodes again to the same text.
 void page_target(std::string_view input) {
+    auto decoded = protocol::decode_page(input);
+    if (decoded) {
+        const std::size_t records = items_in(input, "records"), tombstones = items_in(input, "tombstones");
+        std::vector<bool> refused_r(records, false), refused_t(tombstones, false);
+        std::size_t refused_records = 0;
+        for (const auto& x : decoded->refused) {
+            auto& seen = x.tombstone ? refused_t : refused_r;
+            TETHER_FUZZ_CHECK("page", x.index < seen.size() && !seen[x.index]);
+            seen[x.index] = true;
+            refused_records += x.tombstone ? 0 : 1;
+            TETHER_FUZZ_CHECK("page", !x.why.empty() && x.server_id.size() <= protocol::max_server_id_bytes);
+        }
+        TETHER_FUZZ_CHECK("page", decoded->records.size() + refused_records == records);
+        TETHER_FUZZ_CHECK("page", decoded->tombstones.size() + decoded->refused.size() - refused_records == tombstones);
+    }
     answer_roundtrip(
         "page", input, [](std::string_view t, const protocol::parse_limits& b) { return protocol::decode_page(t, b); },
         [](const tether::pull_page& p) {

@@ -87,7 +87,9 @@ void check_record(const char* name, const nlohmann::json& j, const rest::api_rec
 }
 
 /// A list answer's body: decoded through every mapping; an error is
-/// `errc::protocol`; what decodes is each item decoded on its own, in order.
+/// `errc::protocol` (a list of the wrong shape); else every item is either a
+/// record (the item decoded on its own) or refused (the item does not decode
+/// on its own, and says why), each once, in order.
 void rest_page_target(std::string_view input) {
     auto doc = tether::protocol::parse_json(input, tether::protocol::answer_parse_limits);
     if (!doc) return;
@@ -98,9 +100,21 @@ void rest_page_target(std::string_view input) {
             continue;
         }
         const auto* items = m.items_field.empty() ? &*doc : rest::get_path(*doc, m.items_field);
-        TETHER_FUZZ_CHECK("rest_page", items != nullptr && items->size() == listed->records.size());
-        for (std::size_t i = 0; i < listed->records.size(); ++i)
-            check_record("rest_page", (*items)[i], listed->records[i], m, {}, true);
+        TETHER_FUZZ_CHECK("rest_page", items != nullptr &&
+                                           items->size() == listed->records.size() + listed->refused.size());
+        std::vector<bool> placed(items->size(), false);
+        for (const auto& r : listed->records) {
+            TETHER_FUZZ_CHECK("rest_page", r.at < items->size() && !placed[r.at]);
+            placed[r.at] = true;
+            check_record("rest_page", (*items)[r.at], r, m, {}, true);
+        }
+        for (const auto& x : listed->refused) {
+            TETHER_FUZZ_CHECK("rest_page", x.index < items->size() && !placed[x.index]);
+            placed[x.index] = true;
+            TETHER_FUZZ_CHECK("rest_page", !x.why.empty() && !x.tombstone);
+            TETHER_FUZZ_CHECK("rest_page", !rest::decode_item((*items)[x.index], m, {}, true));
+            TETHER_FUZZ_CHECK("rest_page", x.server_id.size() <= tether::protocol::max_server_id_bytes);
+        }
         if (m.next_field.empty()) TETHER_FUZZ_CHECK("rest_page", listed->next.empty());
     }
 }

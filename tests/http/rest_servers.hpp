@@ -317,6 +317,18 @@ public:
         std::lock_guard lock{mutex_};
         return add(std::move(row));
     }
+    /// Answers (lists and fetches) show `field` of the record as `shown`, a
+    /// value of the wrong shape: a broken row, as a bad migration leaves one.
+    /// The row itself keeps its order in the list.
+    void show_broken(const std::string& id, const std::string& field, nlohmann::json shown) {
+        std::lock_guard lock{mutex_};
+        broken_[id] = {field, std::move(shown)};
+    }
+    /// The record is shown as it is again (the row was repaired).
+    void repair(const std::string& id) {
+        std::lock_guard lock{mutex_};
+        broken_.erase(id);
+    }
 
 private:
     static std::string iso(std::int64_t ms) {
@@ -344,9 +356,9 @@ private:
     }
     /// A record as answers show it.
     nlohmann::json shown(const nlohmann::json& r) const {
-        if (!o_.etag_in_body) return r;
         auto out = r;
-        out["etag"] = tag_of(r);
+        if (auto b = broken_.find(r["id"].get<std::string>()); b != broken_.end()) out[b->second.first] = b->second.second;
+        if (o_.etag_in_body) out["etag"] = tag_of(r);
         return out;
     }
     void tick() {
@@ -473,6 +485,7 @@ private:
     options o_;
     std::map<std::string, nlohmann::json> rows_;
     std::map<std::string, std::string> keys_;
+    std::map<std::string, std::pair<std::string, nlohmann::json>> broken_;  // id: the field shown wrong, as what
     int next_id_ = 1;
     std::int64_t now_ms_ = 1'780'000'000'000;
 };

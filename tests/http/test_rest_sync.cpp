@@ -11,9 +11,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 using tether_test::Job;
 using namespace std::chrono_literals;
@@ -170,4 +173,126 @@ TEST_CASE("rest sync, style (b): two devices converge over a versioned API", "[h
     CHECK(api.live() == 24);
     CHECK(values(phone) == values(laptop));
     CHECK(values(phone).size() == 24);
+}
+
+namespace {
+
+/// The warnings `e` logs, kept in `into`.
+void keep_warnings(engine_type& e, std::vector<std::string>& into) {
+    e.on_log([&into](tether::log_level l, std::string_view m) {
+        if (l >= tether::log_level::warning) into.emplace_back(m);
+    });
+}
+
+bool mentions(const std::vector<std::string>& logged, const std::string& bit) {
+    for (const auto& m : logged)
+        if (m.find(bit) != std::string::npos) return true;
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("rest sync, delta: one record shown broken never fails the page; counted, fetched, applied once repaired",
+          "[http][rest][sync][refused]") {
+    const bool cursor = GENERATE(true, false);
+    tether_test::versioned_api api{{.cursor_paging = cursor, .tick = true}};
+    auto m = tether_test::versioned_mapping();
+    if (!cursor) {
+        m.paging = tether::rest_paging::none;
+        m.after_id_param = "afterId";
+    }
+    tether::manual_clock clock;
+    auto phone = device(api.url(), m, clock, 1, 3);
+    auto laptop = device(api.url(), m, clock, 2, 3);
+    for (int i = 0; i < 6; ++i) REQUIRE(phone.create(Job{"job " + std::to_string(i), i, ""}));
+    settle(clock, phone);
+    std::vector<std::string> sids;
+    for (const auto& [id, row] : api.records()) sids.push_back(id);
+    REQUIRE(sids.size() == 6);
+    api.show_broken(sids[2], "version", "seven");  // between good ones, in every page that holds it
+    std::vector<std::string> warnings;
+    keep_warnings(laptop, warnings);
+
+    auto first = laptop.sync();
+    REQUIRE(first);
+    CHECK_FALSE(first->failure);
+    CHECK(first->unapplied == 1);
+    CHECK(laptop.list()->size() == 5);  // the good ones, on both sides of it
+    CHECK(laptop.health()->unapplied == 1);
+    CHECK(mentions(warnings, sids[2]));
+    CHECK(mentions(warnings, "'version'"));
+
+    // The next sync works: another writer's change arrives; the broken one is fetched once, and counted.
+    api.edit(sids[0], "progress", 50);
+    auto second = laptop.sync();
+    REQUIRE(second);
+    CHECK_FALSE(second->failure);
+    CHECK(second->unapplied == 1);
+    CHECK(laptop.list()->size() == 5);
+    bool edited = false;
+    for (const auto& r : laptop.list().value()) edited |= r.server_id == sids[0] && r.value.progress == 50;
+    CHECK(edited);
+
+    // Repaired (it did not change, so no delta shows it again): the fetch applies it.
+    api.repair(sids[2]);
+    auto third = laptop.sync();
+    REQUIRE(third);
+    CHECK(third->unapplied == 0);
+    CHECK(laptop.list()->size() == 6);
+    settle(clock, phone, laptop);
+    CHECK(values(laptop) == values(phone));
+}
+
+TEST_CASE("rest sync, full list: a record without a usable id is counted; the others page on, none taken for deleted",
+          "[http][rest][sync][refused]") {
+    tether_test::minimal_api api{{.store_client_id = true, .paged = true}};
+    auto m = tether_test::minimal_mapping();
+    m.paging = tether::rest_paging::offset;
+    m.limit_param = "limit";
+    tether::manual_clock clock;
+    auto phone = device(api.url(), m, clock, 1, 2);
+    auto laptop = device(api.url(), m, clock, 2, 2);
+    for (int i = 0; i < 5; ++i) REQUIRE(phone.create(Job{"job " + std::to_string(i), i, ""}));
+    settle(clock, phone, laptop);
+    REQUIRE(laptop.list()->size() == 5);
+    REQUIRE(api.records().contains("3"));
+    api.edit("3", "id", 3.5);  // no usable id, and still third in the list (pages of 2: it shares one)
+    std::vector<std::string> warnings;
+    keep_warnings(laptop, warnings);
+
+    auto first = laptop.sync();
+    REQUIRE(first);
+    CHECK_FALSE(first->failure);
+    CHECK(first->unapplied == 1);
+    CHECK(laptop.list()->size() == 5);  // its local copy is not taken for deleted
+    CHECK(mentions(warnings, "no usable id"));
+    CHECK(mentions(warnings, "no deletion on the server is inferred"));
+
+    // A device new to the list gets every other record: offset paging counted the broken one.
+    auto tablet = device(api.url(), m, clock, 3, 2);
+    auto fresh = tablet.sync();
+    REQUIRE(fresh);
+    CHECK_FALSE(fresh->failure);
+    CHECK(fresh->unapplied == 1);
+    CHECK(tablet.list()->size() == 4);
+
+    // Changes go on; a deletion on the server waits while the list holds a record it cannot name.
+    api.edit("4", "progress", 44);
+    api.erase("5");
+    clock.advance(1h);
+    auto second = laptop.sync();
+    REQUIRE(second);
+    CHECK_FALSE(second->failure);
+    bool edited = false;
+    for (const auto& r : laptop.list().value()) edited |= r.server_id == "4" && r.value.progress == 44;
+    CHECK(edited);
+    CHECK(laptop.list()->size() == 5);
+
+    // Repaired: the deletion is seen, and nothing is refused any more.
+    api.edit("3", "id", 3);
+    clock.advance(1h);
+    auto third = laptop.sync();
+    REQUIRE(third);
+    CHECK(third->unapplied == 0);
+    CHECK(laptop.list()->size() == 4);
 }

@@ -258,8 +258,17 @@ TEST_CASE("rest: malformed and unexpected answers are protocol errors with the s
     check_protocol(t.fetch("jobs", "1").error(), 200, "<html>oops");
     server.script([](const httplib::Request&, httplib::Response& res) { json_answer(res, 200, R"({"items":[]})"); });
     check_protocol(t.pull("jobs", "", 10).error(), 200, "no array");
+    // One record without an id is refused alone: the page is no error.
     server.script([](const httplib::Request&, httplib::Response& res) { json_answer(res, 200, R"([{"title":"x"}])"); });
-    check_protocol(t.pull("jobs", "", 10).error(), 200, "no usable id");
+    auto one_bad = t.pull("jobs", "", 10);
+    REQUIRE(one_bad);
+    CHECK(one_bad->records.empty());
+    REQUIRE(one_bad->refused.size() == 1);
+    CHECK(one_bad->refused[0].server_id.empty());
+    CHECK(one_bad->refused[0].index == 0);
+    CHECK(one_bad->refused[0].why.find("no usable id") != std::string::npos);
+    server.script([](const httplib::Request&, httplib::Response& res) { json_answer(res, 200, R"({"title":"x"})"); });
+    check_protocol(t.fetch("jobs", "1").error(), 200, "no usable id");
     server.script([](const httplib::Request&, httplib::Response& res) { json_answer(res, 200, R"({"id":7})"); });
     check_protocol(t.fetch("jobs", "1").error(), 200, "another record");
     server.script([](const httplib::Request&, httplib::Response& res) { json_answer(res, 201, R"({"id":[1]})"); });

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <vector>
 
 using tether::errc;
 namespace protocol = tether::protocol;
@@ -45,7 +46,7 @@ TEST_CASE("page: the documented shape, both ways", "[protocol]") {
     CHECK(back->has_more);
 }
 
-TEST_CASE("page: items the engine skips and counts pass; a wrong shape fails the page", "[protocol]") {
+TEST_CASE("page: items the engine skips and counts pass; a page of the wrong shape fails", "[protocol]") {
     // An empty server id and a nil local id are the engine's to skip (one bad item never stops a pull).
     auto lenient = protocol::decode_page(R"({"records":[{"server_id":"","version":1,"value":{}},
         {"server_id":"s","id":"00000000-0000-0000-0000-000000000000","version":1,"value":{}}],
@@ -62,12 +63,8 @@ TEST_CASE("page: items the engine skips and counts pass; a wrong shape fails the
              std::string{R"({"records":[],"next_cursor":")"} + std::string(1025, 'c') + R"(","has_more":false})",
              std::string{R"({"records":[],"next_cursor":""})"},
              std::string{R"({"records":[],"next_cursor":"","has_more":"no"})"},
-             std::string{R"({"records":[1],"next_cursor":"","has_more":false})"},
-             std::string{R"({"records":[{"version":1}],"next_cursor":"","has_more":false})"},
-             std::string{R"({"records":[{"server_id":"s","version":"1"}],"next_cursor":"","has_more":false})"},
-             std::string{R"({"records":[{"server_id":"s","version":1,"origin":3}],"next_cursor":"","has_more":false})"},
-             std::string{R"({"records":[],"tombstones":[{"server_id":"s"}],"next_cursor":"","has_more":false})"},
-             std::string{R"({"records":[],"tombstones":[{"server_id":"s","version":1,"id":"zz"}],"next_cursor":"","has_more":false})"},
+             std::string{R"({"records":[1],"has_more":false})"},
+             std::string{R"({"records":[],"tombstones":[1],"next_cursor":"","has_more":"no"})"},
              std::string{"[]"},
              std::string{"{"},
          }) {
@@ -76,6 +73,66 @@ TEST_CASE("page: items the engine skips and counts pass; a wrong shape fails the
         REQUIRE_FALSE(r);
         CHECK(r.error().code == errc::protocol);
     }
+}
+
+TEST_CASE("page: a record or tombstone of the wrong shape is refused alone; the others decode", "[protocol]") {
+    struct item_case {
+        std::string records;     // the records array's items
+        std::string tombstones;  // the tombstones array's items
+        std::string server_id;   // what the refused item reports
+        bool tombstone;
+    };
+    const std::string good = R"({"server_id":"g1","version":1,"value":{"title":"a"}})";
+    const std::string good_t = R"({"server_id":"g2","version":3})";
+    const std::string long_id(protocol::max_server_id_bytes + 1, 'x');
+    for (const auto& c : std::vector<item_case>{
+             {"1", "", "", false},
+             {"null", "", "", false},
+             {R"(["s-1"])", "", "", false},
+             {R"({"version":1})", "", "", false},
+             {R"({"server_id":7,"version":1})", "", "", false},
+             {R"({"server_id":")" + long_id + R"(","version":1})", "", "", false},
+             {R"({"server_id":"s-1","version":"1"})", "", "s-1", false},
+             {R"({"server_id":"s-1","version":-1})", "", "s-1", false},
+             {R"({"server_id":"s-1","version":1,"origin":3})", "", "s-1", false},
+             {R"({"server_id":"s-1","version":1,"id":"not-a-uuid"})", "", "s-1", false},
+             {R"({"server_id":"s-1","version":1,"updated_at":"yesterday"})", "", "s-1", false},
+             {"", R"({"server_id":"s-1"})", "s-1", true},
+             {"", R"({"server_id":"s-1","version":1,"id":"zz"})", "s-1", true},
+             {"", R"("s-1")", "", true},
+         }) {
+        const std::string body = R"({"records":[)" + good + (c.records.empty() ? "" : "," + c.records) + "," + good +
+                                 R"(],"tombstones":[)" + good_t + (c.tombstones.empty() ? "" : "," + c.tombstones) +
+                                 R"(],"next_cursor":"7","has_more":true})";
+        INFO(body);
+        auto page = protocol::decode_page(body);
+        REQUIRE(page);
+        CHECK(page->records.size() == 2);
+        CHECK(page->tombstones.size() == 1);
+        CHECK(page->next_cursor == "7");
+        CHECK(page->has_more);
+        REQUIRE(page->refused.size() == 1);
+        const auto& r = page->refused.front();
+        CHECK(r.server_id == c.server_id);
+        CHECK(r.index == 1);
+        CHECK(r.tombstone == c.tombstone);
+        CHECK_THAT(r.why, Catch::Contains(c.tombstone ? "tombstones[1]" : "records[1]"));
+    }
+    // Every item bad: the page still decodes, with nothing but refusals.
+    auto all_bad = protocol::decode_page(R"({"records":[1,2,3],"tombstones":[{}],"next_cursor":"","has_more":false})");
+    REQUIRE(all_bad);
+    CHECK(all_bad->records.empty());
+    CHECK(all_bad->tombstones.empty());
+    CHECK(all_bad->refused.size() == 4);
+    // What is refused is not sent on: a page encodes its records and tombstones only.
+    auto again = protocol::decode_page(protocol::encode_page(*all_bad).value());
+    REQUIRE(again);
+    CHECK(again->refused.empty());
+    // The bounds stay: a page over them fails whole, however good its items.
+    const std::string big = R"({"records":[)" + good + R"(],"next_cursor":"","has_more":false})";
+    auto over = protocol::decode_page(big, protocol::parse_limits{big.size() - 1, 128});
+    REQUIRE_FALSE(over);
+    CHECK(over.error().code == errc::protocol);
 }
 
 TEST_CASE("record: a fetch answer needs a server id", "[protocol]") {

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace tether::protocol {
 
@@ -33,11 +34,38 @@ namespace tether::protocol {
     return j;
 }
 
+namespace detail {
+/// The server id of a page item, when it has one that reads (a string of at
+/// most `max_server_id_bytes`); else empty.
+[[nodiscard]] inline std::string item_server_id(const nlohmann::json& item) {
+    if (!item.is_object()) return {};
+    const auto it = item.find("server_id");
+    if (it == item.end() || !it->is_string()) return {};
+    const auto& sid = it->get_ref<const std::string&>();
+    return sid.size() <= max_server_id_bytes ? sid : std::string{};
+}
+
+/// `item`, read by `read` into `into`, or into `page.refused` as item `i`.
+template <class Read, class T>
+void read_item(nlohmann::json& item, std::size_t i, bool is_tombstone, pull_page& page, std::vector<T>& into,
+               Read read) {
+    std::string sid = item_server_id(item);  // before `read`, which takes members out of `item`
+    auto got = read(item);
+    if (got) {
+        into.push_back(std::move(*got));
+        return;
+    }
+    page.refused.push_back(refused_item{std::move(sid), i, is_tombstone, std::move(got).error().message});
+}
+}  // namespace detail
+
 /// @brief Reads a page object. `records` is required, `tombstones` absent is
 /// empty, `next_cursor` is a string of at most `max_cursor_bytes`, `has_more`
-/// a boolean. A record or tombstone with an empty server id, or a nil local id,
-/// passes: the engine skips and counts such an item, so that one bad item never
-/// stops a pull; anything that does not fit the shape fails the page.
+/// a boolean: a page of another shape fails as a whole. A record or tombstone
+/// that does not fit its shape goes to `refused` (with its server id when that
+/// is a string of at most `max_server_id_bytes`, its index in its array and
+/// why), so that one bad item never stops a pull; one with an empty server id,
+/// or a nil local id, passes: the engine skips and counts such an item.
 [[nodiscard]] inline result<pull_page> page_from_json(nlohmann::json& j, std::string_view where = "page") {
     if (auto ok = detail::require_object(j, where); !ok) return unexpected{std::move(ok).error()};
     auto records = detail::take_array(j, "records", where);
@@ -52,16 +80,16 @@ namespace tether::protocol {
     pull_page page;
     page.records.reserve(records->size());
     for (std::size_t i = 0; i < records->size(); ++i) {
-        auto r = record_from_json((*records)[i], detail::indexed("records", i), true);
-        if (!r) return unexpected{std::move(r).error()};
-        page.records.push_back(std::move(*r));
+        detail::read_item((*records)[i], i, false, page, page.records, [&](nlohmann::json& item) {
+            return record_from_json(item, detail::indexed("records", i), true);
+        });
     }
     if (tombstones.is_array()) {
         page.tombstones.reserve(tombstones.size());
         for (std::size_t i = 0; i < tombstones.size(); ++i) {
-            auto t = tombstone_from_json(tombstones[i], detail::indexed("tombstones", i));
-            if (!t) return unexpected{std::move(t).error()};
-            page.tombstones.push_back(std::move(*t));
+            detail::read_item(tombstones[i], i, true, page, page.tombstones, [&](nlohmann::json& item) {
+                return tombstone_from_json(item, detail::indexed("tombstones", i));
+            });
         }
     }
     page.next_cursor = std::move(*cursor);

@@ -119,12 +119,30 @@ struct push_outcome {
     bool replayed = false;
 };
 
+/// @brief An item of a pulled page that the transport's decoder could not
+/// read (a record or tombstone of the wrong shape): left out of the page's
+/// records and tombstones, and reported in its `refused`.
+struct refused_item {
+    std::string server_id;   ///< its server id, when that much could be read; else empty
+    std::size_t index = 0;   ///< its place, from 0, in its list of the server's answer
+    bool tombstone = false;  ///< true for an item of the answer's tombstones (if it has such a list)
+    std::string why;         ///< what the decoder found wrong with it
+};
+
 /// @brief One page of a pull.
+///
+/// One item the transport cannot read never fails the page: it goes to
+/// `refused`, and the others apply. The engine counts each refused item with
+/// the items it could not apply (`sync_report::unapplied`, a warning to the
+/// log hook) and, when it has a server id, fetches it later, one fetch per
+/// pull, until it applies or the server answers `not_found`. A page whose own
+/// shape is wrong (no list of records, a cursor that is not one) still fails.
 struct pull_page {
     std::vector<server_record> records;      ///< records created or changed since the cursor
     std::vector<tombstone> tombstones;       ///< records deleted since the cursor
     std::string next_cursor;                 ///< where the next page starts
     bool has_more = false;                   ///< true if another page is ready now
+    std::vector<refused_item> refused{};     ///< the items of the page the decoder could not read
 };
 
 /// @brief How a transport talks to its server, and the server's limits.
@@ -136,7 +154,12 @@ struct pull_page {
 ///    transient, unauthorized, rate_limited, ...), so nothing is known of its ops;
 /// 3. `t.pull(collection, cursor, limit)` returns the page after `cursor` (the
 ///    empty cursor starts at the beginning);
-/// 4. `t.fetch(collection, server_id)` returns one record (`errc::not_found` if absent);
+///    one item of the page the transport cannot read goes to the page's
+///    `refused` (with its server id when it can read that much), never fails
+///    the page;
+/// 4. `t.fetch(collection, server_id)` returns one record (`errc::not_found` if
+///    absent; `errc::protocol` if its answer cannot be read: the engine counts
+///    it and fetches it again at a later pull);
 /// 5. `t.max_batch()` is the largest batch `push` accepts (>= 1); a larger one
 ///    fails as a whole with `errc::too_large` (HTTP 413), as does a batch whose
 ///    body is over the server's size limit: the engine then halves the batch,

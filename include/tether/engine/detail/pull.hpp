@@ -48,14 +48,22 @@ template <class Ctx>
     return out;
 }
 
-/// The pages, then what follows the last one.
+/// The pages, then what follows the last one. A resync whose pages refused
+/// an item without its server id cannot tell which records the server lost
+/// (it may be any of them): it stays under way, and a later pull whose pages
+/// all read finishes it.
 template <class Ctx>
 result<void> pull_all(Ctx& ctx, pull_run& run, pass_result& out) {
     auto paged = pull_pages(ctx, run, out);
     if (!paged) return unexpected{std::move(paged).error()};
     if (!*paged) return {};  // ended on a failure, in the report
     if (run.resync && !out.report.failure) {
-        if (auto f = finish_resync(ctx, run, out); !f) return f;
+        if (run.seen_unknown) {
+            ctx.shell.log(log_level::warning, "the resync met an item without a readable server id: no record is "
+                                              "taken for lost this time; a later pull finishes it");
+        } else if (auto f = finish_resync(ctx, run, out); !f) {
+            return f;
+        }
     }
     return refetch(ctx, run, out);
 }
@@ -80,7 +88,7 @@ result<bool> pull_pages(Ctx& ctx, pull_run& run, pass_result& out) {
                 begin_resync(ctx, run, "the server no longer knows the pull cursor: " + page.error().message);
                 restarted = true;
                 cursor.clear();
-                run.listed.clear();
+                run.restart_list();
                 continue;
             }
             pull_failed(ctx, page.error(), out);
@@ -92,7 +100,7 @@ result<bool> pull_pages(Ctx& ctx, pull_run& run, pass_result& out) {
             begin_resync(ctx, run, "the server went back in time (a pulled version is below the local one)");
             restarted = true;
             cursor.clear();
-            run.listed.clear();
+            run.restart_list();
             continue;
         }
         if (!page->has_more) break;
@@ -148,14 +156,21 @@ void pull_failed(Ctx& ctx, const error& e, pass_result& out) {
 /// One page and its new cursor, in one transaction. In full-list mode, the
 /// synced records the list no longer holds were deleted on the server (those
 /// with local changes never are): known only with the last page of the list,
-/// which may come over several.
+/// which may come over several, and not at all when a page refused an item
+/// without its server id (it may be any of them).
 template <class Ctx>
 result<void> apply_page(Ctx& ctx, pull_run& run, const pull_page& page, pass_result& out) {
     using record_type = typename Ctx::record_type;
     std::vector<record_type> missing;  // full-list mode: synced records the server no longer lists
     if (!run.feed) {
         for (const auto& s : page.records) run.listed.insert(s.server_id);
-        if (!page.has_more) {
+        for (const auto& r : page.refused) {
+            if (!r.server_id.empty()) run.listed.insert(r.server_id);
+            else if (!std::exchange(run.listed_unknown, true))
+                ctx.shell.log(log_level::warning, "the full list holds an item without a readable server id: "
+                                                  "no deletion on the server is inferred from it this time");
+        }
+        if (!page.has_more && !run.listed_unknown) {
             auto all = ctx.store.list();
             if (!all) return unexpected{std::move(all).error()};
             for (auto& r : *all) {
@@ -172,6 +187,7 @@ result<void> apply_page(Ctx& ctx, pull_run& run, const pull_page& page, pass_res
     auto fx = ctx.shell.make_effects();
     auto done = ctx.store.transact([&](auto& tx) -> result<void> {
         std::unordered_set<std::string> in_page;
+        for (const auto& r : page.refused) skip_refused(ctx, fx, run, r, out);
         for (const auto& s : page.records) {
             if (auto a = apply_server_record(ctx, tx, fx, run, in_page, s, now, out); !a) return a;
         }
@@ -242,6 +258,25 @@ result<void> skip_pulled(Ctx& ctx, effects<typename Ctx::entity_type>& fx, pull_
                           " not applied: " + why);
     if (fetch_later) run.defer(server_id);
     return {};
+}
+
+/// An item the transport's decoder refused: counted (once a run) and logged
+/// like one that cannot be applied and, with a server id, fetched at a later
+/// pull (not in this one: the answer just read would come again). A resync
+/// takes its server id for one the server holds; one without a server id
+/// keeps the resync from taking any record for lost (see `pull_all`).
+template <class Ctx>
+void skip_refused(Ctx& ctx, effects<typename Ctx::entity_type>& fx, pull_run& run, const refused_item& r,
+                  pass_result& out) {
+    if (r.server_id.empty()) {
+        run.seen_unknown |= run.resync;
+    } else {
+        if (run.resync) run.seen.insert(r.server_id);
+        if (!run.refused.insert(r.server_id).second) return;  // counted already by an earlier page of this run
+    }
+    const std::string where = std::string{r.tombstone ? "tombstone" : "record"} + " " + std::to_string(r.index);
+    (void)skip_pulled(ctx, fx, run, out, r.server_id, "refused by the transport (" + where + " of the page): " + r.why,
+                      !r.server_id.empty());
 }
 
 /// True if the server's `value` is what `before` holds of the server's copy:
@@ -388,10 +423,12 @@ result<void> apply_tombstone(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type
 
 /// Fetches again, one by one, the items earlier pages could not apply (at
 /// most `refetch_per_pull`), until they apply or the server answers
-/// `not_found`. One deferred by this run waits for the next one while a
-/// create in doubt may still settle by itself; else (only failed creates in
-/// doubt) it is fetched now: a server listing its full list would defer it
-/// again at every pull.
+/// `not_found`; an answer the transport cannot read (`errc::protocol`) is
+/// counted and kept; one a page of this run refused waits for the next pull,
+/// so each is fetched at most once a pull and never in a loop. One deferred
+/// by this run waits for the next one while a create in doubt may still
+/// settle by itself; else (only failed creates in doubt) it is fetched now: a
+/// server listing its full list would defer it again at every pull.
 template <class Ctx>
 result<void> refetch(Ctx& ctx, pull_run& run, pass_result& out) {
     using entity_type = typename Ctx::entity_type;
@@ -399,6 +436,7 @@ result<void> refetch(Ctx& ctx, pull_run& run, pass_result& out) {
     std::vector<std::string> todo;
     for (const auto& sid : run.refetch) {
         if (todo.size() == refetch_per_pull) break;
+        if (run.refused.contains(sid)) continue;  // its page's answer was just refused: a later pull
         if (!settling || !run.deferred.contains(sid)) todo.push_back(sid);
     }
     for (const auto& sid : todo) {
@@ -406,6 +444,14 @@ result<void> refetch(Ctx& ctx, pull_run& run, pass_result& out) {
         auto got = ctx.transport.fetch(collection_of<entity_type>(), sid);  // no lock held
         if (!got && got.error().code == errc::not_found) {
             run.drop_refetch(sid);
+            continue;
+        }
+        if (!got && got.error().code == errc::protocol) {
+            // An answer the transport cannot read (the record is still of the wrong shape):
+            // counted, kept for a later pull, and the others are fetched all the same.
+            auto fx = ctx.shell.make_effects();
+            (void)skip_pulled(ctx, fx, run, out, sid, "fetched again, refused: " + got.error().message, false);
+            ctx.shell.deliver(fx, true);
             continue;
         }
         if (!got) break;  // try again at a later pull

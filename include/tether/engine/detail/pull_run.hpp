@@ -45,6 +45,16 @@ struct pull_run {
     std::optional<creates_in_doubt> doubt;   // this device's creates whose answer was lost (asked once per run)
     bool fetching = false;                   // the record being applied came from a fetch, not a page
     std::unordered_set<std::string> listed;  // full-list mode: every server id the pages so far listed
+    bool listed_unknown = false;             // full-list mode: a page refused an item without its server id
+    bool seen_unknown = false;               // a resync page refused an item without its server id
+    std::unordered_set<std::string> refused; // server ids a page of this run refused: fetched at a later pull
+
+    /// The list starts again from the beginning (a resync).
+    void restart_list() {
+        listed.clear();
+        listed_unknown = false;
+        seen_unknown = false;
+    }
 
     /// Keeps a server id to fetch again at a later pull (at most `max_refetch`).
     void defer(const std::string& server_id) {

@@ -126,16 +126,17 @@ public:
     }
 
     /// @brief The records of a list answer (at `items_field`, opaque ETags in
-    /// `etag_field` kept) and the next link or cursor (at `next_field`, empty
-    /// on the last page), or `errc::protocol`.
-    [[nodiscard]] result<std::pair<std::vector<api_record>, std::string>> list(const http::full_answer& a,
-                                                                              std::string_view what) const {
+    /// `etag_field` kept), the next link or cursor (at `next_field`, empty on
+    /// the last page) and the records that do not decode (`refused`, each
+    /// `why` naming the request), or `errc::protocol` for a list of another shape.
+    [[nodiscard]] result<api_list> list(const http::full_answer& a, std::string_view what) const {
         auto doc = json(a, what);
         if (!doc) return unexpected{std::move(doc).error()};
         auto listed = decode_list(*doc, *m_);
         if (!listed) return unexpected{malformed(a, what, listed.error().message)};
         for (const auto& r : listed->records) keep_tag_(r);
-        return std::pair{std::move(listed->records), std::move(listed->next)};
+        for (auto& r : listed->refused) r.why = session_->scrub(label_(what) + ": " + r.why);
+        return listed;
     }
 
     /// @brief The opaque ETag last seen of `server_id` at `version`, or nullopt.

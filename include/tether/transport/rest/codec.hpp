@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,12 +28,14 @@ struct api_record {
     bool deleted = false;               ///< the soft-delete field says it is deleted
     std::optional<server_time> changed; ///< its `updated_at`, at the server's precision
     std::string etag;                   ///< its opaque ETag (`rest_mapping::opaque_etag`), as the server wrote it
+    std::size_t at = 0;                 ///< its place, from 0, in a list answer (0 for a single record)
 };
 
 /// @brief The records of a list answer and where the next page is.
 struct api_list {
-    std::vector<api_record> records;  ///< the records, in the answer's order
-    std::string next;                 ///< the next link or cursor (`next_field`); empty on the last page
+    std::vector<api_record> records;    ///< the records that decode, in the answer's order
+    std::string next;                   ///< the next link or cursor (`next_field`); empty on the last page
+    std::vector<refused_item> refused;  ///< the records that do not decode (index: the place in the answer)
 };
 
 /// @brief The longest opaque ETag kept (bytes).
@@ -162,18 +165,26 @@ namespace detail {
 }
 
 /// @brief The records of a list answer `doc` by `m` (at `items_field`) and the
-/// next link or cursor (at `next_field`); `errc::protocol` naming what is wrong
-/// (no array, a record that does not decode, a next page that is not a string).
+/// next link or cursor (at `next_field`). A record that does not decode goes
+/// to `refused` (its id when `id_field` reads, its place, why), so one bad
+/// record never fails the page; a list of another shape (no array, a next
+/// page that is not a string) is `errc::protocol` naming what is wrong.
 [[nodiscard]] inline result<api_list> decode_list(const nlohmann::json& doc, const rest_mapping& m) {
     auto bad = [](std::string why) { return result<api_list>{unexpect, make_error(errc::protocol, std::move(why))}; };
     const nlohmann::json* items = m.items_field.empty() ? &doc : get_path(doc, m.items_field);
     if (items == nullptr || !items->is_array()) return bad("no array of records");
     api_list out;
     out.records.reserve(items->size());
-    for (const auto& j : *items) {
+    for (std::size_t i = 0; i < items->size(); ++i) {
+        const auto& j = (*items)[i];
         auto rec = decode_item(j, m, {}, true);
-        if (!rec) return unexpected{std::move(rec).error()};
-        out.records.push_back(std::move(*rec));
+        if (rec) {
+            rec->at = i;
+            out.records.push_back(std::move(*rec));
+            continue;
+        }
+        out.refused.push_back(refused_item{read_id(get_path(j, m.id_field)).value_or(std::string{}), i, false,
+                                           std::move(rec).error().message});
     }
     if (!m.next_field.empty() && doc.is_object()) {
         if (const auto* n = get_path(doc, m.next_field); n != nullptr && !n->is_null()) {

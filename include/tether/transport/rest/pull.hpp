@@ -12,6 +12,7 @@
 #include <tether/transport/rest/cursor.hpp>
 #include <tether/transport/transport.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -56,16 +57,17 @@ inline result<pull_page> pull_full(const client& c, const list_cursor& from, std
     auto listed = c.list(*got, "list");
     if (!listed) return unexpected{std::move(listed).error()};
     pull_page page;
-    const std::size_t n = listed->first.size();
-    for (auto& r : listed->first)
+    const std::size_t n = listed->records.size() + listed->refused.size();  // a refused record takes its place
+    for (auto& r : listed->records)
         if (!r.deleted) page.records.push_back(std::move(r.record));
+    page.refused = std::move(listed->refused);
     list_cursor next;
     if (m.paging == rest_paging::offset) {
         page.has_more = !m.limit_param.empty() && n >= limit && n > 0;
         next.offset = from.offset + n;
-    } else if (m.paging != rest_paging::none && !listed->second.empty()) {
+    } else if (m.paging != rest_paging::none && !listed->next.empty()) {
         page.has_more = true;
-        next.next = std::move(listed->second);
+        next.next = std::move(listed->next);
     }
     if (page.has_more) page.next_cursor = next.encode();
     return page;
@@ -90,11 +92,18 @@ inline result<pull_page> pull_delta(const client& c, const list_cursor& from, st
     if (!listed) return unexpected{std::move(listed).error()};
     list_cursor next = from;
     pull_page page;
-    std::optional<std::int64_t> oldest;
+    const std::size_t answered = listed->records.size() + listed->refused.size();
+    page.refused = std::move(listed->refused);
+    std::optional<std::int64_t> oldest;  // of the records with a readable time
     std::string last_id;
-    for (auto& r : listed->first) {
+    for (auto& r : listed->records) {
+        if (!r.changed) {  // no place in the order of the watermark: refused, seen again when it changes
+            page.refused.push_back(refused_item{r.record.server_id, r.at, false,
+                                                "changes " + m.collection + ": the record has no '" +
+                                                    m.updated_at_field + "'"});
+            continue;
+        }
         last_id = r.record.server_id;
-        if (!r.changed) return unexpected{c.malformed(*got, "changes", "a record without '" + m.updated_at_field + "'")};
         const auto t = detail::tag(r.record);
         if (!oldest || r.changed->ns < *oldest) oldest = r.changed->ns;
         if (next.since.empty() || r.changed->ns > next.since_ns) {
@@ -107,13 +116,16 @@ inline result<pull_page> pull_delta(const client& c, const list_cursor& from, st
         if (r.deleted) page.tombstones.push_back(tombstone{r.record.server_id, r.record.id, r.record.version});
         else page.records.push_back(std::move(r.record));
     }
+    std::sort(page.refused.begin(), page.refused.end(),
+              [](const refused_item& a, const refused_item& b) { return a.index < b.index; });
     const bool all_one = oldest && *oldest == next.since_ns;  // the whole page at the watermark
-    const bool full = !m.limit_param.empty() && listed->first.size() >= asked;
+    const bool none_read = !oldest;                          // not one time of the page reads
+    const bool full = !m.limit_param.empty() && answered >= asked;
     next.after_id.clear();
     next.grow = 1;
-    if (m.paging != rest_paging::none && !listed->second.empty()) {
+    if (m.paging != rest_paging::none && !listed->next.empty()) {
         next.query_since = since;
-        next.next = std::move(listed->second);
+        next.next = std::move(listed->next);
         page.has_more = true;
     } else {
         next.next.clear();
@@ -122,9 +134,11 @@ inline result<pull_page> pull_delta(const client& c, const list_cursor& from, st
             page.has_more = true;
             if (all_one && !m.after_id_param.empty()) {
                 next.after_id = last_id;
-            } else if (all_one) {
+            } else if (all_one || none_read) {  // a larger page of the same query goes past them
                 if (asked * 2 > max_grown_page)
-                    return unexpected{c.malformed(*got, "changes", "more records at one time than the largest page")};
+                    return unexpected{c.malformed(*got, "changes", none_read ? "a full page of records without a time"
+                                                                              : "more records at one time than the largest page")};
+                if (none_read) next.after_id = from.after_id;
                 next.grow = from.grow * 2;
             }
         }

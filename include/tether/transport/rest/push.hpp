@@ -63,7 +63,9 @@ inline result<std::optional<api_record>> find_create(const client& c, const push
     if (!http::is_success(got->status)) return unexpected{c.status_error(*got, http::request_kind::any, "lookup")};
     auto listed = c.list(*got, "lookup");
     if (!listed) return unexpected{std::move(listed).error()};
-    for (auto& r : listed->first)
+    // A record that does not read may be the create: sending it again could make it twice.
+    if (!listed->refused.empty()) return unexpected{c.malformed(*got, "lookup", listed->refused.front().why)};
+    for (auto& r : listed->records)
         if (r.record.id == op.id && !r.deleted) return std::optional<api_record>{std::move(r)};
     return std::optional<api_record>{};
 }
