@@ -39,7 +39,8 @@ struct sync_report {
     std::size_t failed = 0;               ///< records moved to `failed`
     std::size_t removed = 0;              ///< records deleted locally (confirmed or by the server)
     /// Pulled items that could not be applied (malformed: an empty, nil or
-    /// duplicate id; a value that does not decode): each is skipped and logged,
+    /// duplicate id; a value that does not decode; an item the transport's
+    /// decoder refused, `pull_page::refused`): each is skipped and logged,
     /// the rest of its page and the cursor commit, and one with a usable server
     /// id is fetched again at a later pull.
     std::size_t unapplied = 0;
