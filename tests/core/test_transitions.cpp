@@ -43,7 +43,7 @@ TEST_CASE("fail_attempt counts the attempt and backs off, or fails without a del
     CHECK_FALSE(r.next_attempt_at);
 }
 
-TEST_CASE("applied: the server's answer wins; only edits since the snapshot stay dirty", "[transitions]") {
+TEST_CASE("applied: the server's answer wins, only edits since the snapshot stay dirty", "[transitions]") {
     SECTION("unchanged since the push: synced with the answer, server-filled fields kept") {
         auto r = pending(Job{"memo", 0, ""});
         r.attempts = 2;

@@ -218,7 +218,7 @@ bool logged(const tether_test::server_process& p, const std::string& line, int t
 
 }  // namespace
 
-TEST_CASE("tether-server with JWT: kid picks the key; SIGHUP reloads the key files, a bad reload keeps the keys",
+TEST_CASE("tether-server with JWT: kid picks the key, SIGHUP reloads the key files, a bad reload keeps the keys",
           "[e2e][jwt][kid]") {
     tether_test::temp_dir dir{"tether-e2e-jwt-kid"};
     std::ofstream{dir.file("a.key")} << secret << "\n";

@@ -259,7 +259,7 @@ TEST_CASE("append: live appended events extend the follower's text without a req
     CHECK(got.version == w.server.records("alice", "notes")[0].version);
 }
 
-TEST_CASE("append: a lost appended event is a gap repaired by one fetch; a duplicate is dropped",
+TEST_CASE("append: a lost appended event is a gap repaired by one fetch, a duplicate is dropped",
           "[engine][append][live]") {
     world w;
     auto desk = w.device();

@@ -216,7 +216,7 @@ TEST_CASE("a server that never says replayed loses no edit made after a lost cre
 
 // ---- break 5: batches refused whole --------------------------------------------
 
-TEST_CASE("a batch refused as too large is split; only a record too large alone fails", "[sync][hostile]") {
+TEST_CASE("a batch refused as too large is split, only a record too large alone fails", "[sync][hostile]") {
     world w;
     auto t = w.transport();
     t.s->refuse = [](std::span<const tether::push_op> ops) -> tether::result<std::vector<tether::push_outcome>> {
@@ -270,7 +270,7 @@ TEST_CASE("a permanent whole-batch refusal counts an attempt on each record and 
 
 // ---- break 6: bad pages ---------------------------------------------------------
 
-TEST_CASE("a pulled item that cannot be applied is skipped and reported; the page and cursor commit", "[sync][hostile]") {
+TEST_CASE("a pulled item that cannot be applied is skipped and reported, the page and cursor commit", "[sync][hostile]") {
     world w;
     auto writer = w.plain_device();
     for (int i = 0; i < 3; ++i) REQUIRE(writer.create(Job{"w" + std::to_string(i), i, ""}));

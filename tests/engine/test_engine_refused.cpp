@@ -131,7 +131,7 @@ TEST_CASE("a transport of one's own refuses the records it cannot read, one by o
     CHECK_FALSE(page.refused[1].why.empty());
 }
 
-TEST_CASE("refused page items are counted and logged; the rest of the page and its cursor commit",
+TEST_CASE("refused page items are counted and logged, the rest of the page and its cursor commit",
           "[sync][refused]") {
     world w;
     const auto sids = three_on_server(w);

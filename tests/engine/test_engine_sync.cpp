@@ -145,7 +145,7 @@ TEST_CASE("a server's Retry-After is a lower bound on the next attempt", "[sync]
     REQUIRE(reload(dev, r.id).next_attempt_at == w.clock.now() + 10min);
 }
 
-TEST_CASE("a permanent rejection fails the record at once; a poison record never blocks the others", "[sync]") {
+TEST_CASE("a permanent rejection fails the record at once, a poison record never blocks the others", "[sync]") {
     world w;
     auto dev = w.device();
     auto poison = dev.create(Job{"poison", 0, ""}, tether::priority::critical).value();

@@ -70,7 +70,7 @@ void edit(device_type& d, int progress) {
 
 }  // namespace
 
-TEST_CASE("live: a transport without a feed keeps polling; the loopback one has it", "[live]") {
+TEST_CASE("live: a transport without a feed keeps polling, the loopback one has it", "[live]") {
     struct polling_only {
         using policy_kind = tether::transport_tag;
         tether::result<std::vector<tether::push_outcome>> push(std::string_view, std::span<const tether::push_op>) {
@@ -202,7 +202,7 @@ TEST_CASE("live: a reordered pair is repaired by one fetch, and the cursor catch
     CHECK(cursor_of(phone) == w.last_cursor());  // the older one was contiguous, and the newer chained on
 }
 
-TEST_CASE("live: a lost event shows as a gap; the next is repaired by a fetch; the cursor waits for the pull", "[live]") {
+TEST_CASE("live: a lost event shows as a gap, the next is repaired by a fetch, the cursor waits for the pull", "[live]") {
     world w;
     auto desk = w.device();
     auto phone = w.device();
@@ -296,7 +296,7 @@ TEST_CASE("live: a delayed event waits for the manual clock or a release", "[liv
     CHECK(events.faults().delayed == 2);
 }
 
-TEST_CASE("live: a dropped subscription is reported; following again resumes", "[live]") {
+TEST_CASE("live: a dropped subscription is reported, following again resumes", "[live]") {
     world w;
     auto desk = w.device();
     auto phone = w.device();

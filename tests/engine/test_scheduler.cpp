@@ -208,7 +208,7 @@ TEST_CASE("an engine's failed push is retried when its backoff ends", "[schedule
     CHECK(e.get(job->id)->status == tether::sync_status::synced);
 }
 
-TEST_CASE("paused: nothing runs, writes queue; resume runs at once", "[scheduler]") {
+TEST_CASE("paused: nothing runs, writes queue, resume runs at once", "[scheduler]") {
     tether::manual_clock clock;
     fake_target t;
     tether::scheduler s{t, clock, quiet()};
@@ -251,7 +251,7 @@ TEST_CASE("offline: periodic runs back off, jittered, and writes wait for them",
     CHECK(t.runs.back() == sync_trigger::user);
 }
 
-TEST_CASE("a transport failure marks the server down; a good run ends the backoff", "[scheduler]") {
+TEST_CASE("a transport failure marks the server down, a good run ends the backoff", "[scheduler]") {
     tether::manual_clock clock;
     fake_target t;
     tether::scheduler s{t, clock, quiet()};
@@ -369,7 +369,7 @@ TEST_CASE("the engine tells the scheduler why it wants a sync", "[scheduler][eng
     CHECK(wanted == std::vector{sync_trigger::after_write, sync_trigger::reconnect, sync_trigger::reconnect});
 }
 
-TEST_CASE("a stopped scheduler runs nothing; the destructor unhooks the engine", "[scheduler]") {
+TEST_CASE("a stopped scheduler runs nothing, the destructor unhooks the engine", "[scheduler]") {
     world w;
     auto e = w.device();
     {
@@ -489,7 +489,7 @@ TEST_CASE("a feed that ends is followed again after a jittered backoff on the cl
     CHECK(*at <= w.clock.now() + 1s);
 }
 
-TEST_CASE("a follow that fails is tried again after the backoff; a reconnect brings it forward", "[scheduler][live]") {
+TEST_CASE("a follow that fails is tried again after the backoff, a reconnect brings it forward", "[scheduler][live]") {
     world w;
     auto phone = w.device();
     tether::scheduler s{phone, phone.clock(), live_quiet()};
@@ -525,7 +525,7 @@ TEST_CASE("paused: the feed is not followed again until resume", "[scheduler][li
     CHECK(subscriptions(w) == 1);
 }
 
-TEST_CASE("unfollow stops the feed and its re-follows; the destructor unfollows", "[scheduler][live]") {
+TEST_CASE("unfollow stops the feed and its re-follows, the destructor unfollows", "[scheduler][live]") {
     world w;
     auto phone = w.device();
     {
@@ -547,7 +547,7 @@ TEST_CASE("unfollow stops the feed and its re-follows; the destructor unfollows"
     CHECK(subscriptions(w) == 0);
 }
 
-TEST_CASE("without periodic runs only triggers run; a feed's events still come", "[scheduler][live]") {
+TEST_CASE("without periodic runs only triggers run, a feed's events still come", "[scheduler][live]") {
     world w;
     auto desk = w.device();
     auto phone = w.device();

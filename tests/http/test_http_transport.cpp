@@ -336,7 +336,7 @@ TEST_CASE("too_large without a request: more than max_batch ops, or a body over 
     CHECK(small.max_batch() == 100);
 }
 
-TEST_CASE("an op whose value is not UTF-8 is rejected alone; the rest are sent", "[http][transport][limits]") {
+TEST_CASE("an op whose value is not UTF-8 is rejected alone, the rest are sent", "[http][transport][limits]") {
     scripted_server server{apply_all};
     tether::http_transport t{server.options()};
     auto ops = two_ops();
@@ -392,7 +392,7 @@ TEST_CASE("collection names and ids are checked before anything is sent", "[http
     CHECK(server.requests() == 0);
 }
 
-TEST_CASE("gzip: bodies over the threshold go gzipped; gzipped answers are read", "[http][transport][gzip]") {
+TEST_CASE("gzip: bodies over the threshold go gzipped, gzipped answers are read", "[http][transport][gzip]") {
     if (!tether::http::gzip_available) {
         WARN("cpp-httplib without zlib: gzip not tested");
         return;

@@ -108,7 +108,7 @@ TEST_CASE("jwt: an HS256 token signed with the secret names its user", "[http][j
     CHECK(auth(tether_test::mint_jwt(JWT_ALG_HS256, secret, claims("bob"))).value() == "bob");
 }
 
-TEST_CASE("jwt: RS256 with the issuer's public key; no confusion with HS256", "[http][jwt]") {
+TEST_CASE("jwt: RS256 with the issuer's public key, no confusion with HS256", "[http][jwt]") {
     const auto pair = tether_test::make_rsa_key_pair();
     server::jwt_options o;
     o.keys.push_back(server::jwt_key::rs256(pair.public_pem).value());
@@ -390,7 +390,7 @@ TEST_CASE("jwt: a token without kid goes to the only key, or to the keys without
     CHECK(mixed.verify(tether_test::mint_jwt(JWT_ALG_HS256, other_secret, claims(), "b")).value() == "alice");
 }
 
-TEST_CASE("jwt: replace_keys swaps the keys of every copy; a bad set keeps the old", "[http][jwt][kid]") {
+TEST_CASE("jwt: replace_keys swaps the keys of every copy, a bad set keeps the old", "[http][jwt][kid]") {
     auto v = verifier_of({key_with_id(secret, "old")});
     const auto copy = v;  // as authenticate_by holds one
     const auto old_token = tether_test::mint_jwt(JWT_ALG_HS256, secret, claims(), "old");

@@ -63,7 +63,7 @@ push_outcome one(tether::rest_transport& t, push_op op) {
 
 }  // namespace
 
-TEST_CASE("rest: opaque ETags go back in If-Match; 412 and a stale base are conflicts", "[http][rest][etag]") {
+TEST_CASE("rest: opaque ETags go back in If-Match, 412 and a stale base are conflicts", "[http][rest][etag]") {
     tether_test::versioned_api api{{.tick = true, .opaque_etags = true}};
     tether::rest_transport t{tether_test::rest_options_for(api.url(), opaque_mapping())};
     auto made = one(t, create(1, job("memo")));
@@ -273,7 +273,7 @@ TEST_CASE("rest: updatedAt in unix ms or s: pages, ties and the watermark in the
     CHECK(next->records[0].value["progress"] == 3);
 }
 
-TEST_CASE("rest: unix times decode to the millisecond; malformed and out-of-range ones are refused", "[http][rest][time]") {
+TEST_CASE("rest: unix times decode to the millisecond, malformed and out-of-range ones are refused", "[http][rest][time]") {
     auto at = [](const nlohmann::json& t, rest_time_format f) { return tether::rest::parse_time(t, f); };
     CHECK(at(1'780'000'000'123, rest_time_format::unix_ms)->ns == 1'780'000'000'123'000'000);
     CHECK(at(1'780'000'000'123.5, rest_time_format::unix_ms)->ns == 1'780'000'000'123'500'000);

@@ -192,7 +192,7 @@ bool mentions(const std::vector<std::string>& logged, const std::string& bit) {
 
 }  // namespace
 
-TEST_CASE("rest sync, delta: one record shown broken never fails the page; counted, fetched, applied once repaired",
+TEST_CASE("rest sync, delta: one record shown broken never fails the page, counted, fetched, applied once repaired",
           "[http][rest][sync][refused]") {
     const bool cursor = GENERATE(true, false);
     tether_test::versioned_api api{{.cursor_paging = cursor, .tick = true}};
@@ -243,7 +243,7 @@ TEST_CASE("rest sync, delta: one record shown broken never fails the page; count
     CHECK(values(laptop) == values(phone));
 }
 
-TEST_CASE("rest sync, full list: a record without a usable id is counted; the others page on, none taken for deleted",
+TEST_CASE("rest sync, full list: a record without a usable id is counted, the others page on, none taken for deleted",
           "[http][rest][sync][refused]") {
     tether_test::minimal_api api{{.store_client_id = true, .paged = true}};
     auto m = tether_test::minimal_mapping();

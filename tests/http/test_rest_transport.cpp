@@ -143,7 +143,7 @@ TEST_CASE("rest: a create whose answer was lost is looked up, not made twice", "
     }
 }
 
-TEST_CASE("rest: one request per op; a connection lost mid-batch fails only the rest", "[http][rest]") {
+TEST_CASE("rest: one request per op, a connection lost mid-batch fails only the rest", "[http][rest]") {
     tether_test::minimal_api api{{.store_client_id = true}};
     tether::rest_transport t{tether_test::rest_options_for(api.url(), tether_test::minimal_mapping())};
     api.lose_next_answer(1);  // the second create's answer
@@ -201,7 +201,7 @@ TEST_CASE("rest: style (b) versions, If-Match, 412 with the server's copy, soft 
     CHECK(t.fetch("jobs", sid).error().code == errc::not_found);
 }
 
-TEST_CASE("rest: the watermark's ties are asked for again and dropped; one timestamp never loops", "[http][rest]") {
+TEST_CASE("rest: the watermark's ties are asked for again and dropped, one timestamp never loops", "[http][rest]") {
     const bool cursor = GENERATE(true, false);
     const bool after_id = GENERATE(true, false);
     if (cursor && !after_id) return;  // the server's cursor pages by itself

@@ -187,7 +187,7 @@ struct Sampled {
 };
 }  // namespace
 
-TEST_CASE("sqlite engine: one undecodable row affects only itself; NaN is refused at the door", "[sqlite][engine]") {
+TEST_CASE("sqlite engine: one undecodable row affects only itself, NaN is refused at the door", "[sqlite][engine]") {
     temp_dir dir;
     auto db = tether::sqlite_database::open(dir.file("app.db")).value();
     tether::manual_clock clock;

@@ -46,7 +46,7 @@ TEST_CASE("page: the documented shape, both ways", "[protocol]") {
     CHECK(back->has_more);
 }
 
-TEST_CASE("page: items the engine skips and counts pass; a page of the wrong shape fails", "[protocol]") {
+TEST_CASE("page: items the engine skips and counts pass, a page of the wrong shape fails", "[protocol]") {
     // An empty server id and a nil local id are the engine's to skip (one bad item never stops a pull).
     auto lenient = protocol::decode_page(R"({"records":[{"server_id":"","version":1,"value":{}},
         {"server_id":"s","id":"00000000-0000-0000-0000-000000000000","version":1,"value":{}}],
@@ -75,7 +75,7 @@ TEST_CASE("page: items the engine skips and counts pass; a page of the wrong sha
     }
 }
 
-TEST_CASE("page: a record or tombstone of the wrong shape is refused alone; the others decode", "[protocol]") {
+TEST_CASE("page: a record or tombstone of the wrong shape is refused alone, the others decode", "[protocol]") {
     struct item_case {
         std::string records;     // the records array's items
         std::string tombstones;  // the tombstones array's items
@@ -169,7 +169,7 @@ TEST_CASE("info: the documented shape, both ways", "[protocol]") {
         "max_value_bytes":1}})").error().code == errc::protocol);
 }
 
-TEST_CASE("error body: the documented shape, both ways; the status of each code", "[protocol]") {
+TEST_CASE("error body: the documented shape, both ways, the status of each code", "[protocol]") {
     tether::error e{errc::rate_limited, "slow down", 429, std::chrono::milliseconds{2000}};
     auto body = protocol::encode_error_body(e);
     REQUIRE(body);

@@ -49,7 +49,7 @@ TEST_CASE("push request: the documented shape", "[protocol]") {
         {"kind":"remove","id":"01890a5d-ac96-774b-bcce-b302099a8058","server_id":"s-2","base_version":4}]})"));
 }
 
-TEST_CASE("push request: decodes what was encoded; an op's own origin wins over the batch's", "[protocol]") {
+TEST_CASE("push request: decodes what was encoded, an op's own origin wins over the batch's", "[protocol]") {
     auto ops = sample_ops();
     ops[1].origin = "dev-2";
     auto req = protocol::decode_push_request(protocol::encode_push_request(ops).value());

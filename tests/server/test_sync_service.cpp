@@ -338,7 +338,7 @@ TEST_CASE("sync_service full-list mode lists every live record", "[server]") {
     CHECK_FALSE(page->has_more);
 }
 
-TEST_CASE("sync_service rejects malformed ops one by one; the rest of the batch applies", "[server]") {
+TEST_CASE("sync_service rejects malformed ops one by one, the rest of the batch applies", "[server]") {
     fixture f;
     auto held = f.push_one(create_op(9, {{"n", 9}})).record;
     push_op nil_id{tether::op_kind::create, tether::local_id{}, std::nullopt, 0, {{"n", 1}}, "dev-a"};

@@ -125,7 +125,7 @@ TEST_CASE("append: a member that is not a string, or missing, is rejected", "[se
     CHECK(d.version() == 1);
 }
 
-TEST_CASE("append: a malformed append is rejected alone; the rest of its batch applies", "[server][append]") {
+TEST_CASE("append: a malformed append is rejected alone, the rest of its batch applies", "[server][append]") {
     dictation d;
     auto bad = d.append("x", 5, 1);
     bad.value = {{"member", "transcript"}, {"chunk", 3}, {"length_before", 5}};

@@ -81,7 +81,7 @@ TEST_CASE("observer: creates, updates and removes, with replaced versions and co
     CHECK(page->next_cursor == log[3].event.cursor);
 }
 
-TEST_CASE("observer: nothing for what did not commit; admin edits have no origin; users apart", "[server][live]") {
+TEST_CASE("observer: nothing for what did not commit, admin edits have no origin, users apart", "[server][live]") {
     service svc{tether::server::memory_store{}, tether::server::service_limits{.max_ops = 1}};
     std::vector<seen> log;
     svc.set_observer([&](std::string_view user, const tether::live_event& e) { log.push_back({std::string{user}, e}); });
