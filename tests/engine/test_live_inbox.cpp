@@ -121,7 +121,7 @@ TEST_CASE("live inbox: a catch-up pull that fails keeps it catching up until one
     require_same(desk, phone);
 }
 
-TEST_CASE("live inbox: a sync's pull also repairs an overflow; 0 means no bound", "[live]") {
+TEST_CASE("live inbox: a sync's pull also repairs an overflow, and 0 means no bound", "[live]") {
     world w;
     auto desk = w.device(4096);
     auto phone = w.device(2);
