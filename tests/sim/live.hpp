@@ -108,6 +108,7 @@ tether::result<tether::sync_report> device_target<M>::sync(tether::sync_trigger 
 template <class M>
 tether::result<tether::sync_report> device_target<M>::apply_live() {
     count(*w, fault::run_event);
+    if (cl->engine->live_status().catching_up) count(*w, fault::live_overflow);
     auto& log = cl->engine->transport().log();
     log.fetched.clear();
     log.in_pass = true;

@@ -78,9 +78,19 @@ private:
 };
 static_assert(tether::live_transport<probe_transport>);
 
+/// The live modes' engine options: as the workload draws them, and for a
+/// quarter of the engines (drawn from the id seed) a live inbox of 1 to 8
+/// events, so that its overflow's catch-up pull runs under every fault.
+struct live_options : tether::engine_options {
+    live_options(const tether::engine_options& o) : tether::engine_options(o) {  // the workload's options convert
+        const auto s = o.id_seed.value_or(0);
+        if (s % 4 == 0) live_inbox_limit = 1 + static_cast<std::size_t>((s >> 8) % 8);
+    }
+};
+
 /// The live modes' engine: memory storage, the default `server_wins`, the probe transport.
 using live_engine = tether::sync_engine<Job, tether::memory_storage, probe_transport, tether::manual_clock,
-                                        tether::exponential_backoff, tether::engine_options>;
+                                        tether::exponential_backoff, live_options>;
 struct live_types : sim_types<Job, live_engine> {
     /// A device's transport (workload.hpp's make_engine asks for it).
     template <class W>
