@@ -17,8 +17,10 @@
 // no-op), remove 10%, reset_failed 4%, restart 2% (40% of them crash in the
 // device's next push), clock jump 1.5%, online/offline 2%, log out 1%,
 // (un)poison a record 1.5%, pause 2% (resume: 30% per operation while
-// paused), a feed cut of every subscription 0.5%, idle otherwise. After each
+// paused), a feed cut of every subscription 0.5%, an append to a record's
+// title 4% (live_append.hpp), idle otherwise. After each
 // operation every scheduler runs what is due, until none has anything due.
+#include "live_append.hpp"
 #include "live_invariants.hpp"
 #include "workload.hpp"
 
@@ -69,7 +71,7 @@ struct live_world {
     world<M>& w;
     bool polling = true;
     std::array<live_device<M>, client_count> dev{};
-    std::vector<append_chain> chains;  ///< the append op's chains (none until the workload appends)
+    append_book appends;  ///< the append op's chains (invariant 16)
 };
 
 template <class M>
@@ -106,14 +108,17 @@ tether::result<tether::sync_report> device_target<M>::sync(tether::sync_trigger 
 template <class M>
 tether::result<tether::sync_report> device_target<M>::apply_live() {
     count(*w, fault::run_event);
+    if (cl->engine->live_status().catching_up) count(*w, fault::live_overflow);
     auto& log = cl->engine->transport().log();
     log.fetched.clear();
     log.in_pass = true;
     const auto before = cl->engine->live_status();
+    auto note_16 = append_pass_begin(*w, *cl, before);
     auto r = cl->engine->apply_live();
     log.in_pass = false;
     const auto after = cl->engine->live_status();
     check_live_fetches(*w, cl->index, log);
+    check_append_pass(*w, *cl, note_16, after, r && !r->failure && !r->skipped);
     w->st.live_applied += after.applied - before.applied;
     w->st.live_duplicates += after.duplicates - before.duplicates;
     if (!r) w->fail(0, "c" + std::to_string(cl->index) + " apply_live returned an error: " + describe(r.error()));
@@ -246,6 +251,7 @@ std::string live_op(live_world<M>& lw, int i) {
         w.server.events().end_subscriptions("alice", collection_name(w));
         return "the feed cuts every subscription";
     }
+    if (u < 925) return op_append(w, cl, lw.appends);
     return "idle";
 }
 
@@ -368,7 +374,7 @@ seed_result run_live_seed(std::uint64_t seed, const config& cfg, mode md) {
         check_deep(w);
         check_final_classic(w);
         check_fields(w);
-        check_append_chains(w, lw.chains);
+        check_append_chains(w, lw.appends);
     }
     for (auto& d : lw.dev) d.sched.reset();  // before the engines they drive
     w.trace.add(static_cast<std::uint64_t>(w.violations.size()));

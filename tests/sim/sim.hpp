@@ -221,20 +221,25 @@ enum class fault : std::uint8_t {
     run_reconnect,     ///< a scheduler run: a reconnect, or the catch-up after a follow
     run_retry_due,     ///< a scheduler run: a record's retry fell due
     run_event,         ///< a scheduler run: the live pass over queued events
+    append,                 ///< an append to a record's text (sync_engine::append)
+    append_event_in_place,  ///< an appended event that extended the held text, applied in place (no fetch)
+    append_event_gap,       ///< an appended event that did not extend the held text (a gap, a local edit, not held)
+    live_overflow,          ///< a live pass that pulled instead: the device's inbox had passed its bound
 };
 inline constexpr std::size_t classic_fault_kinds = 9;
 inline constexpr std::size_t hostile_fault_end = 17;
 inline constexpr std::size_t sqlite_fault_end = 19;
 inline constexpr std::size_t rich_fault_end = 20;
 inline constexpr std::size_t threaded_fault_end = 21;
-inline constexpr std::size_t fault_kinds = 32;
+inline constexpr std::size_t fault_kinds = 36;
 inline constexpr std::array<std::string_view, fault_kinds> fault_names{
     "drop_request",    "drop_response", "transient",        "rate_limited",  "unauthorized", "reject_op",
     "restart",         "clock_jump",    "edit_in_flight",   "replayed_create", "filled_create",
     "omitted_local_id", "bad_page_item", "too_large",       "admin_edit",    "restore",      "expired_cursor",
     "db_transact",     "reopen",        "non_finite",       "racing_write",
     "live_drop",       "live_duplicate", "live_reorder",    "live_delay",    "live_cut",     "refollow",
-    "run_scheduled",   "run_after_write", "run_reconnect",  "run_retry_due", "run_event"};
+    "run_scheduled",   "run_after_write", "run_reconnect",  "run_retry_due", "run_event",
+    "append",          "append_event_in_place", "append_event_gap", "live_overflow"};
 
 /// The invariants (0: engine contract, e.g. a local write that failed).
 inline constexpr std::array<std::string_view, 17> invariant_names{
@@ -242,7 +247,7 @@ inline constexpr std::array<std::string_view, 17> invariant_names{
     "legal transitions", "version monotonic", "backoff bounds",      "pending coalesce",
     "no lost field",     "server field kept", "no local duplicate",  "bad item harmless",
     "too large alone",   "restore keeps unsynced", "no event below local version",
-    "one fetch per record per burst", "append chain ends as server"};
+    "one fetch per record per burst", "appended text"};
 
 /// Run settings, from the command line.
 struct config {
@@ -271,7 +276,7 @@ struct stats {
     std::uint64_t live_applied = 0;     ///< live events applied as they came (live modes)
     std::uint64_t live_fetches = 0;     ///< records fetched for a gap an event showed (live modes)
     std::uint64_t live_duplicates = 0;  ///< live events dropped at or below the local version (live modes)
-    std::uint64_t append_chains = 0;    ///< appended chains checked at the end (live modes; see live_invariants.hpp)
+    std::uint64_t append_chains = 0;    ///< chains of appends checked at the end (live modes; see live_append.hpp)
 };
 
 struct violation {

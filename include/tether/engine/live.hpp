@@ -26,6 +26,9 @@ struct live_status {
     std::uint64_t unrepaired = 0;       ///< events whose fetch failed: left to the next pull
     std::uint64_t ignored = 0;          ///< events not applied: another collection, no server id, a full resync under way
     std::uint64_t cursor_advances = 0;  ///< times an event moved the pull cursor (contiguous, see `live_event`)
+    std::uint64_t overflows = 0;        ///< times the queue passed `engine_options::live_inbox_limit` (dropped, pulled instead)
+    std::uint64_t overflow_dropped = 0; ///< events dropped by those overflows (their changes come by the catch-up pull)
+    bool catching_up = false;           ///< an overflow that no pull has repaired yet (the next live pass pulls)
 };
 
 }  // namespace tether

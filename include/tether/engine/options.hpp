@@ -24,6 +24,10 @@ struct engine_options {
     std::size_t pull_limit = 100;
     /// @brief Ops per push batch; 0 means the transport's `max_batch()`.
     std::size_t push_batch = 0;
+    /// @brief Live events queued and not yet applied, at most (0: no bound).
+    /// Past it the queued events are dropped and the next live pass pulls
+    /// from the cursor instead (nothing is lost: `live_status::overflows`).
+    std::size_t live_inbox_limit = 4096;
 };
 
 }  // namespace tether

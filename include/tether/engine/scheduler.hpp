@@ -372,6 +372,26 @@ private:
         return at && now < set_at_ ? std::optional<timestamp>{now} : at;
     }
 
+    /// The waits are measured from `now` from here on (under the lock). If the
+    /// clock was set back before the last time the scheduler set one, every
+    /// wait still ahead of `now` is due now, as `waited_` has said since the
+    /// clock went back: once `set_at_` moves back to `now` that rule no longer
+    /// applies, and a wait set an hour "ahead" before the clock went back an
+    /// hour would stall the scheduler for as long (a backoff run, a re-follow,
+    /// a queued trigger). A run then sets its own waits again.
+    void rebase_(timestamp now) {
+        if (now < set_at_) {
+            auto due_now = [now](std::optional<timestamp>& at) {
+                if (at && *at > now) at = now;
+            };
+            due_now(periodic_at_);
+            due_now(retry_at_);
+            due_now(refollow_at_);
+            for (auto& at : asked_) due_now(at);
+        }
+        set_at_ = now;
+    }
+
     /// When trigger `t` is due, if it is (under the lock).
     [[nodiscard]] std::optional<timestamp> due_at_(sync_trigger t) const {
         return waited_(due_at_as_set_(t));
@@ -461,7 +481,7 @@ private:
     /// the next periodic run and retry; every run, the live feed's next step.
     void finish_(const detail::scheduled_run& r, timestamp started, detail::run_outcome out) {
         running_ = false;
-        set_at_ = clock_.now();
+        rebase_(clock_.now());
         if (r.job == detail::scheduled_job::sync) finish_sync_(started, std::move(out.done), out.retry);
         else if (out.done) last_ = std::move(out.done);
         if (out.live) finish_live_(r, *out.live, out.follow_failed);

@@ -39,15 +39,45 @@ inline constexpr std::string_view live_cause = "live";
 /// Cursor steps kept for events applied ahead of the cursor, at most.
 inline constexpr std::size_t max_live_ahead = 1024;
 
-/// What the handler and the pass share: the queue of events, the end of the
-/// subscription, the counts, and the cursor steps of events applied ahead of
-/// the cursor (their previous cursor -> their cursor). Thread-safe.
+/// What the handler and the pass share: the queue of events (at most
+/// `limit` of them), the end of the subscription, the counts, and the cursor
+/// steps of events applied ahead of the cursor (their previous cursor -> their
+/// cursor). Thread-safe.
+///
+/// Bounded: an event that finds `limit` events queued drops them and itself
+/// (an overflow, counted) and marks the inbox `catching_up`: the next live
+/// pass pulls from the stored cursor instead of applying events. Nothing is
+/// lost: a dropped event never moved the cursor, so the pull brings its change.
 class live_inbox {
 public:
     void push(live_event e) {
         std::lock_guard lock{mutex_};
         ++status_.received;
+        if (limit_ > 0 && queue_.size() >= limit_) {
+            ++status_.overflows;
+            status_.overflow_dropped += queue_.size() + 1;
+            status_.catching_up = true;
+            overflow_at_ = status_.received;
+            queue_.clear();
+            return;
+        }
         queue_.push_back(std::move(e));
+    }
+    /// Events queued at most (0: no bound); `engine_options::live_inbox_limit`.
+    void limit(std::size_t n) {
+        std::lock_guard lock{mutex_};
+        limit_ = n;
+    }
+    /// True after an overflow until a pull repairs it (`repaired`).
+    [[nodiscard]] bool catching_up() const {
+        std::lock_guard lock{mutex_};
+        return status_.catching_up;
+    }
+    /// A pull that began after the `mark`-th event and reached the end of the
+    /// feed: an overflow before that mark is repaired.
+    void repaired(std::uint64_t mark) {
+        std::lock_guard lock{mutex_};
+        if (mark >= overflow_at_) status_.catching_up = false;
     }
     /// How many events have come so far: a pull that starts now and reaches
     /// the end of the feed settles every one of them (`cover`).
@@ -112,6 +142,8 @@ public:
 
 private:
     mutable std::mutex mutex_;
+    std::size_t limit_ = 0;
+    std::uint64_t overflow_at_ = 0;  // the events received at the last overflow (the dropped ones among them)
     std::deque<live_event> queue_;
     std::map<std::string, std::string> ahead_;
     live_status status_;
@@ -127,6 +159,7 @@ public:
         using entity_type = typename Ctx::entity_type;
         auto cursor = ctx.store.get_meta(pull_cursor_key);
         if (!cursor) return unexpected{std::move(cursor).error()};
+        if constexpr (requires { ctx.options.live_inbox_limit; }) inbox_->limit(ctx.options.live_inbox_limit);
         std::weak_ptr<live_inbox> w = inbox_;
         live_handler h{[w, notify](live_event e) {
                            if (auto in = w.lock()) in->push(std::move(e));
@@ -350,21 +383,41 @@ result<void> live_event_pass(Ctx& ctx, live_inbox& inbox, pull_run& run, std::ma
 /// create of a record since deleted, never held here) would bring back what
 /// the pull saw deleted. What the pull did not reach (it failed on the way)
 /// the next pull brings; a pull held back by its backoff settles nothing.
+/// A pull that went out and met no failure also repairs an overflow of the
+/// inbox before it began (`live_inbox::repaired`).
 template <class Ctx>
 [[nodiscard]] pass_result run_pull_covering(Ctx& ctx, live_inbox& inbox) {
     const auto mark = inbox.mark();
     const auto now = ctx.clock.now();
     const auto not_before = ctx.pull_wait.not_before(now);
     auto out = run_pull(ctx);
-    if (!not_before || *not_before <= now) inbox.cover(mark);
+    if (!not_before || *not_before <= now) {
+        inbox.cover(mark);
+        if (out.status && !out.report.failure) inbox.repaired(mark);
+    }
     return out;
 }
 
-/// The live pass: every queued event, in the order the feed sent them. While
+/// The live pass of an inbox that overflowed: the catch-up pull from the
+/// stored cursor, in place of the events (those queued since the overflow
+/// are settled by it, `run_pull_covering`). Logged; a pull that fails leaves
+/// the inbox catching up, for the next live pass or sync.
+template <class Ctx>
+[[nodiscard]] pass_result run_live_catch_up(Ctx& ctx, live_inbox& inbox) {
+    const auto st = inbox.status();
+    ctx.shell.log(log_level::warning, "live inbox overflowed (" + std::to_string(st.overflow_dropped) +
+                                          " events dropped in " + std::to_string(st.overflows) +
+                                          " overflows): pulling from the cursor");
+    return run_pull_covering(ctx, inbox);
+}
+
+/// The live pass: every queued event, in the order the feed sent them (after
+/// an overflow of the inbox, the catch-up pull instead). While
 /// a full resync is under way the events are dropped (the resync pulls
 /// everything). Stops (and keeps the rest queued) when sync may not go on.
 template <class Ctx>
 [[nodiscard]] pass_result run_live(Ctx& ctx, live_inbox& inbox) {
+    if (inbox.catching_up()) return run_live_catch_up(ctx, inbox);
     pass_result out;
     auto events = inbox.take();
     if (events.empty()) return out;
