@@ -65,7 +65,8 @@ std::string read_until(tether::server::event_stream& s, const std::string& text)
 
 }  // namespace
 
-TEST_CASE("postgres notification: a note round-trips; the events are left out when they do not fit", "[postgres][live]") {
+TEST_CASE("postgres notification: a note round-trips, and the events are left out when they do not fit",
+          "[postgres][live]") {
     tether::server::pg_change_note n{"user\x01\xff", "jobs", 0, 1, 2, {note_event(1), note_event(2)}};
     const auto text = tether::server::encode_pg_change_note(n);
     REQUIRE(text.size() <= tether::server::pg_max_payload_bytes);
@@ -113,7 +114,8 @@ TEST_CASE("postgres notification: a malformed payload is refused, never half dec
     }
 }
 
-TEST_CASE("event hub: a change told twice is told once; a placed stream meeting a gap is reset", "[postgres][live]") {
+TEST_CASE("event hub: a change told twice is told once, and a placed stream meeting a gap is reset",
+          "[postgres][live]") {
     tether::server::event_options o;
     tether::server::event_hub hub{o};
     auto s = hub.open("u", "jobs", "phone", "");
@@ -128,6 +130,37 @@ TEST_CASE("event hub: a change told twice is told once; a placed stream meeting 
     CHECK(hub.last("u", "jobs") == tether::server::cursor{2, 0});
     hub.publish("u", note_event(4));  // 3 never came: the stream cannot go on silently
     auto step = (*s)->next(0ms);
+    CHECK(step.text.find("event: reset") != std::string::npos);
+    CHECK(step.last);
+}
+
+TEST_CASE("event hub: a resume the history does not reach is filled by the backfill, then goes on live",
+          "[postgres][live]") {
+    tether::server::event_hub hub{tether::server::event_options{}};
+    hub.set_backfill([](std::string_view, std::string_view,
+                        tether::server::cursor after) -> tether::result<std::vector<tether::live_event>> {
+        if (after.epoch != 0) return tether::unexpected{tether::make_error(tether::errc::cursor_expired, "epoch")};
+        std::vector<tether::live_event> out;
+        for (std::uint64_t v = after.change + 1; v <= 3; ++v) out.push_back(note_event(v));
+        return out;
+    });
+    auto s = hub.open("u", "jobs", "phone", "1");
+    REQUIRE(s);
+    hub.publish("u", note_event(3));  // also in the fill: told once
+    hub.publish("u", note_event(4));
+    const auto got = (*s)->next(0ms).text;
+    const auto at2 = got.find("id: 2\n"), at3 = got.find("id: 3\n"), at4 = got.find("id: 4\n");
+    REQUIRE(at2 != std::string::npos);
+    REQUIRE(at3 != std::string::npos);
+    REQUIRE(at4 != std::string::npos);
+    CHECK(at2 < at3);
+    CHECK(at3 < at4);
+    CHECK(got.find("id: 3\n", at3 + 1) == std::string::npos);
+    CHECK(got.find("id: 1\n") == std::string::npos);
+
+    auto stale = hub.open("u", "jobs", "tablet", "1@5");  // the store cannot serve it: reset
+    REQUIRE(stale);
+    auto step = (*stale)->next(0ms);
     CHECK(step.text.find("event: reset") != std::string::npos);
     CHECK(step.last);
 }

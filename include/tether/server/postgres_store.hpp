@@ -207,8 +207,10 @@ public:
             if (!r) return unexpected{std::move(r).error()};
             auto info = info_(r->get());
             if (!info) return info;
-            if (locked* l = locked_(s)) l->info = *info;
-            else locks_.push_back({std::string{s.user}, std::string{s.collection}, *info, false, info->last_change, {}});
+            if (locked* l = locked_(s))
+                l->info = *info;
+            else
+                locks_.push_back({std::string{s.user}, std::string{s.collection}, *info, false, info->last_change, {}});
             return info;
         }
 

@@ -238,6 +238,10 @@ using backfill_fn =
 /// store) is cut with `reset` on a change that does not follow on from it:
 /// never a silent gap.
 ///
+/// **Memory.** With a backfill set, only the collections with a stream open
+/// keep a history (the others keep their last change); without, every
+/// collection changed since the first stream opened keeps one.
+///
 /// **Resume.** A stream opens at a cursor (the client's pull cursor, or the
 /// `id` of the last event it read). The history's events after it are
 /// queued first when the history reaches back to it. When it does not (the
@@ -312,9 +316,16 @@ public:
         if (t.last && t.last->epoch == e->at.epoch && e->at.change <= t.last->change) return;  // told already
         const bool follows = t.last && t.last->epoch == e->at.epoch && e->before.epoch == e->at.epoch &&
                              e->before.change <= t.last->change;
-        if (!follows) t.kept.clear();  // not contiguous with what is kept: resume only from here on
+        bool followed = false;
+        for (const auto& s : streams_)
+            if (s->user() == user && s->collection() == ev.collection) followed = true;
+        // Not contiguous with what is kept: resume only from here on. With a
+        // backfill, only a collection followed here keeps a history (the
+        // store serves the others' resumes): a feed of every process's
+        // changes does not fill the memory with collections nobody follows here.
+        if (!follows || (backfill_ && !followed)) t.kept.clear();
         t.last = e->at;
-        t.kept.push_back(*e);
+        if (!backfill_ || followed) t.kept.push_back(*e);
         while (t.kept.size() > options_.history) t.kept.pop_front();
         for (const auto& s : streams_)
             if (s->user() == user && s->collection() == ev.collection) s->offer(e->origin, e->frame, e->before, e->at);
@@ -328,12 +339,23 @@ public:
         return found->second.last;
     }
 
-    /// @brief Every (user, collection) a change was told of.
-    [[nodiscard]] std::vector<std::pair<std::string, std::string>> known() const {
+    /// @brief Every (user, collection) a stream follows now and a change was
+    /// told of; the others' last changes are forgotten (a feed that lost
+    /// track catches up only what someone follows: the next change of another
+    /// collection starts it over).
+    [[nodiscard]] std::vector<std::pair<std::string, std::string>> followed() {
         std::lock_guard lock{mutex_};
+        std::set<key> open;
+        for (const auto& s : streams_) open.insert(key{s->user(), s->collection()});
         std::vector<std::pair<std::string, std::string>> out;
-        for (const auto& [k, t] : trails_)
-            if (t.last) out.push_back(k);
+        for (auto it = trails_.begin(); it != trails_.end();) {
+            if (!open.contains(it->first)) {
+                it = trails_.erase(it);
+                continue;
+            }
+            if (it->second.last) out.push_back(it->first);
+            ++it;
+        }
         return out;
     }
 

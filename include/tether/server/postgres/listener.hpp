@@ -94,7 +94,7 @@ public:
         if (thread_.joinable()) thread_.join();
     }
 
-    /// @brief True while the connection listens.
+    /// @brief True while the connection listens (from when `on_listening` returned).
     [[nodiscard]] bool listening() const noexcept { return listening_.load(std::memory_order_acquire); }
 
     /// @brief How many times the connection started listening (1 after the first connect).
@@ -121,9 +121,9 @@ private:
             backoff = options_.min_backoff;
             told_lost = false;
             pid_.store(PQbackendPID(c->handle()), std::memory_order_release);
-            listening_.store(true, std::memory_order_release);
-            connects_.fetch_add(1, std::memory_order_acq_rel);
             if (handlers_.on_listening) handlers_.on_listening();
+            connects_.fetch_add(1, std::memory_order_acq_rel);
+            listening_.store(true, std::memory_order_release);  // after the handler: its catch-up is done
             auto why = listen_(*c);
             listening_.store(false, std::memory_order_release);
             pid_.store(0, std::memory_order_release);

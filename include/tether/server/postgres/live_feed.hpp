@@ -102,8 +102,9 @@ struct postgres_live_options {
 /// did not fit the payload), or one that does not follow on, is resolved by
 /// reading the store after the hub's last change (`pg_events_after`). A
 /// malformed payload is logged and treated as a gap of every collection.
-/// Each time the connection listens again, every collection the hub knows is
-/// caught up from the store, and the streams of the others are told `reset`:
+/// Each time the connection listens again, every collection a stream follows
+/// is caught up from the store from the last change told (the streams of one
+/// no change was told of yet are told `reset`):
 /// what the feed missed is read back or told, never silently skipped. What
 /// the store cannot serve (over `catch_up_limit` changes, another epoch) is
 /// told as `reset` to the collection's streams.
@@ -186,7 +187,7 @@ private:
     }
 
     void catch_up_all_(const std::string& reason) {
-        for (const auto& [user, collection] : hub_->known()) {
+        for (const auto& [user, collection] : hub_->followed()) {
             const auto last = hub_->last(user, collection);
             if (last) catch_up_(user, collection, *last);
         }

@@ -170,7 +170,8 @@ inline std::optional<std::string> pg_unhex_(std::string_view hex) {
             if (e->collection != n.collection || e->version != next || !at || *at != cursor{next, n.epoch})
                 return bad("an event is not the range's next change");
             const auto before = parse_cursor(e->previous_cursor);
-            if (e->previous_cursor.empty() ? !(next == 1 && n.epoch == 0) : (!before || *before != cursor{next - 1, n.epoch}))
+            const bool first = next == 1 && n.epoch == 0;  // the collection's first change has none
+            if (e->previous_cursor.empty() ? !first : (!before || *before != cursor{next - 1, n.epoch}))
                 return bad("an event's previous cursor is not the change before it");
             n.events.push_back(std::move(*e));
             ++next;
