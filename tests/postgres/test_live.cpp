@@ -158,6 +158,14 @@ TEST_CASE("event hub: a resume the history does not reach is filled by the backf
     CHECK(got.find("id: 3\n", at3 + 1) == std::string::npos);
     CHECK(got.find("id: 1\n") == std::string::npos);
 
+    auto fresh = hub.open("u", "jobs", "laptop", "");  // an empty cursor: from now on, nothing replayed
+    REQUIRE(fresh);
+    hub.publish("u", note_event(5));
+    const auto now_on = (*fresh)->next(0ms).text;
+    CHECK(now_on.find("id: 5\n") != std::string::npos);
+    CHECK(now_on.find("id: 4\n") == std::string::npos);
+    CHECK(now_on.find("event: reset") == std::string::npos);
+
     auto stale = hub.open("u", "jobs", "tablet", "1@5");  // the store cannot serve it: reset
     REQUIRE(stale);
     auto step = (*stale)->next(0ms);

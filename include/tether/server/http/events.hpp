@@ -248,7 +248,9 @@ using backfill_fn =
 /// cursor is older, or this process has no history of the collection yet:
 /// the client last read from another process), the backfill (`set_backfill`,
 /// the store's changes) serves the events after the cursor, or the stream is
-/// told `reset` when it cannot; with no backfill set, a cursor older than the
+/// told `reset` when it cannot (an empty cursor the history does not reach
+/// carries what changes from now on: the client pulls from the start anyway);
+/// with no backfill set, a cursor older than the
 /// history (or of another epoch, or not a cursor of this server) is told
 /// `reset` at once, and with no history yet the stream carries what changes
 /// from now on, the pull being the authority for what came before.
@@ -436,6 +438,7 @@ private:
                              (c->change >= h.back().at.change ||
                               (h.front().before.epoch == c->epoch && c->change >= h.front().before.change));
         if (!reaches) {
+            if (backfill_ && from.empty()) return std::nullopt;  // from now on, as with no history: the pull covers it
             if (backfill_ && c) return c;
             s.cut(!c || c->epoch != h.back().at.epoch ? "cursor unknown here" : "cursor older than the history");
             return std::nullopt;
