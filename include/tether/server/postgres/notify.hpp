@@ -68,6 +68,7 @@ struct pg_change_note {
 
 namespace detail {
 
+/// `bytes` as lowercase hex (users and collections are bytes: a payload is ASCII).
 inline std::string pg_hex_(std::string_view bytes) {
     static constexpr char digits[] = "0123456789abcdef";
     std::string out;
@@ -80,6 +81,7 @@ inline std::string pg_hex_(std::string_view bytes) {
     return out;
 }
 
+/// The bytes of lowercase hex `hex`; empty for anything else.
 inline std::optional<std::string> pg_unhex_(std::string_view hex) {
     if (hex.size() % 2 != 0) return std::nullopt;
     auto nibble = [](char c) -> int {
