@@ -83,6 +83,11 @@ TEST_CASE("postgres notification: a note round-trips, and the events are left ou
     REQUIRE(hint);
     CHECK(hint->events.empty());  // a hint: the listener reads the store
     CHECK(hint->to == 2);
+
+    n.user = std::string(5000, 'u');  // too long to name even in hex: a gap the listeners catch up on
+    const auto unnamed = tether::server::encode_pg_change_note(n);
+    CHECK(unnamed == tether::server::pg_unnamed_change_payload);
+    CHECK_FALSE(tether::server::decode_pg_change_note(unnamed));
 }
 
 TEST_CASE("postgres notification: a malformed payload is refused, never half decoded", "[postgres][live]") {

@@ -369,7 +369,6 @@ public:
                 pg_change_note note{l.user, l.collection, l.info.epoch, l.start + 1, l.info.last_change,
                                     std::move(l.events)};
                 const std::string payload = encode_pg_change_note(note);
-                if (payload.empty()) continue;
                 if (auto sent = c_->defer("SELECT pg_notify($1, $2)", params{}.bytes(channel).bytes(payload));
                     !sent)
                     return sent;

@@ -66,6 +66,10 @@ struct pg_change_note {
     std::vector<live_event> events;   ///< every change from..to, in order; empty: a hint only
 };
 
+/// @brief The payload of a change whose scope is too long to name: version 1
+/// and nothing else (`decode_pg_change_note` refuses it, as a gap).
+inline constexpr std::string_view pg_unnamed_change_payload = R"({"v":1})";
+
 namespace detail {
 
 /// `bytes` as lowercase hex (users and collections are bytes: a payload is ASCII).
@@ -104,9 +108,9 @@ inline std::optional<std::string> pg_unhex_(std::string_view hex) {
 /// @brief The payload of `note`: ASCII JSON (`v`, `u` and `c` in hex, `e`,
 /// `f`, `t`, and `ev`, the events' wire form, when every event is there and
 /// the whole fits `pg_max_payload_bytes`); else the same without `ev` (a
-/// hint). Empty when even the hint does not fit (a user or collection name
-/// of thousands of bytes): then nothing is sent, and the listeners learn of
-/// the change at their next gap check.
+/// hint). When even the hint does not fit (a user name of thousands of
+/// bytes), `pg_unnamed_change_payload`: the listeners decode no scope from it
+/// and catch up every collection they follow.
 [[nodiscard]] inline std::string encode_pg_change_note(const pg_change_note& note) {
     nlohmann::json j = nlohmann::json::object();
     j["v"] = 1;
@@ -116,7 +120,7 @@ inline std::optional<std::string> pg_unhex_(std::string_view hex) {
     j["f"] = note.from;
     j["t"] = note.to;
     std::string hint = j.dump(-1, ' ', true);
-    if (hint.size() > pg_max_payload_bytes) return {};
+    if (hint.size() > pg_max_payload_bytes) return std::string{pg_unnamed_change_payload};
     if (note.events.empty() || note.events.size() != note.to - note.from + 1) return hint;
     nlohmann::json events = nlohmann::json::array();
     for (const auto& e : note.events) events.push_back(protocol::to_json(e));
@@ -154,6 +158,7 @@ inline std::optional<std::string> pg_unhex_(std::string_view hex) {
         pg_change_note n;
         auto user = hex_of("u"), collection = hex_of("c");
         const auto epoch = uint_of("e"), from = uint_of("f"), to = uint_of("t");
+        if (payload == pg_unnamed_change_payload) return bad("a change of a scope too long to name");
         if (!user || !collection || !epoch || !from || !to) return bad("a member is missing or ill-typed");
         if (*from == 0 || *from > *to) return bad("not a change range");
         n.user = std::move(*user);
