@@ -115,8 +115,9 @@ struct body_read {
 /// parameter's device, bounded by `http_face_options::events`. The face
 /// becomes the service's observer (`sync_service::set_observer`) when the
 /// first stream opens, unless its events come from elsewhere
-/// (`feed_events_from_elsewhere`: on PostgreSQL, every process's changes). Call `close_streams()` before stopping the server, so
-/// that no worker thread waits on an open stream.
+/// (`feed_events_from_elsewhere`: on PostgreSQL, every process's changes).
+/// Call `close_streams()` before stopping the server, so that no worker
+/// thread waits on an open stream.
 ///
 /// The face must outlive the server's serving; it is neither copyable nor
 /// movable (the server's handlers point at it). Thread-safe as the service is.
