@@ -14,6 +14,7 @@
 #endif
 #include <tether/server/sqlite_store.hpp>
 #if defined(TETHER_SERVER_POSTGRES)
+#include <tether/server/postgres/live_feed.hpp>
 #include <tether/server/postgres_store.hpp>
 #endif
 #include <tether/server/sync_service.hpp>
@@ -36,7 +37,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -225,6 +228,13 @@ int main(int argc, char** argv) {
                                            "or migrated on start; any number of servers may share the database")
         ->excludes(db_option);
 #endif
+    std::string postgres_listen;
+#if defined(TETHER_SERVER_POSTGRES)
+    app.add_option("--postgres-listen", postgres_listen,
+                   "with --postgres: the conninfo of the one connection that LISTENs for the other processes' "
+                   "changes (live events), when --postgres goes through a pooler in transaction mode; by default "
+                   "the --postgres conninfo");
+#endif
     add_auth_options(app, auth_options);
     app.add_option("--max-body-bytes", limits.max_body_bytes, "largest request body, after gzip is undone (413 over it)")
         ->capture_default_str()->check(CLI::PositiveNumber);
@@ -308,6 +318,26 @@ int main(int argc, char** argv) {
         else if (!http.bind_to_port(where->host, port)) port = -1;
         if (port <= 0) return fail("cannot listen on " + listen);
 
+#if defined(TETHER_SERVER_POSTGRES)
+        // Over PostgreSQL the events come from the database (every process's
+        // changes, this one's included); the feed listens before the first request.
+        std::unique_ptr<tether::server::postgres_live_feed> feed;
+        using service_store = typename std::remove_cvref_t<decltype(service)>::store_type;
+        if constexpr (std::is_same_v<service_store, tether::server::postgres_store>) {
+            if (events.max_streams > 0) {
+                face.feed_events_from_elsewhere();
+                tether::server::postgres_live_options live;
+                live.log = [](std::string_view line) { std::cerr << "tether-server: " << line << std::endl; };
+                live.conninfo = postgres_listen;
+                feed = std::make_unique<tether::server::postgres_live_feed>(service.store(), face.event_feed(), live);
+                const auto until = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+                while (!feed->listening() && std::chrono::steady_clock::now() < until)
+                    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+                if (!feed->listening())
+                    std::cerr << "tether-server: the live feed is not listening yet; it keeps trying" << std::endl;
+            }
+        }
+#endif
         std::atomic<bool> stopping{false};
         std::thread listener{[&] {
             http.listen_after_bind();

@@ -114,8 +114,10 @@ struct body_read {
 /// (or the `cursor` parameter), without the changes pushed by the `device`
 /// parameter's device, bounded by `http_face_options::events`. The face
 /// becomes the service's observer (`sync_service::set_observer`) when the
-/// first stream opens. Call `close_streams()` before stopping the server, so
-/// that no worker thread waits on an open stream.
+/// first stream opens, unless its events come from elsewhere
+/// (`feed_events_from_elsewhere`: on PostgreSQL, every process's changes).
+/// Call `close_streams()` before stopping the server, so that no worker
+/// thread waits on an open stream.
 ///
 /// The face must outlive the server's serving; it is neither copyable nor
 /// movable (the server's handlers point at it). Thread-safe as the service is.
@@ -196,6 +198,18 @@ public:
 
     /// @brief How many event streams are open now.
     [[nodiscard]] std::size_t open_streams() const { return hub_->open_streams(); }
+
+    /// @brief The hub of the face's live events, for a feed from elsewhere
+    /// (`postgres_live_feed`: every process's changes); see `feed_events_from_elsewhere`.
+    [[nodiscard]] const std::shared_ptr<event_hub>& event_feed() const noexcept { return hub_; }
+
+    /// @brief The face's events come from elsewhere from now on (a feed
+    /// publishing to `event_feed()`): it never becomes the service's observer,
+    /// so its own changes are told once, by that feed. Call it before the
+    /// first stream opens.
+    void feed_events_from_elsewhere() {
+        std::call_once(observing_, [] {});
+    }
 
     /// @brief What `GET /v1/info` answers: protocol 1, the limits, the service's change feed.
     [[nodiscard]] protocol::server_info info() const {

@@ -7,7 +7,9 @@
 #include <tether/core/ids.hpp>
 #include <tether/core/result.hpp>
 #include <tether/core/timestamp.hpp>
+#include <tether/server/change_journal.hpp>
 #include <tether/server/postgres/connection.hpp>
+#include <tether/server/postgres/notify.hpp>
 #include <tether/server/postgres/pool.hpp>
 #include <tether/server/postgres/schema.hpp>
 #include <tether/server/restore_floor.hpp>
@@ -50,7 +52,15 @@ struct postgres_store_options {
 /// transaction's statements are pipelined).
 /// Write transactions of other scopes do not wait. A read transaction is
 /// `REPEATABLE READ READ ONLY`: one snapshot, so a page and the collection's
-/// last change number agree. Server ids come from a sequence. `open` creates
+/// last change number agree. Server ids come from a sequence.
+///
+/// **Notifications.** A write transaction that took change numbers notifies
+/// the store's channel (`change_channel()`: one per schema; `pg_notify`, sent just before its `COMMIT`, so
+/// PostgreSQL delivers it only if the transaction commits, in commit order):
+/// one notification per scope it changed, with the range of change numbers
+/// and, when the service told the transaction its journal (`announce`) and
+/// the events fit the payload, the events themselves (see
+/// tether/server/postgres/notify.hpp). `postgres_live_feed` listens to them. `open` creates
 /// the schema or migrates it to `schema_version` (see
 /// `tether/server/postgres/schema.hpp`), and refuses a newer one.
 ///
@@ -197,8 +207,10 @@ public:
             if (!r) return unexpected{std::move(r).error()};
             auto info = info_(r->get());
             if (!info) return info;
-            if (locked* l = locked_(s)) l->info = *info;
-            else locks_.push_back({std::string{s.user}, std::string{s.collection}, *info, false});
+            if (locked* l = locked_(s))
+                l->info = *info;
+            else
+                locks_.push_back({std::string{s.user}, std::string{s.collection}, *info, false, info->last_change, {}});
             return info;
         }
 
@@ -286,6 +298,16 @@ public:
             return c_->defer(count_and_put_sql_.c_str(), p.int8(to_int_(l->info.last_change)));
         }
 
+        /// @brief Keeps the events of journal `j` (the changes this transaction
+        /// made in scope `s`, which `sync_service` tells before the commit) for
+        /// the commit's notification (see the class).
+        void announce(scope s, const change_journal& j) {
+            locked* l = locked_(s);
+            if (l == nullptr) return;
+            change_journal copy = j;
+            copy.publish(s, [l](std::string_view, live_event& e) { l->events.push_back(std::move(e)); });
+        }
+
         /// @brief `"s<n>"` for the next `n` of the sequence `tether_server_ids`
         /// (one a rolled-back transaction took is skipped, never given again;
         /// so is one a `find_by_local_id` took for a create that did not follow).
@@ -311,6 +333,8 @@ public:
             std::string user, collection;
             collection_info info;
             bool dirty;  // last_change not written to the row yet
+            std::uint64_t start;             // last_change when first locked: this transaction took start+1..
+            std::vector<live_event> events;  // announced, for the notification
         };
         // A server id taken from the sequence, and whether a record of its scope held it then.
         struct spare {
@@ -334,6 +358,20 @@ public:
                                       " WHERE user_id = $1 AND collection = $2",
                                       params{}.bytes(l.user).bytes(l.collection).int8(to_int_(l.info.last_change)));
                 if (!done) return done;
+            }
+            return {};
+        }
+
+        // Sends (no wait) one notification per scope whose counter moved (see the class).
+        result<void> notify_(const std::string& channel) {
+            for (auto& l : locks_) {
+                if (l.info.last_change <= l.start) continue;
+                pg_change_note note{l.user, l.collection, l.info.epoch, l.start + 1, l.info.last_change,
+                                    std::move(l.events)};
+                const std::string payload = encode_pg_change_note(note);
+                if (auto sent = c_->defer("SELECT pg_notify($1, $2)", params{}.bytes(channel).bytes(payload));
+                    !sent)
+                    return sent;
             }
             return {};
         }
@@ -392,6 +430,11 @@ public:
         auto c = st->pool.acquire();
         if (!c) return unexpected{std::move(c).error()};
         if (auto m = detail::pg_server_migrate(**c); !m) return unexpected{std::move(m).error()};
+        auto schema = (*c)->exec("SELECT current_schema()");
+        if (!schema) return unexpected{std::move(schema).error()};
+        if (PQntuples(schema->get()) != 1 || PQgetisnull(schema->get(), 0, 0))
+            return unexpected{make_error(errc::storage, "postgres: no current schema")};
+        st->channel = pg_change_channel_of(PQgetvalue(schema->get(), 0, 0));
         return postgres_store{std::move(st)};
     }
 
@@ -412,7 +455,7 @@ public:
                 rollback_(**c);
                 return r;
             }
-            if (auto flushed = tx.flush_counters_(); !flushed) {
+            if (auto flushed = tx.flush_counters_(); !flushed || !(flushed = tx.notify_(state_->channel))) {
                 rollback_(**c);
                 return R{unexpected{std::move(flushed).error()}};
             }
@@ -468,6 +511,11 @@ public:
         return detail::pg_server_read_schema_version(**c);
     }
 
+    /// @brief The channel its write transactions notify on: one per schema
+    /// (`pg_change_channel_of`), so stores in other schemas of the database
+    /// do not hear each other.
+    [[nodiscard]] const std::string& change_channel() const noexcept { return state_->channel; }
+
     /// @brief The conninfo it was opened with.
     [[nodiscard]] const std::string& conninfo() const noexcept { return state_->pool.conninfo(); }
 
@@ -480,6 +528,7 @@ private:
     struct state {
         state(std::string conninfo, std::size_t max) : pool(std::move(conninfo), max) {}
         detail::pg_pool pool;
+        std::string channel;  // see change_channel
     };
 
     explicit postgres_store(std::shared_ptr<state> s) noexcept : state_(std::move(s)) {}

@@ -377,6 +377,13 @@ private:
     using filler_fn = std::function<void(nlohmann::json&)>;
 
     using journal = change_journal;
+    // Whether the store's write transaction takes the journal before its commit (`tx.announce(s, journal)`).
+    static constexpr bool announces_changes_of_() {
+        if constexpr (requires { typename Store::write_transaction; })
+            return requires(typename Store::write_transaction& tx, const journal& jr) { tx.announce(scope{}, jr); };
+        else
+            return false;
+    }
 
     // Runs `body(tx, journal*)` in a write transaction of scope `s`; with an
     // observer, under the publication lock, telling it the journal after commit.
@@ -390,13 +397,16 @@ private:
         std::unique_lock<std::mutex> order;
         if (obs) order = std::unique_lock{publish_mutex_};
         journal jr;
-        journal* j = obs ? &jr : nullptr;
+        // A store that announces changes (`tx.announce(s, journal)`, before its commit) is told the journal too.
+        constexpr bool announces = announces_changes_of_();
+        journal* j = obs || announces ? &jr : nullptr;
         auto done = store_.write([&](auto& tx) -> result<T> {
             auto r = body(tx, j);
             if (r && j != nullptr && !jr.entries.empty()) {
                 auto info = tx.collection(s);
                 if (!info) return unexpected{std::move(info).error()};
                 if (*info) jr.epoch = (*info)->epoch;
+                if constexpr (requires { tx.announce(s, std::as_const(jr)); }) tx.announce(s, std::as_const(jr));
             }
             return r;
         });
