@@ -18,6 +18,7 @@
 #include <tether/engine/detail/context.hpp>
 #include <tether/engine/detail/effects.hpp>
 #include <tether/engine/detail/live.hpp>
+#include <tether/engine/detail/policy_checks.hpp>
 #include <tether/engine/detail/pull.hpp>
 #include <tether/engine/detail/push.hpp>
 #include <tether/engine/change.hpp>
@@ -36,7 +37,6 @@
 #include <cstdlib>
 #include <concepts>
 #include <functional>
-#include <iostream>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -49,20 +49,6 @@
 #include <vector>
 
 namespace tether {
-
-namespace detail {
-
-/// The storage key of the seeded id generator's restart counter.
-inline constexpr std::string_view id_epoch_key = "id_epoch";
-
-/// A seed mixed with a restart counter (splitmix64's finaliser).
-constexpr std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t epoch) noexcept {
-    std::uint64_t x = seed ^ (epoch * 0x9E3779B97F4A7C15ull);
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-}  // namespace detail
 
 /// @brief Keeps `record<Entity>`s in a local store and syncs them with a server.
 ///
@@ -90,25 +76,7 @@ constexpr std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t epoch) noexce
 /// @endcode
 template <class Entity, class... Policies>
 class sync_engine final : private detail::pass_shell<Entity> {
-    static_assert(entity<Entity>,
-                  "tether::sync_engine<Entity, ...>: Entity must be a copyable, default-constructible Boost.Hana "
-                  "Struct (or have nlohmann to_json/from_json) with a collection name (E::collection or "
-                  "tether::entity_traits<E>)");
-    static_assert((detail::is_known_policy_v<Policies> && ...),
-                  "tether::sync_engine: every policy must declare `using policy_kind = tether::<kind>_tag;` of a "
-                  "known kind (storage_tag, transport_tag, backoff_tag, conflict_tag, clock_tag, options_tag)");
-    static_assert(detail::count_kind_v<storage_tag, Policies...> <= 1,
-                  "tether::sync_engine: more than one storage policy given");
-    static_assert(detail::count_kind_v<transport_tag, Policies...> <= 1,
-                  "tether::sync_engine: more than one transport policy given");
-    static_assert(detail::count_kind_v<backoff_tag, Policies...> <= 1,
-                  "tether::sync_engine: more than one backoff policy given");
-    static_assert(detail::count_kind_v<conflict_tag, Policies...> <= 1,
-                  "tether::sync_engine: more than one conflict policy given");
-    static_assert(detail::count_kind_v<clock_tag, Policies...> <= 1,
-                  "tether::sync_engine: more than one clock policy given");
-    static_assert(detail::count_kind_v<options_tag, Policies...> <= 1,
-                  "tether::sync_engine: more than one engine_options given");
+    static_assert(detail::policy_list_checks<Entity, Policies...>::ok);  // the messages: engine/detail/policy_checks.hpp
 
 public:
     using entity_type = Entity;                                                        ///< the synced type
@@ -121,21 +89,8 @@ public:
     using options_type = detail::select_t<options_tag, engine_options, Policies...>;          ///< engine options
     using store_type = store_for_t<storage_policy_type, Entity>;                              ///< the bound store
 
-    static_assert(storage_policy<storage_policy_type, Entity>,
-                  "tether::sync_engine: the storage policy must satisfy tether::storage_policy (a store with "
-                  "transact, get, find_by_server_id, list, due, counts and get_meta; see storage/storage.hpp)");
-    static_assert(transport_policy<transport_type>,
-                  "tether::sync_engine: the transport policy must satisfy tether::transport_policy (push, pull, "
-                  "fetch, max_batch, has_change_feed; see transport/transport.hpp)");
-    static_assert(backoff_policy<backoff_type>,
-                  "tether::sync_engine: the backoff policy must satisfy tether::backoff_policy (next_delay(attempts, "
-                  "error) -> std::optional<std::chrono::milliseconds>)");
-    static_assert(conflict_policy<conflict_type, Entity>,
-                  "tether::sync_engine: the conflict policy must satisfy tether::conflict_policy (resolve(const "
-                  "tether::conflict<E>&) -> tether::resolution<E>)");
-    static_assert(clock_policy<clock_type>,
-                  "tether::sync_engine: the clock policy must satisfy tether::clock_policy (now() -> "
-                  "tether::timestamp)");
+    static_assert(detail::chosen_policy_checks<Entity, storage_policy_type, transport_type, backoff_type, conflict_type,
+                                               clock_type>::ok);
 
     /// @brief A watcher of record changes.
     using watch_fn = std::function<void(const change<Entity>&)>;
@@ -178,35 +133,7 @@ public:
     // ---- local half: writes -------------------------------------------------
 
     /// @brief Creates a record (`pending`, no server id) and returns it.
-    result<record_type> create(Entity value, tether::priority prio = tether::priority::medium) {
-        if (auto ok = entity_ops<Entity>::validate(value); !ok) return unexpected{std::move(ok).error()};
-        const auto now = clock_.now();
-        record_type r;
-        auto id = next_id(now);
-        if (!id) return unexpected{std::move(id).error()};
-        r.id = *id;
-        r.value = std::move(value);
-        r.status = sync_status::pending;
-        r.local_rev = 1;
-        r.priority = prio;
-        r.created_at = now;
-        r.updated_at = now;
-        auto fx = write_effects();
-        auto done = store_.transact([&](auto& tx) -> result<void> {
-            // An id already held is never overwritten (a generator restarted with
-            // the same seed, or a store shared in an unexpected way).
-            auto held = detail::with_record<Entity>(tx, r.id, [&](const record_type* found) -> result<void> {
-                if (found) return unexpected{make_error(errc::conflict, "record " + r.id.to_string() + " exists")};
-                return {};
-            });
-            if (!held) return held;
-            return detail::write_record(tx, fx, std::optional<sync_status>{}, r, now, to_string(cause::create));
-        });
-        deliver(fx, done.has_value());
-        if (!done) return unexpected{std::move(done).error()};
-        request_sync();
-        return r;
-    }
+    result<record_type> create(Entity value, tether::priority prio = tether::priority::medium);
 
     /// @brief Replaces the record's value. With no change it is a no-op (the
     /// record is returned as it is and stays in its status).
@@ -218,30 +145,7 @@ public:
     /// which is then stored as by `update(id, value)`.
     template <class F>
         requires std::invocable<F&, Entity&>
-    result<record_type> update(const local_id& id, F&& fn) {
-        const auto now = clock_.now();
-        auto fx = write_effects();
-        std::optional<record_type> out;
-        auto done = store_.transact([&](auto& tx) -> result<void> {
-            using tx_type = std::remove_cvref_t<decltype(tx)>;
-            if constexpr (editable_transaction<tx_type, Entity>) {
-                // In place: the store keeps the record as it was for rollback.
-                const auto edit = tx.edit(id);
-                if (!edit) return unexpected{not_found(id)};
-                return apply_update(tx, fx, *edit.before, *edit.current, fn, now, out, false);
-            } else {
-                return detail::with_record<Entity>(tx, id, [&](const record_type* found) -> result<void> {
-                    if (!found) return unexpected{not_found(id)};
-                    record_type after = *found;
-                    return apply_update(tx, fx, *found, after, fn, now, out, true);
-                });
-            }
-        });
-        deliver(fx, done.has_value());
-        if (!done) return unexpected{std::move(done).error()};
-        if (fx.writes) request_sync();
-        return std::move(*out);
-    }
+    result<record_type> update(const local_id& id, F&& fn);
 
     /// @brief Appends `chunk` (UTF-8) to the string member named `member`,
     /// locally at once, as `update` would write the longer text. Pushed, text
@@ -256,55 +160,12 @@ public:
     /// @brief Deletes the record. One the server never saw is removed at once
     /// (cleanup hook runs); otherwise it becomes `pending_deletion` until the
     /// server confirms. Removing a record already pending deletion is a no-op.
-    result<void> remove(const local_id& id) {
-        const auto now = clock_.now();
-        auto fx = write_effects();
-        auto done = store_.transact([&](auto& tx) -> result<void> {
-            auto removed = detail::with_record<Entity>(tx, id, [&](const record_type* found) -> result<void> {
-            if (!found) return unexpected{not_found(id)};
-            const record_type& before = *found;
-            if (before.deleted) return {};
-            if (!may_exist_on_server(before)) return detail::erase_record(tx, fx, before, now, to_string(cause::remove));
-            record_type after = before;
-            const auto why = transitions::remove_locally(after, now);
-            return detail::write_record(tx, fx, std::optional<sync_status>{before.status}, std::move(after), now,
-                                        to_string(why));
-            });
-            if (removed) return removed;
-            return remove_unreadable(tx, fx, id, std::move(removed).error());
-        });
-        deliver(fx, done.has_value());
-        if (!done) return done;
-        if (fx.writes) request_sync();
-        return {};
-    }
+    result<void> remove(const local_id& id);
 
     /// @brief Puts a `failed` record back in line: `pending` (or
     /// `pending_deletion` for a failed delete) with no attempts counted.
     /// On a record that is not `failed` it is an `invalid_state` error.
-    result<record_type> reset_failed(const local_id& id) {
-        const auto now = clock_.now();
-        auto fx = write_effects();
-        std::optional<record_type> out;
-        auto done = store_.transact([&](auto& tx) -> result<void> {
-            auto found = tx.get(id);
-            if (!found) return unexpected{std::move(found).error()};
-            if (!*found) return unexpected{not_found(id)};
-            if ((*found)->status != sync_status::failed) {
-                return unexpected{make_error(errc::invalid_state, "record " + id.to_string() + " is " +
-                                                                      std::string{to_string((*found)->status)} +
-                                                                      ", not failed")};
-            }
-            record_type after = **found;
-            const auto why = transitions::reset_failed(after, now);
-            out = after;
-            return detail::write_record(tx, fx, *found, std::move(after), now, to_string(why));
-        });
-        deliver(fx, done.has_value());
-        if (!done) return unexpected{std::move(done).error()};
-        request_sync();
-        return std::move(*out);
-    }
+    result<record_type> reset_failed(const local_id& id);
 
     // ---- local half: reads --------------------------------------------------
 
@@ -320,21 +181,7 @@ public:
     [[nodiscard]] result<std::vector<record_type>> list() const { return store_.list(); }
 
     /// @brief Counts by status, the oldest unsynced change's age, and the state.
-    [[nodiscard]] result<health_report> health() const {
-        auto counts = store_.counts();
-        if (!counts) return unexpected{std::move(counts).error()};
-        health_report h;
-        static_cast<status_counts&>(h) = *counts;
-        if (counts->oldest_pending) {
-            const auto age = clock_.now() - *counts->oldest_pending;
-            h.oldest_pending_age = age < std::chrono::milliseconds{0} ? std::chrono::milliseconds{0} : age;
-        }
-        h.state = state();
-        h.cleanup_failures = cleanup_failures_.load(std::memory_order_relaxed);
-        h.unapplied = counters_.unapplied.load(std::memory_order_relaxed);
-        h.resyncs = counters_.resyncs.load(std::memory_order_relaxed);
-        return h;
-    }
+    [[nodiscard]] result<health_report> health() const;
 
     // ---- observation ------------------------------------------------------------
 
@@ -354,54 +201,29 @@ public:
     }
 
     /// @brief Sets the transition hook (every status change, with time and cause).
-    void on_transition(transition_fn fn) {
-        has_transition_hook_.store(static_cast<bool>(fn));
-        set_hook(transition_hook_, std::move(fn));
-    }
+    void on_transition(transition_fn fn);
     /// @brief Sets the cleanup hook (a record deleted for good).
-    void on_cleanup(cleanup_fn fn) {
-        has_cleanup_hook_.store(static_cast<bool>(fn));
-        set_hook(cleanup_hook_, std::move(fn));
-    }
+    void on_cleanup(cleanup_fn fn);
     /// @brief Sets the log hook (replaces the default, which writes warnings to `std::clog`).
     void on_log(log_fn fn) { set_hook(log_hook_, std::move(fn)); }
     /// @brief Sets the sync-needed hook (fire-and-forget: schedule a `sync()` from it).
-    void on_sync_needed(sync_needed_fn fn) {
-        has_sync_needed_hook_.store(static_cast<bool>(fn));
-        set_hook(sync_needed_hook_, std::move(fn));
-    }
+    void on_sync_needed(sync_needed_fn fn);
 
     /// @brief Sets the sync-wanted hook (fire-and-forget, called where the
     /// sync-needed hook is, with the reason; a `scheduler` sets it on its target).
     /// A write calls it without taking a lock: the engine keeps every hook it
     /// was given until it is destroyed (a replaced one may still be running).
-    void on_sync_wanted(sync_wanted_fn fn) {
-        std::lock_guard lock{hooks_mutex_};
-        const sync_wanted_fn* now = nullptr;
-        if (fn) {
-            sync_wanted_kept_.push_back(std::make_unique<const sync_wanted_fn>(std::move(fn)));
-            now = sync_wanted_kept_.back().get();
-        }
-        sync_wanted_hook_.store(now, std::memory_order_release);
-    }
+    void on_sync_wanted(sync_wanted_fn fn);
 
     // ---- gates ----------------------------------------------------------------
 
     /// @brief Tells the engine whether the network is reachable; coming back
     /// online fires the sync-needed hook.
-    void set_online(bool online) {
-        const bool was = online_.exchange(online);
-        publish_state();
-        if (online && !was) request_sync(sync_trigger::reconnect);
-    }
+    void set_online(bool online);
 
     /// @brief Tells the engine whether the user is logged in; logging in again
     /// (also after a 401 paused sync) fires the sync-needed hook.
-    void set_authenticated(bool authenticated) {
-        const bool was = authenticated_.exchange(authenticated);
-        publish_state();
-        if (authenticated && !was) request_sync(sync_trigger::reconnect);
-    }
+    void set_authenticated(bool authenticated);
 
     /// @brief True unless `set_online(false)` is in force.
     [[nodiscard]] bool online() const noexcept { return online_.load(); }
@@ -587,128 +409,39 @@ private:
 
     /// This device's id, the `origin` of its pushes: read from the store's
     /// metadata, or made and kept there, once, at the first sync.
-    result<void> ensure_device_id() {
-        if (!device_id_.empty()) return {};
-        auto stored = store_.get_meta(detail::device_id_key);
-        if (!stored) return unexpected{std::move(stored).error()};
-        if (*stored && !(*stored)->empty()) {
-            device_id_ = **stored;
-            return {};
-        }
-        auto id = next_id(clock_.now());
-        if (!id) return unexpected{std::move(id).error()};
-        std::string fresh = id->to_string();
-        auto saved = store_.transact([&](auto& tx) { return tx.set_meta(detail::device_id_key, fresh); });
-        if (!saved) return saved;
-        device_id_ = std::move(fresh);
-        return {};
-    }
+    result<void> ensure_device_id();
 
     // ---- what the passes ask of the engine (detail::pass_shell) -----------------
 
     [[nodiscard]] bool may_sync() const override { return online_.load() && authenticated_.load(); }
 
     /// A local id for a pulled record the server gives none.
-    [[nodiscard]] local_id fresh_id(timestamp now) override {
-        std::lock_guard lock{ids_mutex_};
-        return ids_(now);
-    }
+    [[nodiscard]] local_id fresh_id(timestamp now) override;
 
     /// The body of `update`: `after` starts as a copy of `before` (or is the
     /// stored record itself, changed in place, when `put` is false).
     template <class Tx, class F>
     result<void> apply_update(Tx& tx, detail::effects<Entity>& fx, const record_type& before, record_type& after,
-                              F& fn, timestamp now, std::optional<record_type>& out, bool put) {
-        if (before.deleted) {
-            return unexpected{make_error(errc::invalid_state, "record " + before.id.to_string() + " is deleted")};
-        }
-        std::invoke(fn, after.value);
-        // NaN and infinities cannot travel as JSON: refused on every storage alike.
-        if (auto ok = entity_ops<Entity>::validate(after.value); !ok) {
-            if (!put) after = before;  // an in-place edit is undone (the store keeps `before` for rollback too)
-            return ok;
-        }
-        if (!entity_ops<Entity>::diff_into(before.value, after.value, after.dirty)) {
-            out = after;  // no change: no write, no status change, no sync
-            return {};
-        }
-        after.local_rev += 1;
-        after.updated_at = now;
-        // A record in `error` stays there with its attempts and next attempt time:
-        // one edited forever still backs off and reaches `failed`; the edit goes
-        // up with its next attempt.
-        if (after.status == sync_status::synced) after.status = sync_status::pending;
-        if (auto a = detail::account_write(tx, fx, std::optional<sync_status>{before.status}, after, now, to_string(cause::update)); !a) {
-            return a;
-        }
-        out = after;
-        if (put) return tx.put(std::move(after));
-        return {};
-    }
+                              F& fn, timestamp now, std::optional<record_type>& out, bool put);
 
     /// A fresh local id. A seeded generator is mixed, on first use, with a
     /// counter kept in the store's metadata, so an engine restarted with the same
     /// seed over the same store never hands out an id twice.
-    result<local_id> next_id(timestamp now) {
-        std::lock_guard lock{ids_mutex_};  // never held while the store is touched: see seed_ids
-        if (ids_error_) return unexpected{*ids_error_};
-        return ids_(now);
-    }
+    result<local_id> next_id(timestamp now);
 
     /// A seeded generator is mixed with a restart counter kept in the store's
     /// metadata, once, at construction: no engine lock is held then, so the
     /// store's lock and the id lock are never taken in both orders.
-    void seed_ids() {
-        if (!options_.id_seed) return;
-        auto stored = store_.get_meta(detail::id_epoch_key);
-        if (!stored) {
-            ids_error_ = std::move(stored).error();
-            return;
-        }
-        std::uint64_t epoch = 0;
-        if (*stored) epoch = std::strtoull((*stored)->c_str(), nullptr, 10);
-        ++epoch;
-        auto saved = store_.transact([&](auto& tx) { return tx.set_meta(detail::id_epoch_key, std::to_string(epoch)); });
-        if (!saved) {
-            ids_error_ = std::move(saved).error();  // creates fail with it rather than risk a repeated id
-            return;
-        }
-        if (epoch > 1) ids_ = local_id_generator{detail::mix_seed(*options_.id_seed, epoch)};
-    }
+    void seed_ids();
 
     /// `remove` of a record the store holds but cannot decode: it is erased
     /// without being read (the server, if it knows it, keeps its copy, which a
     /// later pull brings back in a form this app may read).
     template <class Tx>
-    result<void> remove_unreadable(Tx& tx, detail::effects<Entity>& fx, const local_id& id, error why) {
-        if constexpr (reports_unreadable<store_type, Entity>) {
-            if (tx.unreadable(id)) {
-                if (auto e = tx.erase(id); !e) return e;
-                ++fx.writes;
-                fx.heard();
-                if (fx.want_changes) fx.changes.push_back(change<Entity>{change_kind::removed, id, std::nullopt, "remove"});
-                fx.warnings.push_back("removed " + id.to_string() + ", which could not be read: " + why.message);
-                return {};
-            }
-        }
-        return unexpected{std::move(why)};
-    }
+    result<void> remove_unreadable(Tx& tx, detail::effects<Entity>& fx, const local_id& id, error why);
 
     /// Logs, once each, the records the store found it cannot decode.
-    void report_unreadable() override {
-        if constexpr (reports_unreadable<store_type, Entity>) {
-            auto found = store_.unreadable();
-            if (!found) return;
-            for (const auto& u : *found) {
-                {
-                    std::lock_guard lock{state_mutex_};
-                    if (!reported_unreadable_.insert(u.id).second) continue;
-                }
-                log(log_level::warning, "record " + u.id.to_string() + " cannot be read and is skipped: " +
-                                            u.why.message);
-            }
-        }
-    }
+    void report_unreadable() override;
 
     static error not_found(const local_id& id) {
         return make_error(errc::not_found, "no record " + id.to_string());
@@ -717,146 +450,40 @@ private:
     /// True if a push of the record may have reached the server: it has a
     /// server id, a push of it is in flight, or an attempt failed in a way that
     /// may have applied (a lost response looks like a transient failure).
-    bool may_exist_on_server(const record_type& r) const {
-        if (r.server_id || r.last_attempt_at) return true;
-        std::lock_guard lock{state_mutex_};
-        return in_flight_.contains(r.id);
-    }
+    bool may_exist_on_server(const record_type& r) const;
 
     template <class Fn>
-    void set_hook(std::shared_ptr<const Fn>& slot, Fn fn) {
-        auto p = fn ? std::make_shared<const Fn>(std::move(fn)) : nullptr;
-        std::lock_guard lock{hooks_mutex_};
-        slot = std::move(p);
-    }
+    void set_hook(std::shared_ptr<const Fn>& slot, Fn fn);
 
     template <class Fn>
-    std::shared_ptr<const Fn> hook(const std::shared_ptr<const Fn>& slot) const {
-        std::lock_guard lock{hooks_mutex_};
-        return slot;
-    }
+    std::shared_ptr<const Fn> hook(const std::shared_ptr<const Fn>& slot) const;
 
-    void log(log_level level, std::string_view message) const override {
-        if (auto h = hook(log_hook_)) {
-            (*h)(level, message);
-        } else if (level >= log_level::warning) {
-            std::clog << "tether[" << collection_of<Entity>() << "]: " << message << '\n';
-        }
-    }
+    void log(log_level level, std::string_view message) const override;
 
     /// Delivers a transaction's effects: transition hook, cleanup hook, watchers.
     /// A transaction that rolled back changed nothing: only refused transitions
     /// and warnings are reported. A write that joined an enclosing transaction
     /// (a store offering `defer_until_commit`) is heard of when that commits,
     /// and never if it rolls back.
-    void deliver(detail::effects<Entity>& fx, bool committed) override {
-        if constexpr (deferring_store<store_type>) {
-            if (committed && (!fx.transitions.empty() || !fx.changes.empty() || !fx.erased.empty())) {
-                auto later = std::make_shared<detail::effects<Entity>>();
-                later->transitions.swap(fx.transitions);
-                later->changes.swap(fx.changes);
-                later->erased.swap(fx.erased);
-                later->ticket = std::move(fx.ticket);  // dropped with a rollback: its number is handed in empty
-                std::function<void()> run = [this, later] { deliver_in_order(*later, true); };
-                if (!store_.defer_until_commit(run)) {  // no enclosing transaction: now
-                    fx.transitions.swap(later->transitions);
-                    fx.changes.swap(later->changes);
-                    fx.erased.swap(later->erased);
-                    fx.ticket = std::move(later->ticket);
-                }
-            }
-        }
-        deliver_in_order(fx, committed);
-    }
+    void deliver(detail::effects<Entity>& fx, bool committed) override;
 
     /// Delivers now, or, when the transaction took a delivery number, once
     /// every transaction committed before it has been delivered (commit order
     /// per record and overall, still outside every lock).
-    void deliver_in_order(detail::effects<Entity>& fx, bool committed) {
-        if (!fx.ticket.held()) {
-            deliver_now(fx, committed);
-            return;
-        }
-        auto moved = std::make_shared<detail::effects<Entity>>(std::move(fx));
-        auto& ticket = moved->ticket;
-        ticket.fulfil([this, moved, committed] { deliver_now(*moved, committed); });
-    }
+    void deliver_in_order(detail::effects<Entity>& fx, bool committed);
 
-    void deliver_now(detail::effects<Entity>& fx, bool committed) {
-        if (!committed) {
-            fx.transitions.clear();
-            fx.changes.clear();
-            fx.erased.clear();
-        }
-        if (fx.transitions.empty() && fx.refused.empty() && fx.warnings.empty() && fx.erased.empty() &&
-            fx.changes.empty()) {
-            return;  // the common write with nobody listening: no lock taken
-        }
-        if (auto h = hook(transition_hook_)) {
-            for (const auto& t : fx.refused) (*h)(t);
-            for (const auto& t : fx.transitions) (*h)(t);
-        }
-        for (const auto& t : fx.refused) {
-            log(log_level::error, "refused illegal transition " + std::string{to_string(*t.from)} + " -> " +
-                                      std::string{to_string(*t.to)} + " of " + t.id.to_string() + " (" + t.cause + ")");
-        }
-        for (const auto& w : fx.warnings) log(log_level::warning, w);
-        if (!fx.erased.empty()) {
-            auto h = hook(cleanup_hook_);
-            for (const auto& r : fx.erased) {
-                if (!h) break;
-                std::optional<error> failure;
-                try {
-                    if (auto res = (*h)(r); !res) failure = res.error();
-                } catch (const std::exception& ex) {
-                    failure = make_error(errc::invalid_state, ex.what());
-                } catch (...) {
-                    failure = make_error(errc::invalid_state, "unknown exception");
-                }
-                if (failure) {
-                    cleanup_failures_.fetch_add(1, std::memory_order_relaxed);
-                    log(log_level::warning, "cleanup of " + r.id.to_string() + " failed: " + failure->message);
-                }
-            }
-        }
-        for (const auto& c : fx.changes) watchers_->notify(c);
-    }
+    void deliver_now(detail::effects<Entity>& fx, bool committed);
 
     /// Effects for a transaction of a sync pass: its transitions carry the
     /// trigger of the running sync.
-    [[nodiscard]] detail::effects<Entity> make_effects() const override {
-        auto fx = write_effects();
-        fx.trigger = run_trigger_.load(std::memory_order_relaxed);
-        return fx;
-    }
+    [[nodiscard]] detail::effects<Entity> make_effects() const override;
 
     /// Effects for one transaction, building only what someone listens to.
-    [[nodiscard]] detail::effects<Entity> write_effects() const {
-        detail::effects<Entity> fx;
-        fx.want_changes = !watchers_->empty();
-        fx.want_erased = has_cleanup_hook_.load(std::memory_order_acquire);
-        fx.want_transitions = has_transition_hook_.load(std::memory_order_acquire);
-        fx.order = &order_;
-        return fx;
-    }
+    [[nodiscard]] detail::effects<Entity> write_effects() const;
 
-    void request_sync(sync_trigger why = sync_trigger::after_write) {
-        rerun_.store(true, std::memory_order_release);
-        if (has_sync_needed_hook_.load(std::memory_order_acquire)) {
-            if (auto h = hook(sync_needed_hook_)) (*h)();
-        }
-        if (const auto* h = sync_wanted_hook_.load(std::memory_order_acquire)) (*h)(why);
-    }
+    void request_sync(sync_trigger why = sync_trigger::after_write);
 
-    void publish_state() {
-        // The state is read and compared under the queue's lock, so watchers
-        // hear states in the order they were reached, outside the engine's locks.
-        state_order_.post([&]() -> std::function<void()> {
-            const auto s = state();
-            if (last_published_.exchange(s) == s) return {};
-            return [w = state_watchers_, s] { w->notify(s); };
-        });
-    }
+    void publish_state();
 
     storage_policy_type storage_;
     store_type store_;
@@ -919,3 +546,8 @@ using memory_engine = sync_engine<Entity, memory_storage, loopback_transport>;
 
 }  // namespace tether
 
+// The members defined out of the class, one concern per header.
+#include <tether/engine/detail/engine_delivery.hpp>
+#include <tether/engine/detail/engine_hooks.hpp>
+#include <tether/engine/detail/engine_ids.hpp>
+#include <tether/engine/detail/engine_writes.hpp>

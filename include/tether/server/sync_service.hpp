@@ -205,65 +205,10 @@ public:
     /// same, unless a restore took the collection back). A collection the store
     /// never held has no changes: a well-formed cursor gets an empty page that
     /// keeps it.
-    [[nodiscard]] result<pull_page> pull(const pull_request& req) const {
-        const scope s{req.user, req.collection};
-        if (!has_change_feed()) {
-            return store_.read([&](auto& tx) -> result<pull_page> {
-                auto live = tx.list(s);
-                if (!live) return unexpected{std::move(live).error()};
-                pull_page page;
-                page.records.reserve(live->size());
-                for (auto& r : *live) page.records.push_back(std::move(r.record));
-                return page;
-            });
-        }
-        cursor after;
-        if (!req.cursor.empty()) {
-            auto parsed = parse_cursor(req.cursor);
-            if (!parsed)
-                return unexpected{error{errc::invalid_argument,
-                                        "bad cursor '" + std::string{req.cursor.substr(0, 64)} + "'", 400,
-                                        std::nullopt}};
-            after = *parsed;
-        }
-        const std::size_t limit = req.limit == 0 ? 1 : req.limit;
-        return store_.read([&](auto& tx) -> result<pull_page> {
-            auto info = tx.collection(s);
-            if (!info) return unexpected{std::move(info).error()};
-            pull_page page;
-            page.next_cursor = std::string{req.cursor};
-            if (!*info) return page;
-            const collection_info c = **info;
-            if (!req.cursor.empty() && (after.change > c.last_change || after.epoch != c.epoch))
-                return unexpected{error{errc::cursor_expired,
-                                        "cursor " + std::string{req.cursor} + " expired: pull again from the start",
-                                        410, std::nullopt}};
-            const std::size_t ask = limit == std::numeric_limits<std::size_t>::max() ? limit : limit + 1;
-            auto changes = tx.changes_after(s, after.change, ask);
-            if (!changes) return unexpected{std::move(changes).error()};
-            page.has_more = changes->size() > limit;
-            if (page.has_more) changes->resize(limit);
-            for (auto& r : *changes) {
-                page.next_cursor = format_cursor({r.record.version, c.epoch});
-                if (r.deleted)
-                    page.tombstones.push_back(tombstone{std::move(r.record.server_id), r.record.id, r.record.version});
-                else
-                    page.records.push_back(std::move(r.record));
-            }
-            if (!page.has_more) page.next_cursor = format_cursor({c.last_change, c.epoch});
-            return page;
-        });
-    }
+    [[nodiscard]] result<pull_page> pull(const pull_request& req) const;
 
     /// @brief The live record `req.server_id`; `errc::not_found` (404) if it is missing or deleted.
-    [[nodiscard]] result<server_record> fetch(const fetch_request& req) const {
-        return store_.read([&](auto& tx) -> result<server_record> {
-            auto found = tx.find_by_server_id(scope{req.user, req.collection}, req.server_id);
-            if (!found) return unexpected{std::move(found).error()};
-            if (!*found || (*found)->deleted) return unexpected{not_found_(req.server_id)};
-            return std::move((*found)->record);
-        });
-    }
+    [[nodiscard]] result<server_record> fetch(const fetch_request& req) const;
 
     // ---- admin edits: changes from elsewhere ---------------------------------------
 
@@ -542,70 +487,15 @@ private:
 
     template <class Tx>
     result<push_outcome> apply_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
-                                const filler_fn* filler, journal* j) const {
-        try {
-            switch (op.kind) {
-                case op_kind::create: return create_(tx, s, op, origin, now, filler, j);
-                case op_kind::update: return update_(tx, s, op, origin, now, j);
-                case op_kind::remove: return remove_(tx, s, op, origin, now, j);
-                case op_kind::append: return append_(tx, s, op, origin, now, j);
-            }
-            return protocol_("unknown op kind");
-        } catch (const nlohmann::json::exception& e) {
-            return protocol_(std::string{"malformed op: "} + e.what());
-        }
-    }
+                                const filler_fn* filler, journal* j) const;
 
     template <class Tx>
     result<push_outcome> create_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
-                                 const filler_fn* filler, journal* j) const {
-        if (!op.value.is_object()) return protocol_("create: value must be a JSON object");
-        if (op.id.is_nil()) return protocol_("create: the local id is nil");
-        auto held = tx.find_by_local_id(s, op.id);
-        if (!held) return unexpected{std::move(held).error()};
-        if (*held) {
-            auto& r = **held;
-            if (r.deleted) return op_not_found_(op);
-            // Changed since its create, or sent by another device (one that held the record a
-            // restore lost sent it again): the sender's edits would overwrite that change.
-            const bool other_origin = !origin.empty() && !r.record.origin.empty() && r.record.origin != origin;
-            if (r.record.version != r.created_version || other_origin) {
-                return replayed_(conflict_(op, std::move(r.record)));
-            }
-            return replayed_(applied_(std::move(r.record)));  // idempotent: the first create's record
-        }
-        nlohmann::json value = op.value;
-        if (filler != nullptr && *filler) {
-            (*filler)(value);
-            if (!value.is_object()) return protocol_("create: the create filler left the value not an object");
-        }
-        const std::string text = value_text_<Tx>(value);
-        if (auto big = over_limit_(op, text)) return std::move(*big);
-        auto sid = new_server_id_(tx, s);
-        if (!sid) return unexpected{std::move(sid).error()};
-        stored_record rec{server_record{std::move(*sid), op.id, 0, std::move(value), now, std::string{origin}}, false, 0};
-        return insert_(tx, s, std::move(rec), text, j);
-    }
+                                 const filler_fn* filler, journal* j) const;
 
     template <class Tx>
     result<push_outcome> update_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
-                                 journal* j) const {
-        if (!op.value.is_object()) return protocol_("update: value must be a JSON object of changed fields");
-        auto found = find_(tx, s, op);
-        if (!found) return unexpected{std::move(found).error()};
-        if (!*found && names_by_server_id_(op) && op.base_version == 0) return recreate_(tx, s, op, origin, now, j);
-        if (!*found || (*found)->deleted) return op_not_found_(op);
-        auto& r = **found;
-        if (!version_matches_(op, r)) return conflict_(op, std::move(r.record));
-        nlohmann::json merged = r.record.value;  // merge into a copy: all fields or none
-        for (const auto& field : op.value.items()) merged[field.key()] = field.value();
-        const std::string text = value_text_<Tx>(merged);
-        if (auto big = over_limit_(op, text)) return std::move(*big);
-        r.record.value = std::move(merged);
-        r.record.origin = std::string{origin};
-        if (auto ok = commit_change_(tx, s, r, now, j, &text); !ok) return unexpected{std::move(ok).error()};
-        return applied_(std::move(r.record));
-    }
+                                 journal* j) const;
 
     // An update based on version 0 naming a server id no record holds: a record a
     // restore from a backup lost, sent again whole by a device that held it (see
@@ -614,66 +504,16 @@ private:
     // without one) meet it there, and a remove naming the id finds it.
     template <class Tx>
     result<push_outcome> recreate_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
-                                   journal* j) const {
-        const std::string text = value_text_<Tx>(op.value);
-        if (auto big = over_limit_(op, text)) return std::move(*big);
-        std::optional<local_id> id;
-        if (!op.id.is_nil()) id = op.id;
-        stored_record rec{server_record{*op.server_id, id, 0, op.value, now, std::string{origin}}, false, 0};
-        return insert_(tx, s, std::move(rec), text, j);
-    }
+                                   journal* j) const;
 
     // An append (see the class): stored as an update of the member's text.
     template <class Tx>
     result<push_outcome> append_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
-                                 journal* j) const {
-        auto a = protocol::append_from_json(op.value);
-        if (!a) return rejected_(std::move(a).error());
-        auto found = find_(tx, s, op);
-        if (!found) return unexpected{std::move(found).error()};
-        if (!*found || (*found)->deleted) return op_not_found_(op);
-        auto& r = **found;
-        const auto it = r.record.value.find(a->member);
-        if (it == r.record.value.end() || !it->is_string())
-            return rejected_(error{errc::invalid_argument, "append: member '" + a->member + "' is not a string", 400,
-                                   std::nullopt});
-        auto& text = it->template get_ref<std::string&>();
-        switch (protocol::fit_append(text, *a)) {
-            case protocol::append_fit::replayed: return replayed_(applied_(std::move(r.record)));
-            case protocol::append_fit::mismatch:
-                return push_outcome{push_outcome::kind::conflict, r.record,
-                        error{errc::conflict,
-                              "append: length_before " + std::to_string(a->length_before) + ", server text is " +
-                                  std::to_string(text.size()) + " bytes",
-                              409, std::nullopt}};
-            case protocol::append_fit::fresh: break;
-        }
-        if (!version_matches_(op, r)) return conflict_(op, std::move(r.record));
-        if (a->chunk.empty()) return applied_(std::move(r.record));
-        text += a->chunk;
-        const std::string value_text = value_text_<Tx>(r.record.value);
-        if (auto big = over_limit_(op, value_text)) return std::move(*big);
-        live_append told{a->member, std::move(a->chunk), a->length_before, text.size()};
-        r.record.origin = std::string{origin};
-        if (auto ok = commit_change_(tx, s, r, now, j, &value_text, std::move(told)); !ok)
-            return unexpected{std::move(ok).error()};
-        return applied_(std::move(r.record));
-    }
+                                 journal* j) const;
 
     template <class Tx>
     result<push_outcome> remove_(Tx& tx, scope s, const push_op& op, std::string_view origin, timestamp now,
-                                 journal* j) const {
-        auto found = find_(tx, s, op);
-        if (!found) return unexpected{std::move(found).error()};
-        if (!*found) return remove_unknown_(tx, s, op, origin, now, j);
-        auto& r = **found;
-        if (r.deleted) return applied_(std::move(r.record));
-        if (!version_matches_(op, r)) return conflict_(op, std::move(r.record));
-        r.deleted = true;
-        r.record.origin = std::string{origin};
-        if (auto ok = commit_change_(tx, s, r, now, j); !ok) return unexpected{std::move(ok).error()};
-        return applied_(std::move(r.record));
-    }
+                                 journal* j) const;
 
     // A remove of a record this server does not hold: idempotent, nothing to
     // delete. It leaves a tombstone, under the server id it names (one no
@@ -684,22 +524,7 @@ private:
     // up again), and a create of it sent later meets the deletion.
     template <class Tx>
     static result<push_outcome> remove_unknown_(Tx& tx, scope s, const push_op& op, std::string_view origin,
-                                                timestamp now, journal* j) {
-        server_record known;
-        known.server_id = op.server_id.value_or(std::string{});
-        if (!op.id.is_nil()) known.id = op.id;
-        if (!names_by_server_id_(op)) {
-            if (op.id.is_nil()) return applied_(std::move(known));  // names no record at all
-            auto fresh = new_server_id_(tx, s);
-            if (!fresh) return unexpected{std::move(fresh).error()};
-            known.server_id = std::move(*fresh);
-        }
-        known.value = nlohmann::json::object();
-        known.origin = std::string{origin};
-        stored_record gone{std::move(known), true, 0};
-        if (auto ok = commit_change_(tx, s, gone, now, j); !ok) return unexpected{std::move(ok).error()};
-        return applied_(std::move(gone.record));
-    }
+                                                timestamp now, journal* j);
 
     Store store_;
     const service_limits limits_;
@@ -712,3 +537,8 @@ private:
 };
 
 }  // namespace tether::server
+
+// The members defined out of the class, one concern per header.
+#include <tether/server/detail/append_op.hpp>
+#include <tether/server/detail/push_ops.hpp>
+#include <tether/server/detail/service_reads.hpp>

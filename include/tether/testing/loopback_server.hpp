@@ -11,6 +11,8 @@
 #include <tether/server/memory_store.hpp>
 #include <tether/server/store.hpp>
 #include <tether/server/sync_service.hpp>
+#include <tether/testing/detail/loopback_spoil.hpp>
+#include <tether/testing/detail/loopback_state.hpp>
 #include <tether/testing/loopback_events.hpp>
 #include <tether/testing/loopback_faults.hpp>
 #include <tether/transport/transport.hpp>
@@ -34,18 +36,6 @@
 #include <vector>
 
 namespace tether {
-
-namespace detail {
-
-/// @brief Runs `f` in a read transaction of `store`; its value (the memory store never fails a read).
-template <class F>
-auto loopback_read(const server::memory_store& store, F&& f) {
-    auto r = store.read(std::forward<F>(f));
-    using value_type = std::remove_cvref_t<decltype(*r)>;
-    return r ? std::move(*r) : value_type{};
-}
-
-}  // namespace detail
 
 /// @brief An in-process model of a sync server, for tests, demos and the simulator.
 ///
@@ -495,211 +485,38 @@ public:
     }
 
     /// @brief A network failure or 5xx: `errc::transient`, HTTP 503.
-    [[nodiscard]] static error transient_error() {
-        return error{errc::transient, "service unavailable", 503, std::nullopt};
-    }
+    [[nodiscard]] static error transient_error() { return detail::loopback_transient_error(); }
     /// @brief Slow down: `errc::rate_limited`, HTTP 429, Retry-After `retry_after`.
     [[nodiscard]] static error rate_limited_error(std::chrono::milliseconds retry_after) {
-        return error{errc::rate_limited, "too many requests", 429, retry_after};
+        return detail::loopback_rate_limited_error(retry_after);
     }
     /// @brief Bad credentials: `errc::unauthorized`, HTTP 401.
-    [[nodiscard]] static error unauthorized_error() {
-        return error{errc::unauthorized, "unauthorized", 401, std::nullopt};
-    }
+    [[nodiscard]] static error unauthorized_error() { return detail::loopback_unauthorized_error(); }
     /// @brief A permanent refusal: `errc::rejected`, HTTP 400.
-    [[nodiscard]] static error rejected_error() {
-        return error{errc::rejected, "rejected", 400, std::nullopt};
-    }
+    [[nodiscard]] static error rejected_error() { return detail::loopback_rejected_error(); }
 
 private:
-    struct state {
-        explicit state(std::function<timestamp()> now) : service(server::memory_store{}, {}, now), events(now) {
-            service.set_observer([feed = events](std::string_view user, const live_event& e) mutable {
-                feed.publish(user, e);
-            });
-        }
+    using state = detail::loopback_state;  // testing/detail/loopback_state.hpp
+    using request_plan = detail::loopback_request_plan;
 
-        mutable std::mutex mutex;
-        mutable service_type service;  // thread-safe itself; used under `mutex` so requests apply in order
-        loopback_events events;        // told of every commit by the service; delivers after the lock
-        std::set<std::string, std::less<>> revoked;
-        std::uint64_t requests = 0;
-        std::size_t fail_next_count = 0;
-        error fail_next_error;
-        std::size_t drop_requests = 0;
-        std::size_t drop_responses = 0;
-        std::unordered_set<local_id> poisoned;
-        std::optional<fault_rates> random;
-        std::uint64_t rng = 0;
-        fault_counts counts;
-        std::function<void()> push_hook;
-        bool omit_local_ids = false;
-        std::size_t value_limit = 0;
-        std::size_t bad_pages = 0;
-        bad_item bad_kind = bad_item::nil_local_id;
-        std::uint64_t decoys = 0;  // local ids handed out for duplicate_server_id items
-    };
+    static error request_lost_() { return detail::loopback_request_lost(); }
+    static error response_lost_() { return detail::loopback_response_lost(); }
 
-    struct request_plan {
-        std::optional<error> failure;  // fail before applying
-        bool drop_response = false;    // apply, then lose the response
-    };
-
-    static error request_lost_() { return error{errc::transient, "request lost", std::nullopt, std::nullopt}; }
-    static error response_lost_() { return error{errc::transient, "response lost", std::nullopt, std::nullopt}; }
-
-    // Counts the request and decides its request-level fault (under the lock).
-    // With random faults on, every request draws once, so the sequence of draws
-    // depends only on the sequence of requests.
-    static request_plan begin_request_(state& s) {
-        ++s.requests;
-        const double u = s.random ? detail::loopback_unit(s.rng) : 1.0;
-        auto& c = s.counts;
-        if (s.fail_next_count > 0) {
-            --s.fail_next_count;
-            ++c.failed_injected;
-            return {s.fail_next_error, false};
-        }
-        if (s.drop_requests > 0) {
-            --s.drop_requests;
-            ++c.dropped_requests;
-            return {request_lost_(), false};
-        }
-        if (s.drop_responses > 0) {
-            --s.drop_responses;
-            ++c.dropped_responses;
-            return {std::nullopt, true};
-        }
-        if (!s.random) return {};
-        const auto& r = *s.random;
-        double edge = r.drop_request;
-        if (u < edge) {
-            ++c.dropped_requests;
-            return {request_lost_(), false};
-        }
-        if (u < (edge += r.transient)) {
-            ++c.transient;
-            return {transient_error(), false};
-        }
-        if (u < (edge += r.rate_limited)) {
-            ++c.rate_limited;
-            return {rate_limited_error(r.retry_after), false};
-        }
-        if (u < (edge += r.unauthorized)) {
-            ++c.unauthorized;
-            return {unauthorized_error(), false};
-        }
-        if (u < (edge += r.drop_response)) {
-            ++c.dropped_responses;
-            return {std::nullopt, true};
-        }
-        return {};
-    }
-
+    static request_plan begin_request_(state& s) { return detail::loopback_begin_request(s); }
     static std::optional<error> check_token_(const state& s, std::string_view token) {
-        if (token.empty()) return error{errc::unauthorized, "missing token", 401, std::nullopt};
-        if (s.revoked.contains(token)) return error{errc::unauthorized, "token revoked", 401, std::nullopt};
-        return std::nullopt;
+        return detail::loopback_check_token(s, token);
     }
-
     static std::optional<error> over_value_limit_(const state& s, std::span<const push_op> ops) {
-        if (s.value_limit == 0) return std::nullopt;
-        for (const auto& op : ops) {
-            if (op.value.is_null()) continue;
-            const auto size = op.value.dump().size();
-            if (size > s.value_limit)
-                return error{errc::too_large,
-                             "value of " + op.id.to_string() + " is " + std::to_string(size) +
-                                 " bytes, over the limit of " + std::to_string(s.value_limit),
-                             413, std::nullopt};
-        }
-        return std::nullopt;
+        return detail::loopback_over_value_limit(s, ops);
     }
-
-
-    // Per op, before the service looks at it: `poison`, then a random `reject_op` draw.
-    static std::optional<error> screen_(state& s, const push_op& op) {
-        if (s.poisoned.contains(op.id)) {
-            ++s.counts.rejected_ops;
-            return error{errc::rejected, "poisoned record " + op.id.to_string(), 400, std::nullopt};
-        }
-        if (s.random && s.random->reject_op > 0 && detail::loopback_unit(s.rng) < s.random->reject_op) {
-            ++s.counts.rejected_ops;
-            return error{errc::rejected, "injected rejection", 400, std::nullopt};
-        }
-        return std::nullopt;
-    }
+    static std::optional<error> screen_(state& s, const push_op& op) { return detail::loopback_screen(s, op); }
 
     static std::optional<entry> to_entry_(std::optional<server::stored_record> r) {
         if (!r) return std::nullopt;
         return entry{std::move(r->record), r->deleted};
     }
 
-    // Omits local ids and adds a bad item to an answered page (under the lock).
-    static void spoil_page_(state& s, server::scope where, pull_page& page) {
-        const double omit_rate = s.random ? s.random->omit_local_id : 0.0;
-        if (s.omit_local_ids || omit_rate > 0) {
-            auto omit = [&](std::optional<local_id>& id) {
-                if (!id) return;
-                if (!s.omit_local_ids && detail::loopback_unit(s.rng) >= omit_rate) return;
-                id.reset();
-                ++s.counts.omitted_local_ids;
-            };
-            for (auto& r : page.records) omit(r.id);
-            for (auto& t : page.tombstones) omit(t.id);
-        }
-        std::optional<bad_item> kind;
-        if (s.bad_pages > 0) {
-            kind = s.bad_kind;
-        } else if (s.random && s.random->bad_page_item > 0 && detail::loopback_unit(s.rng) < s.random->bad_page_item) {
-            kind = static_cast<bad_item>(detail::loopback_splitmix64(s.rng) % 4);
-        }
-        if (!kind) return;
-        if (!detail::loopback_read(s.service.store(), [&](const auto& tx) { return tx.collection(where); })) return;
-        // The source: a record of the page (drawn when random faults are on, else the first).
-        const std::size_t n = page.records.size();
-        const std::size_t at = n == 0 ? 0 : s.random ? detail::loopback_splitmix64(s.rng) % n : 0;
-        if (*kind == bad_item::empty_server_id_tombstone) {
-            auto usable = [](const std::optional<server::stored_record>& r) { return r && !r->deleted && r->record.id; };
-            std::optional<server::stored_record> source;
-            if (n > 0) {
-                source = detail::loopback_read(s.service.store(), [&](const auto& tx) { return tx.find_by_server_id(where, page.records[at].server_id); });
-                if (!usable(source)) source.reset();
-            }
-            if (!source) {
-                for (auto& r : detail::loopback_read(s.service.store(), [&](const auto& tx) { return tx.list(where); })) {
-                    if (!r.record.id) continue;
-                    source = std::move(r);
-                    break;
-                }
-            }
-            if (!source) return;
-            page.tombstones.push_back(tombstone{std::string{}, source->record.id, source->record.version});
-        } else {
-            if (n == 0) return;
-            server_record bad = page.records[at];
-            switch (*kind) {
-                case bad_item::nil_local_id:
-                    bad.id = local_id{};
-                    page.records.insert(page.records.begin() + static_cast<std::ptrdiff_t>(at), std::move(bad));
-                    break;
-                case bad_item::empty_server_id:
-                    bad.server_id.clear();
-                    bad.id.reset();
-                    page.records.push_back(std::move(bad));
-                    break;
-                default:  // duplicate_server_id
-                    bad.id = local_id::from_parts(timestamp{}, 0x0BAD, ++s.decoys);
-                    for (auto it = bad.value.begin(); bad.value.is_object() && it != bad.value.end(); ++it)
-                        if (it->is_string()) *it = it->get<std::string>() + "~dup";
-                    page.records.push_back(std::move(bad));
-                    break;
-            }
-        }
-        ++s.counts.bad_page_items;
-        if (s.bad_pages > 0) --s.bad_pages;
-    }
-
+    static void spoil_page_(state& s, server::scope where, pull_page& page) { detail::loopback_spoil_page(s, where, page); }
 
     std::shared_ptr<state> state_;
 };

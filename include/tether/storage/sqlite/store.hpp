@@ -13,8 +13,11 @@
 #include <tether/storage/sqlite/connection.hpp>
 #include <tether/storage/sqlite/database.hpp>
 #include <tether/storage/sqlite/row.hpp>
+#include <tether/storage/sqlite/record_cache.hpp>
 #include <tether/storage/sqlite/schema.hpp>
 #include <tether/storage/sqlite/statement.hpp>
+#include <tether/storage/sqlite/storage_policy.hpp>
+#include <tether/storage/sqlite/table_bootstrap.hpp>
 #include <tether/storage/storage.hpp>
 
 #include <sqlite3.h>
@@ -37,47 +40,6 @@
 #include <vector>
 
 namespace tether {
-
-/// @brief The reference persistent storage: every entity type in its own table
-/// of one SQLite database.
-///
-/// A policy value names the database and, optionally, the table (default: the
-/// entity's collection name). The engine rebinds it to `sqlite_store<E>`; any
-/// number of engines may share one `sqlite_database`, and their writes may share
-/// one transaction (`sqlite_database::transact`).
-///
-/// @code
-/// auto db = tether::sqlite_database::open("app.db").value();
-/// auto jobs = tether::make_engine<Job>(tether::sqlite_storage{db});           // table "jobs"
-/// auto drafts = tether::make_engine<Job>(tether::sqlite_storage{db, "drafts"});  // table "drafts"
-/// @endcode
-class sqlite_storage {
-public:
-    /// @brief Marks the type as a storage policy.
-    using policy_kind = storage_tag;
-
-    /// @brief The store the engine uses for entity `E`.
-    template <class E>
-    using rebind = sqlite_store<E>;
-
-    /// @brief Each entity type in the table named after its collection.
-    explicit sqlite_storage(sqlite_database db) : db_(std::move(db)) {}
-
-    /// @brief The entity in table `table` (`[A-Za-z_][A-Za-z0-9_]*`, at most 64
-    /// characters, not starting with `sqlite_` or `tether_`; case-insensitive).
-    /// An invalid name makes every call of the store fail with `errc::invalid_argument`.
-    sqlite_storage(sqlite_database db, std::string table) : db_(std::move(db)), table_(std::move(table)) {}
-
-    /// @brief The database.
-    [[nodiscard]] const sqlite_database& database() const noexcept { return db_; }
-
-    /// @brief The table name given at construction, if any.
-    [[nodiscard]] const std::optional<std::string>& table() const noexcept { return table_; }
-
-private:
-    sqlite_database db_;
-    std::optional<std::string> table_;
-};
 
 /// @brief One entity type's table in a `sqlite_database` (the engine's view of
 /// a `sqlite_storage`). Satisfies `record_store<sqlite_store<E>, E>`.
@@ -354,48 +316,14 @@ public:
 
 private:
     /// Checks the table on first use and creates it if missing (caller holds the
-    /// lock). A registered table needs no write, so reads never wait for the write
-    /// lock. Creation inside an enclosing transaction is not remembered, since that
-    /// transaction may roll back; finding the table there is.
+    /// lock; see table_bootstrap.hpp).
     result<void> ready_() const {
         if (init_error_) return unexpected{*init_error_};
         if (ready_flag_) return {};
-        const bool top_level = conn_->depth() == 0;
-        auto state = table_state_();
-        if (!state) return unexpected{std::move(state).error()};
-        if (*state == table_state::absent) {
-            auto r = detail::sqlite_run_in_scope(*conn_, [&]() -> result<void> {
-                auto again = table_state_();  // under the write lock: another connection may have been first
-                if (!again) return unexpected{std::move(again).error()};
-                if (*again == table_state::foreign) return foreign_table_();
-                return detail::sqlite_create_record_table(*conn_, table_);
-            });
-            if (!r) return r;
-        } else if (*state == table_state::foreign) {
-            return foreign_table_();
-        }
-        // A table this call created inside an enclosing transaction goes if that rolls back.
-        if (top_level || *state == table_state::registered) ready_flag_ = true;
+        auto opened = detail::sqlite_open_table(*conn_, table_);
+        if (!opened) return unexpected{std::move(opened).error()};
+        if (*opened) ready_flag_ = true;
         return {};
-    }
-
-    enum class table_state { absent, registered, foreign };
-
-    result<table_state> table_state_() const {
-        auto probe = conn_->prepare(
-            "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1),"
-            " (SELECT count(*) FROM tether_tables WHERE name = ?1)");
-        if (!probe) return unexpected{std::move(probe).error()};
-        probe->bind(1, std::string_view{table_});
-        if (const int rc = probe->step(); rc != SQLITE_ROW) return unexpected{fail_(rc, "opening the table")};
-        const bool exists = probe->int64(0) != 0;
-        const bool registered = probe->int64(1) != 0;
-        if (!exists) return table_state::absent;
-        return registered ? table_state::registered : table_state::foreign;
-    }
-
-    unexpected<error> foreign_table_() const {
-        return unexpected{make_error(errc::storage, "sqlite: table '" + table_ + "' exists but was not created by tether")};
     }
 
     error fail_(int rc, std::string_view what) const {
@@ -471,7 +399,7 @@ private:
             note_readable_(r->id);
             // The SQL filter mirrors is_due(); the check keeps the two from drifting apart.
             if (due_at != nullptr && !is_due(*r, *due_at)) continue;
-            if (keep) cache_put_(*r, std::move(text));
+            if (keep) cache_now_().put(*r, std::move(text));
             out.push_back(std::move(*r));
         }
         if (rows != nullptr) *rows = stepped;
@@ -479,73 +407,14 @@ private:
         return out;
     }
 
-    // The records this table's stores read inside transactions, kept current by
-    // their writes, so that an update does not read and decode its row again.
-    // Trusted only while the connection's epoch stays the same (no other
-    // connection committed, no scope rolled back); used only inside
-    // transactions, where the write lock keeps other connections out. Shared by
-    // every store of the table on the connection.
-    //
-    // It also keeps the table's rows known not to decode (see `unreadable()`),
-    // which outlive epochs: they are facts about rows, corrected by the next
-    // read, put or erase of each.
-    //
-    // Beside each record it keeps the value column's text, so that a write
-    // that leaves the value as it was (a status, a version, an attempt) binds
-    // that text again instead of serializing the entity.
-    struct record_cache {
-        std::uint64_t epoch = 0;
-        std::unordered_map<local_id, record<E>> records;
-        std::unordered_map<local_id, std::string> value_texts;  // of `records`' values, as stored
-        std::map<local_id, error> unreadable;
-    };
-    static constexpr std::size_t cache_capacity = 4096;  // records; emptied when full
+    using record_cache = detail::sqlite_record_cache<E>;
 
-    record_cache& cache_now_() const {
-        if (cache_->epoch != conn_->epoch()) {
-            cache_->records.clear();
-            cache_->value_texts.clear();
-            cache_->epoch = conn_->epoch();
-        }
-        return *cache_;
-    }
-
-    template <class R>
-    void cache_put_(R&& r, std::string value_text) const {
-        auto& c = cache_now_();
-        if (c.records.size() >= cache_capacity && !c.records.contains(r.id)) {
-            c.records.clear();
-            c.value_texts.clear();
-        }
-        const auto id = r.id;
-        c.records.insert_or_assign(id, std::forward<R>(r));
-        c.value_texts.insert_or_assign(id, std::move(value_text));
-    }
-
-    // After a write of `r`: `value_text` is its value's new text (null: the
-    // value and its cached text are as they were).
-    template <class R>
-    void cache_refresh_(R&& r, std::string* value_text) const {
-        auto& c = cache_now_();
-        if (auto it = c.records.find(r.id); it != c.records.end()) {
-            it->second = std::forward<R>(r);
-            if (value_text != nullptr) c.value_texts.insert_or_assign(it->first, std::move(*value_text));
-        }
-    }
-
-    // The record `id` as the cache holds it (null if it does not), and its
-    // value's stored text.
-    std::pair<const record<E>*, const std::string*> cached_(const local_id& id) const {
-        auto& c = cache_now_();
-        auto it = c.records.find(id);
-        if (it == c.records.end()) return {nullptr, nullptr};
-        auto text = c.value_texts.find(id);
-        return {&it->second, text == c.value_texts.end() ? nullptr : &text->second};
-    }
+    // The table's record cache as of the connection's epoch (record_cache.hpp).
+    record_cache& cache_now_() const { return cache_->at(conn_->epoch()); }
 
     result<const record<E>*> peek_cached_(const local_id& id) const {
         auto& c = cache_now_();
-        if (auto it = c.records.find(id); it != c.records.end()) return &it->second;
+        if (const auto* held = c.find(id)) return held;
         auto st = conn_->prepare(keys_.select_by_id);
         if (!st) return unexpected{std::move(st).error()};
         st->bind_blob(1, id.bytes());
@@ -553,19 +422,19 @@ private:
         auto found = one_(*st, "get", &id, nullptr, &text);
         if (!found) return unexpected{std::move(found).error()};
         if (!*found) return static_cast<const record<E>*>(nullptr);
-        cache_put_(std::move(**found), std::move(text));
-        return &c.records.find(id)->second;
+        c.put(std::move(**found), std::move(text));
+        return c.find(id);
     }
 
     bool tx_unreadable_(const local_id& id) const {
-        if (cache_now_().records.contains(id)) return false;  // decoded already
+        if (cache_now_().find(id) != nullptr) return false;  // decoded already
         auto st = conn_->prepare(keys_.select_by_id);
         if (!st) return false;
         st->bind_blob(1, id.bytes());
         bool undecodable = false;
         std::string text;
         auto found = one_(*st, "get", &id, &undecodable, &text);
-        if (found && *found) cache_put_(std::move(**found), std::move(text));
+        if (found && *found) cache_now_().put(std::move(**found), std::move(text));
         return undecodable;
     }
 
@@ -616,7 +485,7 @@ private:
         // of an unchanged value is bound as it is (the cache does not change
         // before the step).
         std::string value;
-        auto [stored, text] = cached_(r.id);
+        auto [stored, text] = cache_now_().find_with_text(r.id);
         const std::string* known =
             stored != nullptr && text != nullptr && entity_ops<E>::equal(stored->value, r.value) ? text : nullptr;
         bool written = false;
@@ -634,7 +503,7 @@ private:
         note_readable_(r.id);
         // Kept only if already cached (read or updated before): a record just
         // created need not cost a copy until it is read or updated.
-        cache_refresh_(std::forward<R>(r), known != nullptr ? nullptr : &value);
+        cache_now_().refresh(std::forward<R>(r), known != nullptr ? nullptr : &value);
         return {};
     }
 
@@ -668,9 +537,7 @@ private:
         if (!st) return unexpected{std::move(st).error()};
         st->bind_blob(1, id.bytes());
         if (const int rc = st->step(); rc != SQLITE_DONE) return unexpected{fail_(rc, "erase " + id.to_string())};
-        auto& c = cache_now_();
-        c.records.erase(id);
-        c.value_texts.erase(id);
+        cache_now_().erase(id);
         note_readable_(id);
         return {};
     }
