@@ -323,6 +323,30 @@ TEST_CASE("live: a dropped subscription is reported, following again resumes", "
     CHECK(w.server.events().subscriptions("alice", "jobs") == 0);
 }
 
+TEST_CASE("live: a feed that refuses the credentials pauses the engine, as a sync's 401 does", "[live]") {
+    world w;
+    auto desk = w.device();
+    auto phone = w.device();
+    share(desk, phone, Job{"memo", 0, "/a"});
+    w.server.revoke("alice");
+    auto refused = phone.follow();
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == tether::errc::unauthorized);
+    CHECK(phone.state() == tether::engine_state::unauthorized);
+    CHECK_FALSE(phone.live_status().following);
+    auto again = phone.follow();  // gated: the server is not asked again
+    REQUIRE_FALSE(again);
+    CHECK(again.error().code == tether::errc::unauthorized);
+    CHECK(w.server.events().subscriptions("alice", "jobs") == 0);
+    w.server.restore("alice");
+    phone.set_authenticated(true);
+    REQUIRE(phone.follow());
+    CHECK(phone.live_status().following);
+    edit(desk, 40);
+    REQUIRE(phone.apply_live());
+    CHECK(only(phone).value.progress == 40);
+}
+
 TEST_CASE("live: a local change meets the event as it meets a pull: the conflict policy decides", "[live]") {
     world w;
     auto desk = w.device();

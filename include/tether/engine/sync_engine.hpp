@@ -304,11 +304,15 @@ public:
     /// cursor (a `live_transport` only; see engine/detail/live.hpp): events are
     /// queued on the feed's thread, then `notify()` is called there (it should
     /// only schedule `apply_live()`). Again: a fresh subscription. `errc::offline`,
-    /// `unauthorized` or `busy` (a sync running) when gated, or the feed's error.
+    /// `unauthorized` or `busy` (a sync running) when gated, or the feed's error;
+    /// a feed that refuses the credentials pauses the engine as a sync's 401 does
+    /// (until `set_authenticated(true)`), so nothing follows again in a loop.
     result<void> follow(std::function<void()> notify = {}) requires live_transport<transport_type> {
-        auto ran = single_flight(sync_trigger::user, [&](sync_report&) {
+        auto ran = single_flight(sync_trigger::user, [&](sync_report& rep) {
             auto ctx = context();
-            return live_.follow(ctx, notify);
+            auto followed = live_.follow(ctx, notify);
+            if (!followed && followed.error().code == errc::unauthorized) pause_unauthorized(followed.error(), rep);
+            return followed;
         });
         if (!ran) return unexpected{std::move(ran).error()};
         if (ran->skipped) return unexpected{detail::live_skipped(*ran->skipped)};
