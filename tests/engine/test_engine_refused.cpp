@@ -9,6 +9,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -41,6 +43,7 @@ struct refusing_transport {
         std::optional<tether::error> fail_next_pull;  // the next pull fails with this
         std::vector<tether::refused_item> extra;      // refused items added to the next page (once)
         std::map<std::string, bool> refuse_fetch;     // server ids whose fetch cannot be read
+        std::map<std::string, bool> refuse_tombstones; // server ids whose tombstone is refused (named)
         std::map<std::string, std::size_t> fetches;   // fetches made, by server id
     };
 
@@ -68,6 +71,16 @@ struct refusing_transport {
             }
         }
         page->records = std::move(kept);
+        std::vector<tether::tombstone> tombs;
+        for (std::size_t i = 0; i < page->tombstones.size(); ++i) {
+            auto& t = page->tombstones[i];
+            if (s->refuse_tombstones.contains(t.server_id))
+                page->refused.push_back(tether::refused_item{t.server_id, i, true, "tombstones[" + std::to_string(i) +
+                                                                                       "].version: expected an unsigned integer"});
+            else
+                tombs.push_back(std::move(t));
+        }
+        page->tombstones = std::move(tombs);
         for (auto& x : s->extra) page->refused.push_back(std::move(x));
         s->extra.clear();
         return page;
@@ -255,4 +268,57 @@ TEST_CASE("a resync whose page refused an item without its server id takes no re
     auto quiet = dev.pull();
     REQUIRE(quiet);
     CHECK(quiet->pulled == 0);  // the resync is over: pulls go on from the cursor
+}
+
+TEST_CASE("a refused tombstone's deletion arrives by the fetch that answers not_found", "[sync][refused]") {
+    world w;
+    const auto sids = three_on_server(w);
+    refusing_transport t{tether::loopback_transport{w.server, "alice"}};
+    auto dev = tether::make_engine<Job>(tether::memory_storage{}, t, w.clock);
+    REQUIRE(dev.pull());
+    REQUIRE(local_count(dev) == 3);
+
+    auto writer = w.plain_device();
+    REQUIRE(writer.pull());
+    for (const auto& r : writer.list().value())
+        if (r.server_id == sids[1]) REQUIRE(writer.remove(r.id));
+    REQUIRE(writer.sync());
+
+    t.s->refuse_tombstones[sids[1]] = true;
+    auto refused = dev.pull();
+    REQUIRE(refused);
+    CHECK(refused->unapplied == 1);
+    CHECK(local_count(dev) == 3);  // the deletion did not read: the cursor moved past it
+    auto fetched = dev.pull();     // the fetch of the deferred id: the server no longer holds it
+    REQUIRE(fetched);
+    CHECK_FALSE(fetched->failure);
+    CHECK(fetches_of(t, sids[1]) == 1);
+    CHECK(fetched->removed == 1);
+    CHECK(local_count(dev) == 2);
+    for (const auto& r : dev.list().value()) CHECK(r.server_id != sids[1]);
+    REQUIRE(dev.pull());
+    CHECK(fetches_of(t, sids[1]) == 1);  // off the list
+}
+
+TEST_CASE("ids that never read do not keep the others from their refetch", "[sync][refused]") {
+    world w;
+    auto writer = w.plain_device();
+    for (int i = 0; i < 40; ++i) REQUIRE(writer.create(Job{"w" + std::to_string(i), i, ""}));
+    REQUIRE(writer.sync());
+    std::vector<std::string> sids;
+    for (const auto& r : w.on_server()) sids.push_back(r.server_id);
+    REQUIRE(sids.size() == 40);
+    std::sort(sids.begin(), sids.end());
+    refusing_transport t{tether::loopback_transport{w.server, "alice"}};
+    for (const auto& sid : sids) t.s->refuse_in_pages[sid] = true;
+    for (std::size_t i = 0; i + 1 < sids.size(); ++i) t.s->refuse_fetch[sids[i]] = true;  // all but the last, for good
+    auto dev = tether::make_engine<Job>(tether::memory_storage{}, t, w.clock);
+    REQUIRE(dev.pull());
+    CHECK(local_count(dev) == 0);
+    for (int pass = 0; pass < 20 && local_count(dev) == 0; ++pass) {
+        w.clock.advance(std::chrono::seconds{1});
+        REQUIRE(dev.pull());
+    }
+    CHECK(local_count(dev) == 1);  // the one that reads had its turn
+    CHECK(fetches_of(t, sids.back()) == 1);
 }

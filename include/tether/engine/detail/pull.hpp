@@ -23,6 +23,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -256,7 +258,10 @@ result<void> skip_pulled(Ctx& ctx, effects<typename Ctx::entity_type>& fx, pull_
     ctx.counters.unapplied.fetch_add(1, std::memory_order_relaxed);
     fx.warnings.push_back("pulled item " + (server_id.empty() ? std::string{"with no server id"} : server_id) +
                           " not applied: " + why);
-    if (fetch_later) run.defer(server_id);
+    if (fetch_later && !run.defer(server_id)) {
+        ctx.shell.log(log_level::error, "pulled item " + server_id + " not kept for a later fetch: " +
+                                            std::to_string(max_refetch) + " are waiting already; it comes again when it changes");
+    }
     return {};
 }
 
@@ -421,6 +426,45 @@ result<void> apply_tombstone(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type
     return erase_record(tx, fx, **cur, now, to_string(cause::deleted_on_server));
 }
 
+/// The ids `refetch` fetches in this pull: at most `refetch_per_pull`, starting
+/// at a place that moves with the clock, so ids that never read cannot keep
+/// the others from their turn; none a page of this run refused.
+template <class Ctx>
+std::vector<std::string> refetch_todo(Ctx& ctx, const pull_run& run) {
+    const bool settling = run.doubt && run.doubt->settling;
+    std::vector<std::string> todo;
+    if (run.refetch.empty()) return todo;
+    auto x = static_cast<std::uint64_t>(ctx.clock.now().time_since_epoch().count());
+    x ^= x >> 33;  // mixed: a clock that moves in round steps still moves the start
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    auto first = std::next(run.refetch.begin(), static_cast<std::ptrdiff_t>(x % run.refetch.size()));
+    auto it = first;
+    do {
+        const auto& sid = *it;
+        if (!run.refused.contains(sid) && (!settling || !run.deferred.contains(sid))) todo.push_back(sid);
+        if (++it == run.refetch.end()) it = run.refetch.begin();
+    } while (it != first && todo.size() < refetch_per_pull);
+    return todo;
+}
+
+/// A deferred id the server no longer holds (`not_found` on its fetch): gone,
+/// as a tombstone says (a refused tombstone's deletion arrives this way).
+template <class Ctx>
+result<void> apply_gone(Ctx& ctx, pull_run& run, const std::string& sid, pass_result& out) {
+    const auto now = ctx.clock.now();
+    auto fx = ctx.shell.make_effects();
+    auto done = ctx.store.transact([&](auto& tx) -> result<void> {
+        std::unordered_set<std::string> alone;
+        const tombstone gone{sid, std::nullopt, std::numeric_limits<std::uint64_t>::max()};
+        if (auto a = apply_tombstone(ctx, tx, fx, run, alone, gone, now, out); !a) return a;
+        return tx.set_meta(refetch_key, format_refetch(run.refetch));
+    });
+    ctx.shell.deliver(fx, done.has_value());
+    if (done) run.refetch_changed = false;
+    return done;
+}
+
 /// Fetches again, one by one, the items earlier pages could not apply (at
 /// most `refetch_per_pull`), until they apply or the server answers
 /// `not_found`; an answer the transport cannot read (`errc::protocol`) is
@@ -432,18 +476,11 @@ result<void> apply_tombstone(Ctx& ctx, Tx& tx, effects<typename Ctx::entity_type
 template <class Ctx>
 result<void> refetch(Ctx& ctx, pull_run& run, pass_result& out) {
     using entity_type = typename Ctx::entity_type;
-    const bool settling = run.doubt && run.doubt->settling;
-    std::vector<std::string> todo;
-    for (const auto& sid : run.refetch) {
-        if (todo.size() == refetch_per_pull) break;
-        if (run.refused.contains(sid)) continue;  // its page's answer was just refused: a later pull
-        if (!settling || !run.deferred.contains(sid)) todo.push_back(sid);
-    }
-    for (const auto& sid : todo) {
+    for (const auto& sid : refetch_todo(ctx, run)) {
         if (!ctx.shell.may_sync()) break;
         auto got = ctx.transport.fetch(collection_of<entity_type>(), sid);  // no lock held
         if (!got && got.error().code == errc::not_found) {
-            run.drop_refetch(sid);
+            if (auto g = apply_gone(ctx, run, sid, out); !g) return g;
             continue;
         }
         if (!got && got.error().code == errc::protocol) {

@@ -56,11 +56,14 @@ struct pull_run {
         seen_unknown = false;
     }
 
-    /// Keeps a server id to fetch again at a later pull (at most `max_refetch`).
-    void defer(const std::string& server_id) {
-        if (server_id.empty() || refetch.size() >= max_refetch) return;
+    /// Keeps a server id to fetch again at a later pull (at most `max_refetch`);
+    /// false if the list is full (the item is then seen again only when it changes).
+    bool defer(const std::string& server_id) {
+        if (server_id.empty()) return true;
+        if (!refetch.contains(server_id) && refetch.size() >= max_refetch) return false;
         refetch_changed |= refetch.insert(server_id).second;
         deferred.insert(server_id);
+        return true;
     }
     /// The server id came and applied (or is gone): no longer fetched again.
     void drop_refetch(const std::string& server_id) {
