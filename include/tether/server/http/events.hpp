@@ -314,13 +314,19 @@ public:
                 if (s->user() == user && s->collection() == ev.collection) s->offer(e->origin, e->frame);
             return;
         }
+        bool followed = false;
+        for (const auto& s : streams_)
+            if (s->user() == user && s->collection() == ev.collection) followed = true;
+        if (backfill_ && !followed) {
+            // Nobody follows it here and the store serves its resumes: nothing is
+            // kept of it, so the map does not grow with every scope the feed hears.
+            trails_.erase(k);
+            return;
+        }
         auto& t = trails_[k];
         if (t.last && t.last->epoch == e->at.epoch && e->at.change <= t.last->change) return;  // told already
         const bool follows = t.last && t.last->epoch == e->at.epoch && e->before.epoch == e->at.epoch &&
                              e->before.change <= t.last->change;
-        bool followed = false;
-        for (const auto& s : streams_)
-            if (s->user() == user && s->collection() == ev.collection) followed = true;
         // Not contiguous with what is kept: resume only from here on. With a
         // backfill, only a collection followed here keeps a history (the
         // store serves the others' resumes): a feed of every process's
@@ -331,6 +337,14 @@ public:
         while (t.kept.size() > options_.history) t.kept.pop_front();
         for (const auto& s : streams_)
             if (s->user() == user && s->collection() == ev.collection) s->offer(e->origin, e->frame, e->before, e->at);
+    }
+
+    /// @brief True if a stream of `user`'s `collection` is open here.
+    [[nodiscard]] bool follows(std::string_view user, std::string_view collection) const {
+        std::lock_guard lock{mutex_};
+        for (const auto& s : streams_)
+            if (s->user() == user && s->collection() == collection) return true;
+        return false;
     }
 
     /// @brief The last change told of `user`'s `collection`; empty if none yet.

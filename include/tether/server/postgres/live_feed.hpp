@@ -163,6 +163,9 @@ private:
             log_("live feed: " + n.error().message + "; catching up from the store");
             return catch_up_all_("a malformed notification");
         }
+        // Nobody follows the scope in this process: nothing to tell, nothing to read
+        // (a stream opened later resumes from the store).
+        if (!hub_->follows(n->user, n->collection)) return;
         const auto last = hub_->last(n->user, n->collection);
         const bool same_epoch = last && last->epoch == n->epoch;
         if (same_epoch && last->change >= n->to) return;  // told already
