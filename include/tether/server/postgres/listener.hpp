@@ -77,13 +77,11 @@ public:
 
     /// @brief Stops the thread (it ends its wait at once) and joins it; the
     /// handlers are not called after this returns.
+    /// Safe to call twice and from two threads at once (one joins, the other
+    /// waits for it); from a handler (the listener's own thread) it only asks.
     void stop() {
         {
             std::lock_guard lock{mutex_};
-            if (stopping_) {
-                if (thread_.joinable()) thread_.join();
-                return;
-            }
             stopping_ = true;
         }
         cv_.notify_all();
@@ -91,7 +89,8 @@ public:
             const char byte = 1;
             (void)!::write(wake_[1], &byte, 1);
         }
-        if (thread_.joinable()) thread_.join();
+        std::lock_guard joining{join_mutex_};  // never held by the listener's thread
+        if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
     }
 
     /// @brief True while the connection listens (from when `on_listening` returned).
@@ -178,6 +177,7 @@ private:
     const pg_listener_handlers handlers_;
     const pg_listener_options options_;
     std::mutex mutex_;
+    std::mutex join_mutex_;  // one stop() joins the thread at a time
     std::condition_variable cv_;
     bool stopping_ = false;
     int wake_[2] = {-1, -1};
