@@ -95,9 +95,10 @@ result<void> sqlite_run_joined(sqlite_connection& c, F&& body) {
 /// The trigger named `s` in the audit log (`to_string(sync_trigger)`), or
 /// nothing for a name this build does not know.
 [[nodiscard]] constexpr std::optional<sync_trigger> sqlite_trigger_from_string(std::string_view s) noexcept {
-    for (const auto t : {sync_trigger::user, sync_trigger::scheduled, sync_trigger::after_write,
-                         sync_trigger::reconnect, sync_trigger::retry_due, sync_trigger::event}) {
-        if (to_string(t) == s) return t;
+    // Every value of the enum (a new trigger is read back once `to_string` names it).
+    for (unsigned v = 0; v <= 0xffu; ++v) {
+        const auto t = static_cast<sync_trigger>(v);
+        if (const auto name = to_string(t); name != "unknown" && name == s) return t;
     }
     return std::nullopt;
 }
