@@ -10,7 +10,10 @@
 //  - bad-pages: 15% of the answered pull pages carry one bad item (nil local
 //    id, empty server id as a record or a tombstone, duplicate server id with a
 //    decoy value), also in the quiet phase, so a client that refuses whole
-//    pages never converges;
+//    pages never converges; and 10% of them (not in the quiet phase) have one
+//    record or tombstone taken out into `pull_page::refused`, as a decoder
+//    refuses an item it cannot read, which the engine must fetch later (a
+//    tombstone's fetch answers not_found: its deletion must still arrive);
 //  - value-limit: a value limit of 1 KiB, and 3% of creates and updates write a
 //    value over it (one field of more than 1 KiB);
 //  - admin: 1.5% of operations are admin edits (55%: new values of some
@@ -48,7 +51,10 @@ void hostile_setup(world<M>& w) {
         w.server.set_omit_local_ids(omit_all);
         if (!omit_all) w.rates.omit_local_id = 0.3;
     }
-    if (w.knobs & knob_bad_pages) w.rates.bad_page_item = 0.15;
+    if (w.knobs & knob_bad_pages) {
+        w.rates.bad_page_item = 0.15;
+        w.rates.refused_page_item = 0.10;
+    }
     if (w.knobs & knob_value_limit) {
         w.value_limit = 1024;
         w.big_writes = 0.03;
@@ -156,6 +162,8 @@ void hostile_quiet(world<M>& w) {
     tether::fault_rates quiet;
     quiet.omit_local_id = w.rates.omit_local_id;
     quiet.bad_page_item = w.rates.bad_page_item;
+    // Refused items are not: each takes a real change out of its page, which only
+    // a later pull's fetch brings, and the quiet phase ends with a pull.
     if (quiet.omit_local_id > 0 || quiet.bad_page_item > 0)
         w.server.set_random_faults(quiet, mix64(w.seed ^ 0x0B1E7ull));
 }
@@ -166,6 +174,7 @@ inline void hostile_faults(const tether::fault_counts& f, std::array<std::uint64
     fs[static_cast<std::size_t>(fault::filled_create)] += f.filled_creates;
     fs[static_cast<std::size_t>(fault::omitted_local_id)] += f.omitted_local_ids;
     fs[static_cast<std::size_t>(fault::bad_page_item)] += f.bad_page_items;
+    fs[static_cast<std::size_t>(fault::refused_page_item)] += f.refused_page_items;
     fs[static_cast<std::size_t>(fault::too_large)] += f.too_large;
     fs[static_cast<std::size_t>(fault::restore)] += f.restores;
     fs[static_cast<std::size_t>(fault::expired_cursor)] += f.expired_cursors;

@@ -227,6 +227,10 @@ struct mode_total {
 /// (0: the kind is not expected in that mode).
 std::uint64_t threshold(mode m, std::size_t k, std::uint64_t seeds, unsigned knobs) {
     const bool live = m == mode::live || m == mode::live_nopoll;
+    if (static_cast<fault>(k) == fault::refused_page_item) {  // the hostile server's, with bad pages
+        if (m != mode::hostile || !(knobs & knob_bad_pages)) return 0;
+        return static_cast<std::uint64_t>(std::ceil(200.0 * static_cast<double>(seeds) / 1000.0));
+    }
     if (k >= threaded_fault_end) {  // the live modes' kinds; no periodic runs without polling
         if (!live || (m == mode::live_nopoll && static_cast<fault>(k) == fault::run_scheduled)) return 0;
         return static_cast<std::uint64_t>(std::ceil(200.0 * static_cast<double>(seeds) / 1000.0));

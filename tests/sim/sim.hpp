@@ -225,13 +225,15 @@ enum class fault : std::uint8_t {
     append_event_in_place,  ///< an appended event that extended the held text, applied in place (no fetch)
     append_event_gap,       ///< an appended event that did not extend the held text (a gap, a local edit, not held)
     live_overflow,          ///< a live pass that pulled instead: the device's inbox had passed its bound
+    // The hostile server's kind added after the live ones:
+    refused_page_item,      ///< a page item taken out into `pull_page::refused` (fetched later by the engine)
 };
 inline constexpr std::size_t classic_fault_kinds = 9;
 inline constexpr std::size_t hostile_fault_end = 17;
 inline constexpr std::size_t sqlite_fault_end = 19;
 inline constexpr std::size_t rich_fault_end = 20;
 inline constexpr std::size_t threaded_fault_end = 21;
-inline constexpr std::size_t fault_kinds = 36;
+inline constexpr std::size_t fault_kinds = 37;
 inline constexpr std::array<std::string_view, fault_kinds> fault_names{
     "drop_request",    "drop_response", "transient",        "rate_limited",  "unauthorized", "reject_op",
     "restart",         "clock_jump",    "edit_in_flight",   "replayed_create", "filled_create",
@@ -239,7 +241,8 @@ inline constexpr std::array<std::string_view, fault_kinds> fault_names{
     "db_transact",     "reopen",        "non_finite",       "racing_write",
     "live_drop",       "live_duplicate", "live_reorder",    "live_delay",    "live_cut",     "refollow",
     "run_scheduled",   "run_after_write", "run_reconnect",  "run_retry_due", "run_event",
-    "append",          "append_event_in_place", "append_event_gap", "live_overflow"};
+    "append",          "append_event_in_place", "append_event_gap", "live_overflow",
+    "refused_page_item"};
 
 /// The invariants (0: engine contract, e.g. a local write that failed).
 inline constexpr std::array<std::string_view, 17> invariant_names{

@@ -28,6 +28,11 @@ struct fault_rates {
     double reject_op = 0;       ///< per op of a push: the op is `rejected` with `errc::rejected` (HTTP 400)
     double omit_local_id = 0;   ///< per record or tombstone of a pull page: sent without its local id
     double bad_page_item = 0;   ///< per answered pull page: one bad item added (kind drawn uniformly, see `bad_item`)
+    /// Per answered pull page: one record or tombstone of it taken out into
+    /// `pull_page::refused`, with its server id, as a decoder refuses an item it
+    /// cannot read (the engine must fetch it later; a tombstone's fetch answers
+    /// `not_found`, which is how its deletion arrives).
+    double refused_page_item = 0;
     std::chrono::milliseconds retry_after{1000};  ///< the Retry-After of a random `rate_limited` fault
 };
 
@@ -75,6 +80,7 @@ struct fault_counts {
     std::uint64_t filled_creates = 0;     ///< creates whose stored value the create filler changed
     std::uint64_t omitted_local_ids = 0;  ///< pull page items sent without their local id
     std::uint64_t bad_page_items = 0;     ///< bad items added to pull pages (scripted and random)
+    std::uint64_t refused_page_items = 0; ///< page items taken out into `pull_page::refused` (`refused_page_item`)
     std::uint64_t too_large = 0;          ///< pushes refused whole: an op's value over the value limit
     std::uint64_t restores = 0;           ///< `restore` calls
     std::uint64_t expired_cursors = 0;    ///< pulls answered `errc::cursor_expired`

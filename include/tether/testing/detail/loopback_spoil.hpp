@@ -3,8 +3,8 @@
 // The spoiling of an answered pull page by a `loopback_server`
 // (testing/loopback_server.hpp): local ids left out, and bad items added (a
 // nil local id, an empty server id, a duplicate server id, a tombstone with an
-// empty server id), for the engine's pull to refuse one item at a time. Not a
-// public entry point.
+// empty server id), and items taken out into `refused` as a decoder refuses
+// them, for the engine's pull to skip one item at a time. Not a public entry point.
 #include <tether/core/ids.hpp>
 #include <tether/core/timestamp.hpp>
 #include <tether/server/store.hpp>
@@ -18,6 +18,25 @@
 #include <utility>
 
 namespace tether::detail {
+
+/// Takes one record (or tombstone) of the page out into `refused`, with its
+/// server id, as a decoder refuses an item it cannot read; false if the page
+/// has none.
+inline bool loopback_refuse_item(loopback_state& s, pull_page& page, bool tombstone) {
+    const std::size_t n = tombstone ? page.tombstones.size() : page.records.size();
+    if (n == 0) return false;
+    const std::size_t at = loopback_splitmix64(s.rng) % n;
+    const std::string why = std::string{tombstone ? "tombstones[" : "records["} + std::to_string(at) +
+                            "].version: expected an unsigned integer (a fault)";
+    if (tombstone) {
+        page.refused.push_back(refused_item{page.tombstones[at].server_id, at, true, why});
+        page.tombstones.erase(page.tombstones.begin() + static_cast<std::ptrdiff_t>(at));
+    } else {
+        page.refused.push_back(refused_item{page.records[at].server_id, at, false, why});
+        page.records.erase(page.records.begin() + static_cast<std::ptrdiff_t>(at));
+    }
+    return true;
+}
 
 /// Omits local ids and adds a bad item to an answered page of `where` (under
 /// the server's lock): `set_omit_local_ids`, `bad_next_pages`, and the seeded
@@ -33,6 +52,10 @@ inline void loopback_spoil_page(loopback_state& s, server::scope where, pull_pag
         };
         for (auto& r : page.records) omit(r.id);
         for (auto& t : page.tombstones) omit(t.id);
+    }
+    if (s.random && s.random->refused_page_item > 0 && loopback_unit(s.rng) < s.random->refused_page_item) {
+        const bool tombstone = !page.tombstones.empty() && (page.records.empty() || loopback_splitmix64(s.rng) % 2 == 0);
+        if (loopback_refuse_item(s, page, tombstone)) ++s.counts.refused_page_items;
     }
     std::optional<bad_item> kind;
     if (s.bad_pages > 0) {
