@@ -3,6 +3,7 @@
 // schema version 3 (the previous one, written here with its own DDL) is
 // migrated and its old rows read back without one, and a stored trigger this
 // build does not know is refused as a corrupt row.
+#include "integration/raw_db.hpp"
 #include "support/entities.hpp"
 #include "support/temp_dir.hpp"
 
@@ -22,38 +23,7 @@ using tether_test::temp_dir;
 
 namespace {
 
-/// A raw connection to a database file, as another program (or an older
-/// build of tether) would hold it.
-class raw_db {
-public:
-    explicit raw_db(const std::string& path) {
-        if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) throw std::runtime_error{"sqlite3_open failed"};
-    }
-    raw_db(const raw_db&) = delete;
-    raw_db& operator=(const raw_db&) = delete;
-    ~raw_db() { sqlite3_close(db_); }
-
-    /// Runs `sql` (several statements allowed); SQLITE_OK or the error code.
-    int exec(const std::string& sql) { return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr); }
-
-    /// The first column of every row of `sql`, as text ("NULL" for a null).
-    std::vector<std::string> column(const std::string& sql) {
-        std::vector<std::string> out;
-        sqlite3_stmt* st = nullptr;
-        if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-            throw std::runtime_error{sqlite3_errmsg(db_)};
-        }
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const auto* t = sqlite3_column_text(st, 0);
-            out.emplace_back(t == nullptr ? "NULL" : reinterpret_cast<const char*>(t));
-        }
-        sqlite3_finalize(st);
-        return out;
-    }
-
-private:
-    sqlite3* db_ = nullptr;
-};
+using tether_test::raw_db;
 
 tether::sqlite_database open_audited(const std::string& path) {
     tether::sqlite_options o;
@@ -164,7 +134,7 @@ TEST_CASE("sqlite audit: a sync's transitions read back with the trigger that ra
 
     // What the file holds: the trigger's name, NULL for the local write.
     raw_db raw{dir.file("app.db")};
-    const auto stored = raw.column("SELECT \"trigger\" FROM tether_audit ORDER BY seq");
+    const auto stored = raw.column("SELECT \"trigger\" FROM tether_audit ORDER BY seq", "NULL");
     REQUIRE(stored.size() == log->size());
     CHECK(stored.front() == "NULL");
     CHECK(stored.back() == "reconnect");
