@@ -100,16 +100,19 @@ std::size_t fetches_of(const refusing_transport& t, const std::string& sid) {
     return it == t.s->fetches.end() ? 0 : it->second;
 }
 
-/// The server ids of three records another device made.
-std::vector<std::string> three_on_server(world& w) {
+/// The server ids of `n` records another device made.
+std::vector<std::string> made_on_server(world& w, int n) {
     auto writer = w.plain_device();
-    for (int i = 0; i < 3; ++i) REQUIRE(writer.create(Job{"w" + std::to_string(i), i, ""}));
+    for (int i = 0; i < n; ++i) REQUIRE(writer.create(Job{"w" + std::to_string(i), i, ""}));
     REQUIRE(writer.sync());
     std::vector<std::string> out;
     for (const auto& r : w.on_server()) out.push_back(r.server_id);
-    REQUIRE(out.size() == 3);
+    REQUIRE(out.size() == static_cast<std::size_t>(n));
     return out;
 }
+
+/// The server ids of three records another device made.
+std::vector<std::string> three_on_server(world& w) { return made_on_server(w, 3); }
 
 /// How a transport of one's own reads the records of a page (docs/policies.md):
 /// one that does not read is refused alone, with its server id if it has one.
@@ -302,12 +305,7 @@ TEST_CASE("a refused tombstone's deletion arrives by the fetch that answers not_
 
 TEST_CASE("ids that never read do not keep the others from their refetch", "[sync][refused]") {
     world w;
-    auto writer = w.plain_device();
-    for (int i = 0; i < 40; ++i) REQUIRE(writer.create(Job{"w" + std::to_string(i), i, ""}));
-    REQUIRE(writer.sync());
-    std::vector<std::string> sids;
-    for (const auto& r : w.on_server()) sids.push_back(r.server_id);
-    REQUIRE(sids.size() == 40);
+    auto sids = made_on_server(w, 40);
     std::sort(sids.begin(), sids.end());
     refusing_transport t{tether::loopback_transport{w.server, "alice"}};
     for (const auto& sid : sids) t.s->refuse_in_pages[sid] = true;
